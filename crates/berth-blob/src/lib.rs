@@ -1,0 +1,161 @@
+//! Content-addressed blob storage.
+//!
+//! A [`BlobStore`] holds two kinds of objects:
+//! - **upload sessions**: append-only byte buffers named by [`UploadId`], written while a client
+//!   pushes a blob (distribution-spec §Pushing blobs);
+//! - **blobs**: immutable content named by [`Digest`], readable whole or by byte range.
+//!
+//! The store knows nothing of repositories, SQL or HTTP. Hashing and digest verification are
+//! done by the caller (`berth-core`) over the same bytes that are written; the store only
+//! guarantees that [`BlobStore::commit_upload`] makes the bytes durable before they become
+//! readable under the digest, and that a crash at any point leaves either no blob or the whole
+//! blob.
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+
+use berth_types::{Digest, UploadId};
+use bytes::Bytes;
+use futures::Stream;
+
+pub mod fs;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use fs::FilesystemBlobStore;
+
+/// A stream of body bytes, as received from a client or read from storage.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
+
+/// An error from a blob store. Variants name outcomes; the I/O error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No upload session storage exists for this id (never created, committed or deleted).
+    #[error("upload {id} has no stored data")]
+    UploadNotFound {
+        /// The upload session id.
+        id: UploadId,
+    },
+    /// The upload holds fewer bytes than the caller's recorded offset: data the metadata says was
+    /// durable is missing, so the session cannot continue.
+    #[error("upload {id} holds {stored} bytes but {expected} were recorded")]
+    UploadTruncated {
+        /// The upload session id.
+        id: UploadId,
+        /// Bytes recorded by the caller.
+        expected: u64,
+        /// Bytes actually stored.
+        stored: u64,
+    },
+    /// No blob is stored under this digest.
+    #[error("blob {digest} is not stored")]
+    BlobNotFound {
+        /// The digest asked for.
+        digest: Digest,
+    },
+    /// The requested byte range does not lie within the blob.
+    #[error("range {start}..{end} is outside the blob of {size} bytes")]
+    RangeNotSatisfiable {
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// Blob size in bytes.
+        size: u64,
+    },
+    /// The backing storage has no space left (ENOSPC / EDQUOT).
+    #[error("storage is full")]
+    StorageFull(#[source] io::Error),
+    /// Any other storage failure.
+    #[error("storage I/O failed: {context}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The result of [`BlobStore::append_upload`]: how many bytes were durably appended, and the
+/// error that stopped the append early, if any (a client disconnect or a storage failure).
+///
+/// On error the first `appended` bytes of the body are stored durably and the rest are not: the
+/// caller records the new length so that the client can resume (distribution-spec
+/// §Pushing a blob in chunks, GET upload status).
+#[derive(Debug)]
+pub struct AppendOutcome {
+    /// Bytes of `body` now durably stored after `offset`.
+    pub appended: u64,
+    /// Why the append stopped before the end of the body, if it did.
+    pub error: Option<AppendError>,
+}
+
+/// Why an append stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Reading the body failed (typically the client went away).
+    #[error("reading the request body failed")]
+    Body(#[source] io::Error),
+    /// Writing to storage failed.
+    #[error(transparent)]
+    Storage(#[from] BlobError),
+}
+
+/// Where a committed blob lives in the backend, as recorded in the metadata store.
+///
+/// For the filesystem backend it is the path relative to the store root
+/// (`blobs/sha256/ab/abcd…`); object-storage backends use the object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageKey(pub String);
+
+/// Storage for upload sessions and committed blobs. Every backend must pass the conformance
+/// suite in `berth_blob::testsuite` (feature `testsuite`; see `blob_store_suite!`).
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Creates empty storage for a new upload session. Idempotent.
+    async fn create_upload(&self, id: &UploadId) -> Result<(), BlobError>;
+
+    /// Appends `body` to the upload at byte `offset`.
+    ///
+    /// `offset` is the length the caller has recorded as durable. Any stored bytes beyond it
+    /// (left by an append that was interrupted before the caller recorded its outcome) are
+    /// discarded first. Errors before anything is written ([`BlobError::UploadNotFound`],
+    /// [`BlobError::UploadTruncated`]) come back in `error` with `appended == 0`.
+    ///
+    /// When this returns, the first `appended` bytes are durable (fsync'd).
+    async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome;
+
+    /// Streams the upload's bytes `0..length` back, for re-hashing.
+    async fn read_upload(&self, id: &UploadId, length: u64) -> Result<ByteStream, BlobError>;
+
+    /// Turns the first `length` bytes of the upload into the blob `digest`, atomically and
+    /// durably, and removes the upload's storage. The caller has verified that those bytes hash
+    /// to `digest`. If the blob already exists, the upload is simply discarded.
+    async fn commit_upload(&self, id: &UploadId, length: u64, digest: &Digest) -> Result<StorageKey, BlobError>;
+
+    /// Removes an upload's storage. Idempotent: a missing upload is not an error.
+    async fn delete_upload(&self, id: &UploadId) -> Result<(), BlobError>;
+
+    /// Lists the ids of all uploads that have storage, for purging orphans.
+    async fn list_uploads(&self) -> Result<Vec<UploadId>, BlobError>;
+
+    /// The size in bytes of a committed blob, or `None` when it is not stored.
+    async fn blob_size(&self, key: &StorageKey) -> Result<Option<u64>, BlobError>;
+
+    /// Streams a committed blob, whole (`range == None`) or the byte range `range`
+    /// (half-open, must lie within the blob: [`BlobError::RangeNotSatisfiable`] otherwise).
+    async fn read_blob(
+        &self,
+        key: &StorageKey,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, BlobError>;
+
+    /// Deletes a committed blob's bytes. Idempotent.
+    async fn delete_blob(&self, key: &StorageKey) -> Result<(), BlobError>;
+
+    /// Checks that the storage is reachable and writable (for `/readyz`).
+    async fn check_ready(&self) -> Result<(), BlobError>;
+}

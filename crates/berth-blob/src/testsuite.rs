@@ -1,0 +1,625 @@
+//! A backend-independent conformance suite for [`BlobStore`] implementations (feature
+//! `testsuite`).
+//!
+//! Every case is a `pub async fn(&dyn BlobStore)` that panics on failure. Cases use fresh upload
+//! ids and random content, so they may share one store and run concurrently; they assert nothing
+//! about storage keys, which are backend-specific. The easiest way to run them all is
+//! [`blob_store_suite!`](crate::blob_store_suite), which expands to one `#[tokio::test]` per case:
+//!
+//! ```ignore
+//! berth_blob::blob_store_suite!(|| async {
+//!     let dir = tempfile::tempdir().expect("tempdir");
+//!     let store = berth_blob::FilesystemBlobStore::open(dir.path()).await.expect("open");
+//!     (store, dir) // the second element is kept alive for the duration of the case
+//! });
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::ops::Range;
+
+use berth_types::{Digest, DigestAlgorithm, UploadId};
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+
+use crate::{AppendError, AppendOutcome, BlobError, BlobStore, ByteStream, StorageKey};
+
+/// Expands to one `#[tokio::test]` per suite case. `$make` is a closure returning a future of
+/// `(store, guard)`: `store` is any [`BlobStore`](crate::BlobStore) value, `guard` anything that
+/// must outlive the case (a temporary directory, a container handle; `()` if nothing).
+///
+/// The calling crate needs `tokio` with the `macros` and `rt` features.
+#[macro_export]
+macro_rules! blob_store_suite {
+    ($make:expr) => {
+        $crate::blob_store_suite!(@cases $make;
+            round_trip,
+            append_in_several_calls,
+            append_empty_body,
+            append_below_stored_length_discards_leftover,
+            append_beyond_stored_length_is_truncated,
+            append_to_missing_upload,
+            body_error_keeps_prefix_and_resumes,
+            body_error_before_any_byte,
+            many_tiny_chunks,
+            zero_length_blob,
+            range_reads,
+            commit_same_digest_twice,
+            commit_checks_length,
+            read_upload_checks_length,
+            missing_blob,
+            deletes_are_idempotent,
+            list_uploads_lists_live_sessions,
+            check_ready,
+            large_streamed_append,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _guard) = ($make)().await;
+                $crate::testsuite::$case(&store).await;
+            }
+        )*
+    };
+}
+
+/// Size in bytes of the body used by [`large_streamed_append`]: 64 MiB.
+pub const LARGE_BODY_BYTES: u64 = 64 << 20;
+
+/// The sha256 digest of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> Digest {
+    let hash = Sha256::digest(bytes);
+    Digest::from_hash(DigestAlgorithm::Sha256, &hash).expect("32-byte hash")
+}
+
+/// A body stream yielding `chunks` in order.
+pub fn body(chunks: Vec<Bytes>) -> ByteStream {
+    Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))
+}
+
+/// A body stream yielding `chunks`, then an I/O error (a client that went away).
+pub fn failing_body(chunks: Vec<Bytes>) -> ByteStream {
+    let items = chunks.into_iter().map(Ok).chain(std::iter::once(Err(io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "client went away",
+    ))));
+    Box::pin(futures::stream::iter(items))
+}
+
+/// `len` pseudo-random bytes, different on every call.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    pattern(len, RandomState::new().hash_one(len) | 1)
+}
+
+/// `len` deterministic pseudo-random bytes for `seed` (xorshift64).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Collects a stream (for small test data only).
+pub async fn collect(mut stream: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("stream chunk"));
+    }
+    out
+}
+
+/// Hashes a stream without keeping it; returns (sha256 digest, byte count).
+pub async fn hash_stream(mut stream: ByteStream) -> (Digest, u64) {
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("stream chunk");
+        count += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    let digest = Digest::from_hash(DigestAlgorithm::Sha256, &hasher.finalize()).expect("hash");
+    (digest, count)
+}
+
+/// Asserts that an append stored all of its body without error.
+#[track_caller]
+pub fn assert_complete(outcome: &AppendOutcome, expected: usize) {
+    assert!(outcome.error.is_none(), "append failed: {:?}", outcome.error);
+    assert_eq!(outcome.appended, expected as u64, "bytes appended");
+}
+
+/// Creates an upload holding `content`, appended as one body split into `chunk`-byte pieces.
+pub async fn upload_with(store: &dyn BlobStore, content: &[u8], chunk: usize) -> UploadId {
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create upload");
+    let chunks = content.chunks(chunk.max(1)).map(Bytes::copy_from_slice).collect();
+    let outcome = store.append_upload(&id, 0, body(chunks)).await;
+    assert_complete(&outcome, content.len());
+    id
+}
+
+/// Uploads and commits `content` under its sha256 digest; returns the key and digest.
+pub async fn commit_content(store: &dyn BlobStore, content: &[u8]) -> (StorageKey, Digest) {
+    let id = upload_with(store, content, 64 << 10).await;
+    let digest = sha256_digest(content);
+    let key = store
+        .commit_upload(&id, content.len() as u64, &digest)
+        .await
+        .expect("commit");
+    (key, digest)
+}
+
+async fn read_all(store: &dyn BlobStore, key: &StorageKey, digest: &Digest) -> Vec<u8> {
+    collect(store.read_blob(key, digest, None).await.expect("read blob")).await
+}
+
+async fn read_range(
+    store: &dyn BlobStore,
+    key: &StorageKey,
+    digest: &Digest,
+    range: Range<u64>,
+) -> Result<Vec<u8>, BlobError> {
+    Ok(collect(store.read_blob(key, digest, Some(range)).await?).await)
+}
+
+/// Create, append, read back, commit, read the blob: bytes and digest survive every step, and
+/// the upload is gone afterwards.
+pub async fn round_trip(store: &dyn BlobStore) {
+    let content = random_bytes(3 * 1024 * 1024 + 17);
+    let id = upload_with(store, &content, 100_000).await;
+    let length = content.len() as u64;
+
+    let (rehash, count) = hash_stream(store.read_upload(&id, length).await.expect("read")).await;
+    let digest = sha256_digest(&content);
+    assert_eq!(count, length);
+    assert_eq!(rehash, digest);
+
+    let key = store.commit_upload(&id, length, &digest).await.expect("commit");
+    assert_eq!(store.blob_size(&key).await.expect("size"), Some(length));
+    let stored = read_all(store, &key, &digest).await;
+    assert_eq!(stored.len(), content.len());
+    assert_eq!(sha256_digest(&stored), digest);
+    assert!(stored == content, "blob content differs");
+
+    assert!(!store.list_uploads().await.expect("list").contains(&id));
+    let after = store.append_upload(&id, length, body(vec![])).await;
+    assert!(
+        matches!(
+            after.error,
+            Some(AppendError::Storage(BlobError::UploadNotFound { .. }))
+        ),
+        "upload still present after commit: {:?}",
+        after.error
+    );
+}
+
+/// Several appends, each at the length recorded after the previous one, concatenate.
+pub async fn append_in_several_calls(store: &dyn BlobStore) {
+    let content = random_bytes(2_500_000);
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+    let cuts = [0usize, 1, 4096, 1_100_000, 1_100_001, 2_500_000];
+    let mut offset = 0u64;
+    for window in cuts.windows(2) {
+        let part = &content[window[0]..window[1]];
+        let chunks = part.chunks(7_000).map(Bytes::copy_from_slice).collect();
+        let outcome = store.append_upload(&id, offset, body(chunks)).await;
+        assert_complete(&outcome, part.len());
+        offset += outcome.appended;
+    }
+    assert_eq!(offset, content.len() as u64);
+    let stored = collect(store.read_upload(&id, offset).await.expect("read")).await;
+    assert!(stored == content, "concatenated content differs");
+    let digest = sha256_digest(&content);
+    let key = store.commit_upload(&id, offset, &digest).await.expect("commit");
+    assert_eq!(sha256_digest(&read_all(store, &key, &digest).await), digest);
+}
+
+/// An empty body appends nothing and reports no error.
+pub async fn append_empty_body(store: &dyn BlobStore) {
+    let id = upload_with(store, b"abc", 1).await;
+    let outcome = store.append_upload(&id, 3, body(vec![])).await;
+    assert_complete(&outcome, 0);
+    let outcome = store
+        .append_upload(&id, 3, body(vec![Bytes::new(), Bytes::new()]))
+        .await;
+    assert_complete(&outcome, 0);
+    assert_eq!(collect(store.read_upload(&id, 3).await.expect("read")).await, b"abc");
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// An append at an offset below the stored length first discards the bytes beyond it.
+pub async fn append_below_stored_length_discards_leftover(store: &dyn BlobStore) {
+    let id = upload_with(store, b"hello world", 4).await;
+    let outcome = store
+        .append_upload(&id, 5, body(vec![Bytes::from_static(b" there")]))
+        .await;
+    assert_complete(&outcome, 6);
+    let content = b"hello there";
+    assert_eq!(collect(store.read_upload(&id, 11).await.expect("read")).await, content);
+    // Nothing beyond the new end survives: reading one more byte is refused.
+    assert!(matches!(
+        store.read_upload(&id, 12).await.map(|_| ()),
+        Err(BlobError::UploadTruncated {
+            expected: 12,
+            stored: 11,
+            ..
+        })
+    ));
+    // Back to offset 0 with an empty body leaves an empty upload.
+    assert_complete(&store.append_upload(&id, 0, body(vec![])).await, 0);
+    assert!(matches!(
+        store.read_upload(&id, 1).await.map(|_| ()),
+        Err(BlobError::UploadTruncated { stored: 0, .. })
+    ));
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// An offset beyond the stored length is refused with `UploadTruncated` and changes nothing.
+pub async fn append_beyond_stored_length_is_truncated(store: &dyn BlobStore) {
+    let id = upload_with(store, b"12345", 5).await;
+    let outcome = store
+        .append_upload(&id, 10, body(vec![Bytes::from_static(b"more")]))
+        .await;
+    assert_eq!(outcome.appended, 0);
+    match outcome.error {
+        Some(AppendError::Storage(BlobError::UploadTruncated {
+            id: got,
+            expected,
+            stored,
+        })) => {
+            assert_eq!(got, id);
+            assert_eq!(expected, 10);
+            assert_eq!(stored, 5);
+        }
+        other => panic!("expected UploadTruncated, got {other:?}"),
+    }
+    assert_eq!(collect(store.read_upload(&id, 5).await.expect("read")).await, b"12345");
+    assert!(store.read_upload(&id, 6).await.is_err());
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// Appending to an upload that was never created reports `UploadNotFound`.
+pub async fn append_to_missing_upload(store: &dyn BlobStore) {
+    let id = UploadId::generate();
+    let outcome = store.append_upload(&id, 0, body(vec![Bytes::from_static(b"x")])).await;
+    assert_eq!(outcome.appended, 0);
+    match outcome.error {
+        Some(AppendError::Storage(BlobError::UploadNotFound { id: got })) => assert_eq!(got, id),
+        other => panic!("expected UploadNotFound, got {other:?}"),
+    }
+    assert!(matches!(
+        store.read_upload(&id, 0).await.map(|_| ()),
+        Err(BlobError::UploadNotFound { .. })
+    ));
+    assert!(!store.list_uploads().await.expect("list").contains(&id));
+}
+
+/// A body failing after N bytes leaves exactly those N bytes stored, reports a body error, and a
+/// following append at N completes the upload correctly.
+pub async fn body_error_keeps_prefix_and_resumes(store: &dyn BlobStore) {
+    let content = random_bytes(1_700_000);
+    let split = 1_234_567;
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+
+    let first = content[..split].chunks(3_000).map(Bytes::copy_from_slice).collect();
+    let outcome = store.append_upload(&id, 0, failing_body(first)).await;
+    assert_eq!(outcome.appended, split as u64);
+    assert!(
+        matches!(outcome.error, Some(AppendError::Body(_))),
+        "expected a body error, got {:?}",
+        outcome.error
+    );
+    let prefix = collect(store.read_upload(&id, split as u64).await.expect("read")).await;
+    assert!(prefix == content[..split], "stored prefix differs");
+
+    let rest = content[split..].chunks(50_000).map(Bytes::copy_from_slice).collect();
+    let outcome = store.append_upload(&id, split as u64, body(rest)).await;
+    assert_complete(&outcome, content.len() - split);
+
+    let length = content.len() as u64;
+    let digest = sha256_digest(&content);
+    let (rehash, _) = hash_stream(store.read_upload(&id, length).await.expect("read")).await;
+    assert_eq!(rehash, digest);
+    let key = store.commit_upload(&id, length, &digest).await.expect("commit");
+    assert_eq!(sha256_digest(&read_all(store, &key, &digest).await), digest);
+}
+
+/// A body failing before its first byte appends nothing.
+pub async fn body_error_before_any_byte(store: &dyn BlobStore) {
+    let id = upload_with(store, b"kept", 2).await;
+    let outcome = store.append_upload(&id, 4, failing_body(vec![])).await;
+    assert_eq!(outcome.appended, 0);
+    assert!(matches!(outcome.error, Some(AppendError::Body(_))));
+    assert_eq!(collect(store.read_upload(&id, 4).await.expect("read")).await, b"kept");
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// Many chunks of varied small and large sizes are stored in order.
+pub async fn many_tiny_chunks(store: &dyn BlobStore) {
+    let content = random_bytes(3_000_000);
+    let sizes = [1usize, 2, 3, 100, 4095, 1, 700_000, 5, 300_000, 64, 1_048_576, 9];
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    let mut i = 0;
+    while at < content.len() {
+        let end = (at + sizes[i % sizes.len()]).min(content.len());
+        chunks.push(Bytes::copy_from_slice(&content[at..end]));
+        at = end;
+        i += 1;
+    }
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+    assert_complete(&store.append_upload(&id, 0, body(chunks)).await, content.len());
+    let stored = collect(store.read_upload(&id, content.len() as u64).await.expect("read")).await;
+    assert!(stored == content, "content differs");
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// A zero-length blob commits and reads back as empty, whole or as the empty range.
+pub async fn zero_length_blob(store: &dyn BlobStore) {
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+    let digest = sha256_digest(b"");
+    let key = store.commit_upload(&id, 0, &digest).await.expect("commit");
+    assert_eq!(store.blob_size(&key).await.expect("size"), Some(0));
+    assert!(read_all(store, &key, &digest).await.is_empty());
+    assert_eq!(
+        read_range(store, &key, &digest, 0..0).await.expect("range"),
+        Vec::<u8>::new()
+    );
+    assert!(matches!(
+        read_range(store, &key, &digest, 0..1).await,
+        Err(BlobError::RangeNotSatisfiable {
+            start: 0,
+            end: 1,
+            size: 0
+        })
+    ));
+}
+
+/// Range reads return exactly the requested bytes; ranges outside the blob are refused.
+pub async fn range_reads(store: &dyn BlobStore) {
+    let content = random_bytes(600_000);
+    let size = content.len() as u64;
+    let (key, digest) = commit_content(store, &content).await;
+    let cases: [Range<u64>; 6] = [
+        0..1,
+        size - 1..size,
+        1000..300_000,
+        size..size,
+        0..size,
+        262_100..262_200, // across the 256 KiB read-chunk boundary
+    ];
+    for range in cases {
+        let got = read_range(store, &key, &digest, range.clone())
+            .await
+            .expect("range read");
+        let expected = &content[range.start as usize..range.end as usize];
+        assert!(got == expected, "range {range:?} differs");
+    }
+    #[allow(clippy::reversed_empty_ranges)]
+    let refused: [Range<u64>; 4] = [0..size + 1, size..size + 1, size + 5..size + 10, 10..5];
+    for range in refused {
+        match read_range(store, &key, &digest, range.clone()).await {
+            Err(BlobError::RangeNotSatisfiable {
+                start,
+                end,
+                size: got_size,
+            }) => {
+                assert_eq!((start, end, got_size), (range.start, range.end, size));
+            }
+            other => panic!("range {range:?}: expected RangeNotSatisfiable, got {other:?}"),
+        }
+    }
+}
+
+/// Committing the same content from two uploads succeeds twice with the same key and leaves
+/// one readable blob and no uploads.
+pub async fn commit_same_digest_twice(store: &dyn BlobStore) {
+    let content = random_bytes(70_000);
+    let digest = sha256_digest(&content);
+    let length = content.len() as u64;
+    let first = upload_with(store, &content, 10_000).await;
+    let second = upload_with(store, &content, 33_333).await;
+    let key1 = store.commit_upload(&first, length, &digest).await.expect("commit 1");
+    let key2 = store.commit_upload(&second, length, &digest).await.expect("commit 2");
+    assert_eq!(key1, key2);
+    assert_eq!(store.blob_size(&key1).await.expect("size"), Some(length));
+    assert!(read_all(store, &key1, &digest).await == content);
+    let uploads = store.list_uploads().await.expect("list");
+    assert!(!uploads.contains(&first) && !uploads.contains(&second));
+}
+
+/// Commit refuses a length beyond the stored bytes and cuts the blob to `length` when the upload
+/// holds more; a missing upload is `UploadNotFound`.
+pub async fn commit_checks_length(store: &dyn BlobStore) {
+    let content = random_bytes(10_000);
+    let id = upload_with(store, &content, 1000).await;
+    let short_digest = sha256_digest(&content[..6_000]);
+
+    match store.commit_upload(&id, 10_001, &sha256_digest(&content)).await {
+        Err(BlobError::UploadTruncated { expected, stored, .. }) => assert_eq!((expected, stored), (10_001, 10_000)),
+        other => panic!("expected UploadTruncated, got {other:?}"),
+    }
+    // The refused commit left the upload usable.
+    assert_eq!(
+        collect(store.read_upload(&id, 10_000).await.expect("read")).await,
+        content
+    );
+
+    let key = store
+        .commit_upload(&id, 6_000, &short_digest)
+        .await
+        .expect("commit prefix");
+    assert_eq!(store.blob_size(&key).await.expect("size"), Some(6_000));
+    assert!(read_all(store, &key, &short_digest).await == content[..6_000]);
+
+    assert!(matches!(
+        store.commit_upload(&id, 6_000, &short_digest).await,
+        Err(BlobError::UploadNotFound { .. })
+    ));
+}
+
+/// `read_upload` streams exactly `length` bytes and refuses more than are stored.
+pub async fn read_upload_checks_length(store: &dyn BlobStore) {
+    let content = random_bytes(300_000);
+    let id = upload_with(store, &content, 300_000).await;
+    for length in [0u64, 1, 262_144, 262_145, 300_000] {
+        let got = collect(store.read_upload(&id, length).await.expect("read")).await;
+        assert!(got == content[..length as usize], "prefix {length} differs");
+    }
+    match store.read_upload(&id, 300_001).await.map(|_| ()) {
+        Err(BlobError::UploadTruncated { expected, stored, .. }) => assert_eq!((expected, stored), (300_001, 300_000)),
+        other => panic!("expected UploadTruncated, got {other:?}"),
+    }
+    store.delete_upload(&id).await.expect("delete");
+}
+
+/// A deleted blob is reported missing: no size, `BlobNotFound` on read.
+pub async fn missing_blob(store: &dyn BlobStore) {
+    let (key, digest) = commit_content(store, &random_bytes(1000)).await;
+    assert_eq!(store.blob_size(&key).await.expect("size"), Some(1000));
+    store.delete_blob(&key).await.expect("delete");
+    assert_eq!(store.blob_size(&key).await.expect("size"), None);
+    for range in [None, Some(0..1)] {
+        match store.read_blob(&key, &digest, range).await.map(|_| ()) {
+            Err(BlobError::BlobNotFound { digest: got }) => assert_eq!(got, digest),
+            other => panic!("expected BlobNotFound, got {other:?}"),
+        }
+    }
+}
+
+/// Deleting blobs and uploads twice, or ones that never existed, succeeds.
+pub async fn deletes_are_idempotent(store: &dyn BlobStore) {
+    let (key, _) = commit_content(store, &random_bytes(100)).await;
+    store.delete_blob(&key).await.expect("delete 1");
+    store.delete_blob(&key).await.expect("delete 2");
+    assert_eq!(store.blob_size(&key).await.expect("size"), None);
+
+    let id = upload_with(store, b"data", 4).await;
+    store.delete_upload(&id).await.expect("delete 1");
+    store.delete_upload(&id).await.expect("delete 2");
+    store
+        .delete_upload(&UploadId::generate())
+        .await
+        .expect("delete never-created");
+    assert!(!store.list_uploads().await.expect("list").contains(&id));
+    assert!(matches!(
+        store.read_upload(&id, 0).await.map(|_| ()),
+        Err(BlobError::UploadNotFound { .. })
+    ));
+}
+
+/// `list_uploads` contains live sessions (created, empty or not) and not deleted ones.
+pub async fn list_uploads_lists_live_sessions(store: &dyn BlobStore) {
+    let empty = UploadId::generate();
+    store.create_upload(&empty).await.expect("create");
+    store.create_upload(&empty).await.expect("create is idempotent");
+    let filled = upload_with(store, b"abc", 1).await;
+    let deleted = upload_with(store, b"xyz", 3).await;
+    store.delete_upload(&deleted).await.expect("delete");
+
+    let listed = store.list_uploads().await.expect("list");
+    assert!(listed.contains(&empty), "{listed:?} lacks {empty}");
+    assert!(listed.contains(&filled), "{listed:?} lacks {filled}");
+    assert!(!listed.contains(&deleted), "{listed:?} has {deleted}");
+    let mut dedup = listed.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), listed.len(), "duplicates in {listed:?}");
+    for id in [empty, filled] {
+        store.delete_upload(&id).await.expect("delete");
+    }
+}
+
+/// `check_ready` succeeds on a working store, repeatedly and concurrently, and leaves no upload
+/// behind.
+pub async fn check_ready(store: &dyn BlobStore) {
+    let before = store.list_uploads().await.expect("list");
+    let (a, b) = futures::join!(store.check_ready(), store.check_ready());
+    a.expect("ready");
+    b.expect("ready");
+    store.check_ready().await.expect("ready again");
+    let after = store.list_uploads().await.expect("list");
+    for id in &after {
+        assert!(before.contains(id), "check_ready left upload {id}");
+    }
+}
+
+/// A [`LARGE_BODY_BYTES`] body, generated lazily in varied chunk sizes, is appended in one call,
+/// re-hashed, committed and read back by streaming (nothing is collected).
+pub async fn large_streamed_append(store: &dyn BlobStore) {
+    large_streamed_append_of(store, LARGE_BODY_BYTES).await;
+}
+
+/// [`large_streamed_append`] with a body of `total` bytes.
+pub async fn large_streamed_append_of(store: &dyn BlobStore, total: u64) {
+    let source = Bytes::from(random_bytes(2 << 20));
+    let mut expected = Sha256::new();
+    for chunk in lazy_chunks(source.clone(), total) {
+        expected.update(&chunk);
+    }
+    let digest = Digest::from_hash(DigestAlgorithm::Sha256, &expected.finalize()).expect("hash");
+
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+    let stream = futures::stream::iter(lazy_chunks(source.clone(), total).map(Ok));
+    let outcome = store.append_upload(&id, 0, Box::pin(stream)).await;
+    assert!(outcome.error.is_none(), "append failed: {:?}", outcome.error);
+    assert_eq!(outcome.appended, total);
+
+    let (rehash, count) = hash_stream(store.read_upload(&id, total).await.expect("read")).await;
+    assert_eq!((rehash.clone(), count), (digest.clone(), total));
+    let key = store.commit_upload(&id, total, &digest).await.expect("commit");
+    assert_eq!(store.blob_size(&key).await.expect("size"), Some(total));
+    let (read_back, count) = hash_stream(store.read_blob(&key, &digest, None).await.expect("read blob")).await;
+    assert_eq!((read_back, count), (digest.clone(), total));
+
+    // A range in the middle matches the generator's bytes there.
+    let mid = total / 2;
+    let range = mid.saturating_sub(3000)..(mid + 3000).min(total);
+    let got = read_range(store, &key, &digest, range.clone()).await.expect("range");
+    let mut want = Vec::new();
+    let mut at = 0u64;
+    for chunk in lazy_chunks(source, total) {
+        let end = at + chunk.len() as u64;
+        let lo = range.start.max(at);
+        let hi = range.end.min(end);
+        if lo < hi {
+            want.extend_from_slice(&chunk[(lo - at) as usize..(hi - at) as usize]);
+        }
+        at = end;
+    }
+    assert!(got == want, "middle range differs");
+    store.delete_blob(&key).await.expect("delete");
+}
+
+/// Lazily yields `total` bytes as slices of `source` in a cycle of varied sizes.
+fn lazy_chunks(source: Bytes, total: u64) -> impl Iterator<Item = Bytes> + Send + 'static {
+    const SIZES: [usize; 7] = [65_536, 17, 1_048_576, 4_093, 300_000, 1_500_000, 8_192];
+    let mut produced = 0u64;
+    let mut i = 0usize;
+    std::iter::from_fn(move || {
+        if produced >= total {
+            return None;
+        }
+        let size = (SIZES[i % SIZES.len()] as u64).min(total - produced) as usize;
+        let start = (i * 7919) % (source.len() - size + 1);
+        i += 1;
+        produced += size as u64;
+        Some(source.slice(start..start + size))
+    })
+}

@@ -1,0 +1,113 @@
+//! Blob reads, deletes and cross-repository mounts.
+
+use berth_blob::{BlobError, ByteStream, StorageKey};
+use berth_meta::{BlobRecord, UnlinkBlobOutcome};
+use berth_oci::MountRequest;
+use berth_oci::range::RangeRequest;
+use berth_types::{Digest, RepositoryName};
+
+use crate::uploads::UploadStatus;
+use crate::{Registry, RegistryError};
+
+/// A blob ready to be sent: its size, and the bytes (absent for `HEAD`).
+pub struct BlobRead {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Total size of the blob in bytes.
+    pub size: u64,
+    /// The half-open byte range being sent, when a `Range` was honoured (`206`).
+    pub range: Option<std::ops::Range<u64>>,
+    /// The bytes of `range` (or the whole blob); `None` for `HEAD`.
+    pub body: Option<ByteStream>,
+}
+
+/// What a mount request did (distribution-spec §Mounting a blob from another repository).
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob is now in the repository (`201`).
+    Mounted(BlobRecord),
+    /// It could not be mounted; an upload session was opened instead (`202`).
+    UploadStarted(UploadStatus),
+}
+
+impl Registry {
+    /// Looks up a blob in a repository and opens it for reading. `range` comes from the `Range`
+    /// header; `head` skips opening the data. Errors: [`RegistryError::BlobUnknown`],
+    /// [`RegistryError::RangeNotSatisfiable`].
+    pub async fn read_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        range: Option<&str>,
+        head: bool,
+    ) -> Result<BlobRead, RegistryError> {
+        let unknown = || RegistryError::BlobUnknown {
+            repository: repository.clone(),
+            digest: digest.clone(),
+        };
+        let record = self
+            .meta
+            .blob_in_repository(repository, digest)
+            .await?
+            .ok_or_else(unknown)?;
+        let range = match range.map(|value| berth_oci::range::parse_range(value, record.size)) {
+            None | Some(RangeRequest::Whole) => None,
+            Some(RangeRequest::Partial(range)) => Some(range),
+            Some(RangeRequest::Unsatisfiable) => return Err(RegistryError::RangeNotSatisfiable { size: record.size }),
+        };
+        let body = if head {
+            None
+        } else {
+            let key = StorageKey(record.storage_key.clone());
+            match self.blobs.read_blob(&key, digest, range.clone()).await {
+                Ok(stream) => Some(stream),
+                Err(BlobError::BlobNotFound { .. }) => {
+                    tracing::error!(%digest, key = %record.storage_key, "blob recorded in metadata is missing from storage");
+                    return Err(unknown());
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        Ok(BlobRead {
+            digest: record.digest,
+            size: record.size,
+            range,
+            body,
+        })
+    }
+
+    /// Removes a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`). The bytes stay
+    /// while other repositories use them. Refused while a manifest in the repository references
+    /// the blob ([`RegistryError::StillReferenced`]).
+    pub async fn delete_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<(), RegistryError> {
+        match self.meta.unlink_blob(repository, digest).await? {
+            UnlinkBlobOutcome::Unlinked => Ok(()),
+            UnlinkBlobOutcome::NotLinked => Err(RegistryError::BlobUnknown {
+                repository: repository.clone(),
+                digest: digest.clone(),
+            }),
+            UnlinkBlobOutcome::ReferencedBy(manifest) => Err(RegistryError::StillReferenced {
+                target: digest.clone(),
+                referenced_by: manifest,
+            }),
+        }
+    }
+
+    /// Mounts a blob from `mount.from` into `repository` when it is there; otherwise opens an
+    /// upload session (the client then uploads the blob). Without `from`, Berth does not search
+    /// other repositories and opens a session.
+    pub async fn mount_blob(
+        &self,
+        repository: &RepositoryName,
+        mount: &MountRequest,
+    ) -> Result<MountOutcome, RegistryError> {
+        if let Some(from) = &mount.from
+            && let Some(record) = self.meta.blob_in_repository(from, &mount.digest).await?
+            && self.blobs.blob_size(&StorageKey(record.storage_key.clone())).await? == Some(record.size)
+        {
+            self.meta.link_blob(repository, &record).await?;
+            return Ok(MountOutcome::Mounted(record));
+        }
+        Ok(MountOutcome::UploadStarted(self.start_upload(repository).await?))
+    }
+}

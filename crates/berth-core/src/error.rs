@@ -1,0 +1,153 @@
+use berth_blob::BlobError;
+use berth_meta::MetaError;
+use berth_oci::ManifestError;
+use berth_types::{Digest, RepositoryName, UploadId};
+
+/// An outcome of a registry operation other than success. Variants name outcomes; the HTTP
+/// layer maps each to a status and error code (distribution-spec §Error Codes).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The blob is not in the repository (BLOB_UNKNOWN, 404).
+    #[error("blob {digest} is not in repository {repository}")]
+    BlobUnknown {
+        /// Repository asked.
+        repository: RepositoryName,
+        /// Blob asked for.
+        digest: Digest,
+    },
+    /// No such upload session in this repository (BLOB_UPLOAD_UNKNOWN, 404).
+    #[error("upload session {id} is unknown")]
+    UploadUnknown {
+        /// Session id.
+        id: UploadId,
+    },
+    /// A chunk does not start where the upload ends (416, BLOB_UPLOAD_INVALID). The upload is
+    /// unchanged; `offset` is the number of bytes received so far.
+    #[error("chunk starts at byte {start} but the upload has {offset} bytes; send the chunk starting at {offset}")]
+    ChunkOutOfOrder {
+        /// Session id.
+        id: UploadId,
+        /// Where the chunk claimed to start.
+        start: u64,
+        /// Bytes received so far.
+        offset: u64,
+    },
+    /// The chunk's body length disagrees with its `Content-Range` or `Content-Length`
+    /// (400, SIZE_INVALID). The bytes received are kept; `offset` is the new length.
+    #[error("declared {declared} bytes but received {received}")]
+    ChunkSizeMismatch {
+        /// Session id.
+        id: UploadId,
+        /// Bytes declared.
+        declared: u64,
+        /// Bytes received.
+        received: u64,
+        /// Bytes in the upload now.
+        offset: u64,
+    },
+    /// The request body could not be read to its end (client gone); what arrived is kept.
+    #[error("reading the request body failed after {received} bytes")]
+    BodyIncomplete {
+        /// Bytes received and stored.
+        received: u64,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The uploaded bytes do not hash to the digest given (DIGEST_INVALID, 400).
+    #[error("content has digest {actual}, not {expected}")]
+    DigestMismatch {
+        /// Digest the client gave.
+        expected: Digest,
+        /// Digest of the bytes received.
+        actual: Digest,
+    },
+    /// The manifest is not in the repository (MANIFEST_UNKNOWN, 404).
+    #[error("manifest {reference} is not in repository {repository}")]
+    ManifestUnknown {
+        /// Repository asked.
+        repository: RepositoryName,
+        /// Tag or digest asked for.
+        reference: String,
+    },
+    /// The manifest is malformed or of an unsupported type (MANIFEST_INVALID, 400).
+    #[error(transparent)]
+    ManifestInvalid(#[from] ManifestError),
+    /// The manifest exceeds the size limit (413, SIZE_INVALID).
+    #[error("manifest is larger than {limit} bytes")]
+    ManifestTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The manifest references blobs or manifests missing from the repository
+    /// (MANIFEST_BLOB_UNKNOWN, 400).
+    #[error("manifest references content that is not in the repository")]
+    ManifestBlobUnknown {
+        /// Missing blobs.
+        blobs: Vec<Digest>,
+        /// Missing manifests.
+        manifests: Vec<Digest>,
+    },
+    /// A manifest references a blob with a size other than the stored one (MANIFEST_INVALID, 400).
+    #[error("manifest says blob {digest} has {declared} bytes; it has {stored}")]
+    ManifestBlobSizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// Size in the manifest.
+        declared: u64,
+        /// Stored size.
+        stored: u64,
+    },
+    /// The repository does not exist (NAME_UNKNOWN, 404).
+    #[error("repository {repository} is unknown")]
+    NameUnknown {
+        /// Repository asked.
+        repository: RepositoryName,
+    },
+    /// A deletion was refused because something still references the target (405, UNSUPPORTED).
+    #[error("{target} is still referenced by manifest {referenced_by}; delete that first")]
+    StillReferenced {
+        /// What was to be deleted.
+        target: Digest,
+        /// The manifest referencing it.
+        referenced_by: Digest,
+    },
+    /// The requested blob range lies outside the blob (416).
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable {
+        /// Blob size in bytes.
+        size: u64,
+    },
+    /// A `last` pagination marker is not a valid tag or repository name (400).
+    #[error("invalid pagination marker {0:?}")]
+    InvalidPageMarker(String),
+    /// Storage has no space left (507).
+    #[error("storage is full")]
+    StorageFull(#[source] BlobError),
+    /// Blob storage failed (500).
+    #[error("blob storage failed")]
+    Storage(#[source] BlobError),
+    /// The metadata database failed (500).
+    #[error("metadata store failed")]
+    Metadata(#[source] MetaError),
+}
+
+impl From<BlobError> for RegistryError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::StorageFull(_) => RegistryError::StorageFull(error),
+            other => RegistryError::Storage(other),
+        }
+    }
+}
+
+impl From<MetaError> for RegistryError {
+    fn from(error: MetaError) -> Self {
+        match error {
+            MetaError::MissingReferences { blobs, manifests } => {
+                RegistryError::ManifestBlobUnknown { blobs, manifests }
+            }
+            other => RegistryError::Metadata(other),
+        }
+    }
+}

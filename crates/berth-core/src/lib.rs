@@ -1,0 +1,51 @@
+//! The registry's behaviour, over a [`BlobStore`] and a [`MetaStore`].
+//!
+//! [`Registry`] is what the HTTP layer calls: one method per protocol operation (upload
+//! sessions, mounts, blob reads, manifest pushes and pulls, tags, catalog, referrers). It takes
+//! parsed types and byte streams, never HTTP types, and reports outcomes as [`RegistryError`]
+//! variants that the HTTP layer maps to the specification's error codes.
+
+mod blobs;
+mod error;
+mod hashing;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+
+use berth_blob::BlobStore;
+use berth_meta::MetaStore;
+
+pub use berth_blob::ByteStream;
+pub use blobs::{BlobRead, MountOutcome};
+pub use error::RegistryError;
+pub use listing::{Page, Referrer};
+pub use manifests::{PushedManifest, StoredManifest};
+pub use uploads::{Chunk, UploadStatus};
+
+/// The registry service. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Registry {
+    blobs: Arc<dyn BlobStore>,
+    meta: MetaStore,
+    upload_locks: Arc<uploads::UploadLocks>,
+}
+
+impl Registry {
+    /// Builds a registry over a blob store and a metadata store.
+    pub fn new(blobs: Arc<dyn BlobStore>, meta: MetaStore) -> Registry {
+        Registry {
+            blobs,
+            meta,
+            upload_locks: Arc::default(),
+        }
+    }
+
+    /// Checks that both stores are reachable (for `/readyz`).
+    pub async fn check_ready(&self) -> Result<(), RegistryError> {
+        self.meta.check_ready().await?;
+        self.blobs.check_ready().await?;
+        Ok(())
+    }
+}

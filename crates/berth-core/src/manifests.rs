@@ -1,0 +1,154 @@
+//! Manifest push, pull and delete.
+//!
+//! Source: distribution-spec §Pushing Manifests, §Pulling manifests, §Deleting manifests.
+
+use berth_meta::{DeleteManifestOutcome, NewManifest};
+use berth_oci::manifest::MAX_MANIFEST_BYTES;
+use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName};
+
+use crate::hashing;
+use crate::{Registry, RegistryError};
+
+/// The result of a manifest push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedManifest {
+    /// Digest of the bytes stored (`Docker-Content-Digest`).
+    pub digest: Digest,
+    /// The `subject` digest, echoed as `OCI-Subject`.
+    pub subject: Option<Digest>,
+}
+
+/// A manifest as stored: exact bytes and the media type to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// Digest of `content`.
+    pub digest: Digest,
+    /// Media type (`Content-Type`).
+    pub media_type: String,
+    /// The bytes as pushed.
+    pub content: Vec<u8>,
+}
+
+impl Registry {
+    /// Stores a manifest pushed to `repository` under `reference` with `content_type`.
+    ///
+    /// The manifest is inspected (type, structure), its digest computed over the exact bytes
+    /// (with the algorithm of `reference` when it is a digest, which must then match), and it is
+    /// stored with its references and tag in one transaction. Errors:
+    /// [`RegistryError::ManifestTooLarge`], [`RegistryError::ManifestInvalid`],
+    /// [`RegistryError::DigestMismatch`], [`RegistryError::ManifestBlobUnknown`],
+    /// [`RegistryError::ManifestBlobSizeMismatch`].
+    pub async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Vec<u8>,
+    ) -> Result<PushedManifest, RegistryError> {
+        if content.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge {
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let inspection = berth_oci::inspect_manifest(content_type, &content)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = hashing::digest_bytes(expected.algorithm(), &content);
+                if &actual != expected {
+                    return Err(RegistryError::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => hashing::digest_bytes(DigestAlgorithm::Sha256, &content),
+        };
+        for (blob, declared) in &inspection.blob_references {
+            if let Some(record) = self.meta.blob_in_repository(repository, blob).await?
+                && record.size != *declared
+            {
+                return Err(RegistryError::ManifestBlobSizeMismatch {
+                    digest: blob.clone(),
+                    declared: *declared,
+                    stored: record.size,
+                });
+            }
+        }
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag.clone()),
+            Reference::Digest(_) => None,
+        };
+        self.meta
+            .put_manifest(&NewManifest {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                media_type: inspection.kind.media_type().to_owned(),
+                content,
+                artifact_type: inspection.artifact_type,
+                subject: inspection.subject.clone(),
+                annotations_json: inspection.annotations_json,
+                blob_references: inspection.blob_references.into_iter().map(|(d, _)| d).collect(),
+                manifest_references: inspection.manifest_references,
+                tag,
+            })
+            .await?;
+        Ok(PushedManifest {
+            digest,
+            subject: inspection.subject,
+        })
+    }
+
+    /// Fetches a manifest by tag or digest. The stored bytes and media type are returned whatever
+    /// the client's `Accept` (Berth never converts manifests). Errors: [`RegistryError::ManifestUnknown`].
+    pub async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<StoredManifest, RegistryError> {
+        let record = match reference {
+            Reference::Tag(tag) => self.meta.get_tagged_manifest(repository, tag).await?,
+            Reference::Digest(digest) => self.meta.get_manifest(repository, digest).await?,
+        };
+        let record = record.ok_or_else(|| RegistryError::ManifestUnknown {
+            repository: repository.clone(),
+            reference: reference.to_string(),
+        })?;
+        Ok(StoredManifest {
+            digest: record.digest,
+            media_type: record.media_type,
+            content: record.content,
+        })
+    }
+
+    /// Deletes by digest (the manifest and its tags) or by tag (only the tag).
+    /// Errors: [`RegistryError::ManifestUnknown`], [`RegistryError::StillReferenced`] when an
+    /// index in the repository lists the manifest.
+    pub async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<(), RegistryError> {
+        let unknown = || RegistryError::ManifestUnknown {
+            repository: repository.clone(),
+            reference: reference.to_string(),
+        };
+        match reference {
+            Reference::Tag(tag) => {
+                if self.meta.delete_tag(repository, tag).await? {
+                    Ok(())
+                } else {
+                    Err(unknown())
+                }
+            }
+            Reference::Digest(digest) => match self.meta.delete_manifest(repository, digest).await? {
+                DeleteManifestOutcome::Deleted => Ok(()),
+                DeleteManifestOutcome::NotFound => Err(unknown()),
+                DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {
+                    target: digest.clone(),
+                    referenced_by: index,
+                }),
+            },
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Blob upload sessions: open, append (chunked or streamed), status, close with digest
+//! verification, cancel, and single-request monolithic uploads.
+//!
+//! Source: distribution-spec §Pushing blobs (POST then PUT, chunked PATCH, single POST,
+//! upload status). The session (offset and SHA-256 state) lives in the metadata store, so any
+//! process can continue it; the bytes live in the blob store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_blob::{AppendError, ByteStream, StorageKey};
+use berth_meta::{BlobRecord, UploadSession};
+use berth_types::{Digest, DigestAlgorithm, RepositoryName, UploadId};
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+
+use crate::hashing;
+use crate::{Registry, RegistryError};
+
+/// Where an open upload session stands: what the `Location`, `Range` and
+/// `Docker-Upload-UUID` headers report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    /// Session id.
+    pub id: UploadId,
+    /// Bytes received so far (the `Range` header is `0-<offset-1>`).
+    pub offset: u64,
+}
+
+/// One async mutex per open upload session in this process, so that two requests on the same
+/// session never append concurrently. (Across processes the conditional offset update in the
+/// metadata store detects the race.)
+#[derive(Default)]
+pub(crate) struct UploadLocks {
+    locks: Mutex<HashMap<UploadId, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl UploadLocks {
+    async fn lock(&self, id: &UploadId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if locks.len() > 1024 {
+                locks.retain(|_, weak| weak.strong_count() > 0);
+            }
+            match locks.get(id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A chunk of body to append, with what the client declared about it.
+pub struct Chunk {
+    /// The bytes.
+    pub body: ByteStream,
+    /// `Content-Range` start and inclusive end, if sent.
+    pub range: Option<(u64, u64)>,
+    /// `Content-Length`, if sent.
+    pub length: Option<u64>,
+}
+
+impl Registry {
+    /// Opens an upload session in `repository` (distribution-spec §POST then PUT).
+    pub async fn start_upload(&self, repository: &RepositoryName) -> Result<UploadStatus, RegistryError> {
+        let id = UploadId::generate();
+        self.blobs.create_upload(&id).await?;
+        let now = now_ms();
+        self.meta
+            .create_upload(&UploadSession {
+                id: id.clone(),
+                repository: repository.clone(),
+                offset: 0,
+                hash_state: Some(hashing::save(&Sha256::new())),
+                created_at_ms: now,
+                updated_at_ms: now,
+            })
+            .await?;
+        Ok(UploadStatus { id, offset: 0 })
+    }
+
+    /// The status of an open session (distribution-spec end-13). Errors: [`RegistryError::UploadUnknown`].
+    pub async fn upload_status(
+        &self,
+        repository: &RepositoryName,
+        id: &UploadId,
+    ) -> Result<UploadStatus, RegistryError> {
+        let session = self.session(repository, id).await?;
+        Ok(UploadStatus {
+            id: session.id,
+            offset: session.offset,
+        })
+    }
+
+    /// Appends a chunk (`PATCH`, distribution-spec §Pushing a blob in chunks and streamed
+    /// uploads). Without `Content-Range` the chunk is appended at the current offset; with one,
+    /// it must start at the current offset, or nothing is stored and
+    /// [`RegistryError::ChunkOutOfOrder`] is returned (416).
+    pub async fn append_upload(
+        &self,
+        repository: &RepositoryName,
+        id: &UploadId,
+        chunk: Chunk,
+    ) -> Result<UploadStatus, RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        let mut session = self.session(repository, id).await?;
+        self.append_chunk(&mut session, chunk).await?;
+        Ok(UploadStatus {
+            id: session.id,
+            offset: session.offset,
+        })
+    }
+
+    /// Closes a session (`PUT ?digest=`), appending a last chunk first when one is given, and
+    /// verifies that the whole upload hashes to `digest`. On success the blob is durable and
+    /// linked in the repository. On a digest mismatch the session stays open, unchanged apart
+    /// from the appended chunk.
+    pub async fn complete_upload(
+        &self,
+        repository: &RepositoryName,
+        id: &UploadId,
+        digest: &Digest,
+        last_chunk: Option<Chunk>,
+    ) -> Result<BlobRecord, RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        let mut session = self.session(repository, id).await?;
+        if let Some(chunk) = last_chunk {
+            self.append_chunk(&mut session, chunk).await?;
+        }
+        let actual = match digest.algorithm() {
+            DigestAlgorithm::Sha256 => hashing::finish_sha256(self.sha256_state(&session).await?),
+            DigestAlgorithm::Sha512 => {
+                let stream = self.blobs.read_upload(&session.id, session.offset).await?;
+                hashing::digest_stream(DigestAlgorithm::Sha512, stream)
+                    .await
+                    .map_err(|source| berth_blob::BlobError::Io {
+                        context: "re-reading an upload to hash it".to_owned(),
+                        source,
+                    })?
+                    .0
+            }
+        };
+        if &actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let record = match self.meta.find_blob(digest).await? {
+            Some(existing)
+                if self.blobs.blob_size(&StorageKey(existing.storage_key.clone())).await? == Some(existing.size) =>
+            {
+                self.blobs.delete_upload(&session.id).await?;
+                existing
+            }
+            _ => {
+                let key = self.blobs.commit_upload(&session.id, session.offset, digest).await?;
+                BlobRecord {
+                    digest: digest.clone(),
+                    size: session.offset,
+                    storage_key: key.0,
+                }
+            }
+        };
+        self.meta.complete_upload(&session.id, repository, &record).await?;
+        Ok(record)
+    }
+
+    /// A single-request upload (`POST ?digest=` with the blob as body, distribution-spec
+    /// §Single POST). Nothing is left behind on failure.
+    pub async fn upload_monolithic(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        chunk: Chunk,
+    ) -> Result<BlobRecord, RegistryError> {
+        let status = self.start_upload(repository).await?;
+        let result = self.complete_upload(repository, &status.id, digest, Some(chunk)).await;
+        if result.is_err() {
+            let _ = self.cancel_upload(repository, &status.id).await;
+        }
+        result
+    }
+
+    /// Cancels a session and removes its data (`DELETE` on the upload URL).
+    pub async fn cancel_upload(&self, repository: &RepositoryName, id: &UploadId) -> Result<(), RegistryError> {
+        let _guard = self.upload_locks.lock(id).await;
+        let session = self.session(repository, id).await?;
+        self.meta.delete_upload(&session.id).await?;
+        self.blobs.delete_upload(&session.id).await?;
+        Ok(())
+    }
+
+    /// Removes upload sessions untouched for longer than `max_age`, and upload data that has no
+    /// session. Returns how many sessions were removed.
+    pub async fn purge_stale_uploads(&self, max_age: Duration) -> Result<usize, RegistryError> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+        let stale = self.meta.list_uploads_updated_before(cutoff).await?;
+        for id in &stale {
+            let _guard = self.upload_locks.lock(id).await;
+            self.meta.delete_upload(id).await?;
+            self.blobs.delete_upload(id).await?;
+        }
+        Ok(stale.len())
+    }
+
+    async fn session(&self, repository: &RepositoryName, id: &UploadId) -> Result<UploadSession, RegistryError> {
+        self.meta
+            .get_upload(repository, id)
+            .await?
+            .ok_or_else(|| RegistryError::UploadUnknown { id: id.clone() })
+    }
+
+    /// The SHA-256 state over the session's bytes: the saved one, or recomputed from storage.
+    async fn sha256_state(&self, session: &UploadSession) -> Result<Sha256, RegistryError> {
+        if let Some(hasher) = hashing::restore(session.hash_state.as_ref()) {
+            return Ok(hasher);
+        }
+        tracing::info!(upload = %session.id, offset = session.offset, "re-hashing upload data");
+        let stream = self.blobs.read_upload(&session.id, session.offset).await?;
+        let (hasher, length) =
+            hashing::extend_sha256(Sha256::new(), stream)
+                .await
+                .map_err(|source| berth_blob::BlobError::Io {
+                    context: "re-reading an upload to hash it".to_owned(),
+                    source,
+                })?;
+        if length != session.offset {
+            return Err(berth_blob::BlobError::UploadTruncated {
+                id: session.id.clone(),
+                expected: session.offset,
+                stored: length,
+            }
+            .into());
+        }
+        Ok(hasher)
+    }
+
+    async fn append_chunk(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), RegistryError> {
+        let declared = match chunk.range {
+            Some((start, end)) => {
+                if start != session.offset {
+                    return Err(RegistryError::ChunkOutOfOrder {
+                        id: session.id.clone(),
+                        start,
+                        offset: session.offset,
+                    });
+                }
+                Some(end - start + 1)
+            }
+            None => chunk.length,
+        };
+        let hasher = self.sha256_state(session).await?;
+        let hashing = Arc::new(Mutex::new((hasher, 0u64)));
+        let observer = Arc::clone(&hashing);
+        let body: ByteStream = Box::pin(chunk.body.inspect(move |item| {
+            if let Ok(bytes) = item {
+                let mut state = observer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.0.update(bytes);
+                state.1 += bytes.len() as u64;
+            }
+        }));
+        let outcome = self.blobs.append_upload(&session.id, session.offset, body).await;
+        let (hasher, hashed) = hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let new_offset = session.offset + outcome.appended;
+        let hash_state = (hashed == outcome.appended).then(|| hashing::save(&hasher));
+        if outcome.appended > 0 || hash_state.is_none() {
+            let updated = self
+                .meta
+                .update_upload(&session.id, session.offset, new_offset, hash_state.as_ref())
+                .await?;
+            if !updated {
+                return Err(RegistryError::UploadUnknown { id: session.id.clone() });
+            }
+            session.offset = new_offset;
+            session.hash_state = hash_state;
+        }
+        match outcome.error {
+            None => {}
+            Some(AppendError::Body(source)) => {
+                return Err(RegistryError::BodyIncomplete {
+                    received: outcome.appended,
+                    source,
+                });
+            }
+            Some(AppendError::Storage(error)) => return Err(error.into()),
+        }
+        if let Some(declared) = declared
+            && declared != outcome.appended
+        {
+            return Err(RegistryError::ChunkSizeMismatch {
+                id: session.id.clone(),
+                declared,
+                received: outcome.appended,
+                offset: session.offset,
+            });
+        }
+        Ok(())
+    }
+}

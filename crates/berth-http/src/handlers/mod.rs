@@ -1,0 +1,114 @@
+//! `/v2` handlers: parse the endpoint, call one registry method, shape the response.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_oci::{Endpoint, Method};
+use futures::TryStreamExt;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::headers;
+
+/// The result of a handler.
+type ApiResult = Result<Response, ApiError>;
+
+/// Routes every `/v2` request to its handler and adds `Docker-Distribution-API-Version`.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let method = Method::from_name(request.method().as_str());
+    let endpoint = Endpoint::parse(method, request.uri().path(), request.uri().query());
+    let result = match endpoint {
+        Err(error) => Err(ApiError::from(error)),
+        Ok(endpoint) => handle(&state, endpoint, request).await,
+    };
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().insert(
+        HeaderName::from_static(headers::API_VERSION),
+        HeaderValue::from_static(headers::API_VERSION_VALUE),
+    );
+    response
+}
+
+async fn handle(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
+    let registry = &state.registry;
+    match endpoint {
+        Endpoint::ApiVersion => Ok(json_response(StatusCode::OK, "{}".to_owned())),
+        Endpoint::ListRepositories { page } => listing::list_repositories(registry, &page).await,
+        Endpoint::ListTags { repository, page } => listing::list_tags(registry, &repository, &page).await,
+        Endpoint::ListReferrers {
+            repository,
+            subject,
+            artifact_type,
+        } => listing::list_referrers(registry, &repository, &subject, artifact_type.as_deref()).await,
+        Endpoint::GetManifest {
+            repository,
+            reference,
+            head,
+        } => manifests::get_manifest(registry, &repository, &reference, head).await,
+        Endpoint::PutManifest { repository, reference } => {
+            manifests::put_manifest(registry, &repository, &reference, request).await
+        }
+        Endpoint::DeleteManifest { repository, reference } => {
+            manifests::delete_manifest(registry, &repository, &reference).await
+        }
+        Endpoint::GetBlob {
+            repository,
+            digest,
+            head,
+        } => blobs::get_blob(registry, &repository, &digest, head, request.headers()).await,
+        Endpoint::DeleteBlob { repository, digest } => blobs::delete_blob(registry, &repository, &digest).await,
+        Endpoint::StartUpload {
+            repository,
+            digest,
+            mount,
+        } => uploads::start_upload(registry, &repository, digest, mount, request).await,
+        Endpoint::GetUpload { repository, id } => uploads::get_upload(registry, &repository, &id).await,
+        Endpoint::PatchUpload { repository, id } => uploads::patch_upload(registry, &repository, &id, request).await,
+        Endpoint::PutUpload { repository, id, digest } => {
+            uploads::put_upload(registry, &repository, &id, &digest, request).await
+        }
+        Endpoint::DeleteUpload { repository, id } => uploads::delete_upload(registry, &repository, &id).await,
+    }
+}
+
+/// A response with a JSON body and explicit `Content-Length`.
+fn json_response(status: StatusCode, body: String) -> Response {
+    let length = body.len();
+    let mut response = (status, body).into_response();
+    set(response.headers_mut(), "content-type", "application/json");
+    set(response.headers_mut(), "content-length", &length.to_string());
+    response
+}
+
+/// A response with no body (`Content-Length: 0`) and the given headers.
+fn empty_response(status: StatusCode, pairs: &[(&'static str, &str)]) -> Response {
+    let mut response = (status, Body::empty()).into_response();
+    set(response.headers_mut(), "content-length", "0");
+    for (name, value) in pairs {
+        set(response.headers_mut(), name, value);
+    }
+    response
+}
+
+/// Sets a header, skipping values that are not valid header text.
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// A header's value as text, if present and valid.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request body as a byte stream for the registry (never buffered).
+fn body_stream(request: Request) -> berth_core::ByteStream {
+    Box::pin(request.into_body().into_data_stream().map_err(std::io::Error::other))
+}

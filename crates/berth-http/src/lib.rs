@@ -1,0 +1,111 @@
+//! Berth's HTTP layer.
+//!
+//! - `/v2/…`: the OCI Distribution API, routed by [`berth_oci::Endpoint::parse`] from one
+//!   catch-all route (repository names contain `/`);
+//! - `/healthz` (the process answers) and `/readyz` (storage and database reachable);
+//! - request ids (`X-Request-Id`, generated when absent, echoed back) and a tracing span per
+//!   request.
+//!
+//! This crate is the one place where errors become responses ([`error::ApiError`]).
+
+mod error;
+mod handlers;
+mod headers;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use berth_core::Registry;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry service.
+    pub registry: Registry,
+}
+
+/// Builds the router: `/v2` API, health endpoints and middleware.
+pub fn router(registry: Registry) -> Router {
+    let state = AppState { registry };
+    Router::new()
+        .route("/v2", any(handlers::dispatch))
+        .route("/v2/", any(handlers::dispatch))
+        .route("/v2/{*rest}", any(handlers::dispatch))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = %request_id,
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+/// `GET /healthz`: 200 while the process runs.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 when storage and database answer, 503 otherwise.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match tokio::time::timeout(Duration::from_secs(5), state.registry.check_ready()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_owned()),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error_chain(&error), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {error}\n"))
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: check timed out\n".to_owned(),
+        ),
+    }
+}
+
+/// Serves `registry` on `listener` until `shutdown` completes, then finishes in-flight requests.
+///
+/// Errors: the listener's I/O errors.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Formats an error with its chain of sources, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,139 @@
+//! Blobs: the global table of committed blobs and each repository's links to them.
+
+use berth_types::{Digest, RepositoryName};
+use sqlx::AnyConnection;
+
+use crate::convert::{now_ms, required_digest, stored_u64, to_bigint};
+use crate::repositories::{ensure_repository, repository_id};
+use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
+
+impl MetaStore {
+    /// The committed blob with this digest, in any repository.
+    pub async fn find_blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, MetaError> {
+        let row: Option<(i64, String)> = sqlx::query_as("SELECT size, storage_key FROM blobs WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.and_then(|(size, storage_key)| blob_record(digest, size, storage_key)))
+    }
+
+    /// The blob with this digest if it is linked in `repository`.
+    pub async fn blob_in_repository(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobRecord>, MetaError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT b.size, b.storage_key FROM repositories r \
+             JOIN repository_blobs l ON l.repository_id = r.id \
+             JOIN blobs b ON b.digest = l.blob_digest \
+             WHERE r.name = $1 AND l.blob_digest = $2",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.and_then(|(size, storage_key)| blob_record(digest, size, storage_key)))
+    }
+
+    /// Links a committed blob into `repository` (cross-repository mount, or a blob whose upload
+    /// finished elsewhere), in one transaction: creates the repository if needed, records the
+    /// blob if it is new (an existing record for the digest is kept as it is) and adds the link.
+    /// Idempotent.
+    pub async fn link_blob(&self, repository: &RepositoryName, blob: &BlobRecord) -> Result<(), MetaError> {
+        let mut tx = self.begin_write().await?;
+        let repository_id = ensure_repository(&mut tx, repository).await?;
+        insert_blob_if_new(&mut tx, blob).await?;
+        insert_link_if_new(&mut tx, repository_id, &blob.digest).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a blob's link from `repository` (the blob record itself stays, for garbage
+    /// collection to decide). Refused while a manifest in the repository references the blob.
+    pub async fn unlink_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<UnlinkBlobOutcome, MetaError> {
+        let mut tx = self.begin_write().await?;
+        let Some(repository_id) = repository_id(&mut tx, repository).await? else {
+            return Ok(UnlinkBlobOutcome::NotLinked);
+        };
+        let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if linked.is_none() {
+            return Ok(UnlinkBlobOutcome::NotLinked);
+        }
+        let referrer: Option<(String,)> = sqlx::query_as(
+            "SELECT m.digest FROM manifest_blob_references r \
+             JOIN manifests m ON m.id = r.manifest_id \
+             WHERE r.repository_id = $1 AND r.blob_digest = $2 \
+             ORDER BY m.digest LIMIT 1",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((manifest,)) = referrer {
+            return Ok(UnlinkBlobOutcome::ReferencedBy(required_digest(
+                "manifests",
+                &manifest,
+            )?));
+        }
+        sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(UnlinkBlobOutcome::Unlinked)
+    }
+}
+
+/// Builds a record from a row, or `None` (logged) when the row is corrupt.
+fn blob_record(digest: &Digest, size: i64, storage_key: String) -> Option<BlobRecord> {
+    let size = stored_u64("blobs", digest.as_str(), "size", size)?;
+    Some(BlobRecord {
+        digest: digest.clone(),
+        size,
+        storage_key,
+    })
+}
+
+/// Records a committed blob unless its digest is already recorded (then the existing record,
+/// and the storage key it names, stay).
+pub(crate) async fn insert_blob_if_new(conn: &mut AnyConnection, blob: &BlobRecord) -> Result<(), MetaError> {
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(blob.digest.as_str())
+    .bind(to_bigint("blob size", blob.size)?)
+    .bind(blob.storage_key.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Links a recorded blob into a repository unless it is linked already.
+pub(crate) async fn insert_link_if_new(
+    conn: &mut AnyConnection,
+    repository_id: i64,
+    digest: &Digest,
+) -> Result<(), MetaError> {
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, blob_digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository_id, blob_digest) DO NOTHING",
+    )
+    .bind(repository_id)
+    .bind(digest.as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

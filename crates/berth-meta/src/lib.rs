@@ -1,0 +1,177 @@
+//! Berth's metadata store: the source of truth for repositories, blob links, manifests, tags,
+//! the manifest reference graph, the referrers index and upload sessions.
+//!
+//! Built on sqlx's `Any` driver so that one body of portable SQL (`$N` placeholders, BIGINT,
+//! TEXT and BLOB columns only; booleans and timestamps as BIGINT unix milliseconds) runs on the
+//! embedded SQLite default and, later, PostgreSQL. Each engine has its own migrations folder.
+//! Every change that must be atomic (a manifest with its references and tag, an upload turning
+//! into a linked blob) is a single transaction.
+//!
+//! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
+//! `repositories`, `blobs`, `uploads`, `manifests` and `tags`, and `pool` holds the
+//! engine-specific connection setup and migrations.
+
+use berth_types::{Digest, RepositoryName, Tag, UploadId};
+
+mod blobs;
+mod convert;
+mod manifests;
+mod pool;
+mod repositories;
+mod store;
+mod tags;
+mod uploads;
+
+pub use store::MetaStore;
+
+/// A committed blob as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// Content digest.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the blob store keeps the bytes (`berth_blob::StorageKey`'s text).
+    pub storage_key: String,
+}
+
+/// Serialized hash state of an open upload, so that any process can continue hashing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashState {
+    /// Format version of `bytes` (bumped whenever the hashing crate's format may change).
+    pub version: i64,
+    /// The serialized SHA-256 state.
+    pub bytes: Vec<u8>,
+}
+
+/// An open blob upload session (distribution-spec §Pushing blobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    /// Session id, as in the upload URL.
+    pub id: UploadId,
+    /// Repository the blob is being pushed to.
+    pub repository: RepositoryName,
+    /// Bytes durably received so far.
+    pub offset: u64,
+    /// SHA-256 state over bytes `0..offset`; `None` when it must be recomputed from storage.
+    pub hash_state: Option<HashState>,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+    /// Last change, unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// A manifest to store, with everything the store indexes about it.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    /// Repository it is pushed to.
+    pub repository: RepositoryName,
+    /// Digest of `content`.
+    pub digest: Digest,
+    /// Media type it was pushed with (the PUT `Content-Type`, checked against the body).
+    pub media_type: String,
+    /// The exact bytes received.
+    pub content: Vec<u8>,
+    /// `artifactType`, or the config media type for image manifests that have no `artifactType`.
+    pub artifact_type: Option<String>,
+    /// The `subject` manifest digest, if any (referrers index).
+    pub subject: Option<Digest>,
+    /// The manifest's `annotations` object as JSON text, if any.
+    pub annotations_json: Option<String>,
+    /// Blobs the manifest references (config and layers); each must be linked in the repository.
+    pub blob_references: Vec<Digest>,
+    /// Manifests the manifest references (index children); each must exist in the repository.
+    pub manifest_references: Vec<Digest>,
+    /// Tag to point at this manifest, when pushed by tag.
+    pub tag: Option<Tag>,
+}
+
+/// A stored manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    /// Digest of `content`.
+    pub digest: Digest,
+    /// Stored media type.
+    pub media_type: String,
+    /// Exact bytes as pushed.
+    pub content: Vec<u8>,
+}
+
+/// One entry of the referrers index for a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerRecord {
+    /// Digest of the referring manifest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its artifact type (see [`NewManifest::artifact_type`]).
+    pub artifact_type: Option<String>,
+    /// Its annotations as JSON text.
+    pub annotations_json: Option<String>,
+}
+
+/// Outcome of removing a blob's link from a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlinkBlobOutcome {
+    /// The blob was linked and is not any more.
+    Unlinked,
+    /// The blob was not linked in that repository.
+    NotLinked,
+    /// A manifest in the repository references the blob, so the link stays.
+    ReferencedBy(Digest),
+}
+
+/// Outcome of deleting a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteManifestOutcome {
+    /// The manifest and the tags pointing at it were deleted.
+    Deleted,
+    /// No such manifest in the repository.
+    NotFound,
+    /// An image index in the repository references it, so it stays.
+    ReferencedBy(Digest),
+}
+
+/// An error from the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// A manifest references blobs or manifests that are not in its repository.
+    #[error("manifest references content missing from the repository: blobs {blobs:?}, manifests {manifests:?}")]
+    MissingReferences {
+        /// Referenced blobs not linked in the repository.
+        blobs: Vec<Digest>,
+        /// Referenced manifests not stored in the repository.
+        manifests: Vec<Digest>,
+    },
+    /// A row holds a value that does not parse (a corrupt record); it is treated as absent by
+    /// readers and reported here where it cannot be.
+    #[error("corrupt record in {table}: {detail}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The database failed.
+    #[error("metadata database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("metadata migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names an engine or a form the store does not support.
+    #[error("unsupported metadata database URL: {detail}")]
+    UnsupportedUrl {
+        /// Why it is not supported (the URL itself is not repeated: it may hold a password).
+        detail: String,
+    },
+    /// A value does not fit the database's signed 64-bit integers.
+    #[error("{field} value {value} exceeds the largest storable integer")]
+    OutOfRange {
+        /// Which value.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+    },
+}

@@ -1,0 +1,272 @@
+//! Manifests: byte-exact storage, the manifest→blob and manifest→manifest reference graph, and
+//! the referrers index (manifests by `subject`).
+
+use std::collections::HashSet;
+
+use berth_types::{Digest, RepositoryName, Tag};
+use sqlx::AnyConnection;
+
+use crate::convert::{len_to_bigint, now_ms, required_digest, stored_digest, stored_u64};
+use crate::repositories::{ensure_repository, repository_id};
+use crate::tags::upsert_tag;
+use crate::{DeleteManifestOutcome, ManifestRecord, MetaError, MetaStore, NewManifest, ReferrerRecord};
+
+/// Columns of a referrer row: digest, media type, size, artifact type, annotations.
+type ReferrerRow = (String, String, i64, Option<String>, Option<String>);
+
+impl MetaStore {
+    /// Stores a manifest, in one transaction: creates the repository if needed; checks that
+    /// every [`NewManifest::blob_references`] digest is linked in the repository and every
+    /// [`NewManifest::manifest_references`] digest is a manifest stored in it; records the
+    /// manifest (kept as it is if this digest is already stored in the repository) and its
+    /// references; points [`NewManifest::tag`] at it when given (moving the tag if it pointed
+    /// elsewhere). The subject need not exist.
+    ///
+    /// Errors: [`MetaError::MissingReferences`] listing every missing blob and manifest (each
+    /// once, in the order given); nothing is written then.
+    pub async fn put_manifest(&self, manifest: &NewManifest) -> Result<(), MetaError> {
+        let blob_references = distinct(&manifest.blob_references);
+        let manifest_references = distinct(&manifest.manifest_references);
+
+        let mut tx = self.begin_write().await?;
+        let repository_id = ensure_repository(&mut tx, &manifest.repository).await?;
+
+        let mut missing_blobs = Vec::new();
+        for digest in &blob_references {
+            let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
+                .bind(repository_id)
+                .bind(digest.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if linked.is_none() {
+                missing_blobs.push((*digest).clone());
+            }
+        }
+        let mut missing_manifests = Vec::new();
+        for digest in &manifest_references {
+            if manifest_id(&mut tx, repository_id, digest).await?.is_none() {
+                missing_manifests.push((*digest).clone());
+            }
+        }
+        if !missing_blobs.is_empty() || !missing_manifests.is_empty() {
+            tx.rollback().await?;
+            return Err(MetaError::MissingReferences {
+                blobs: missing_blobs,
+                manifests: missing_manifests,
+            });
+        }
+
+        sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
+             subject_digest, annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(manifest.digest.as_str())
+        .bind(manifest.media_type.as_str())
+        .bind(manifest.content.as_slice())
+        .bind(len_to_bigint("manifest size", manifest.content.len())?)
+        .bind(manifest.artifact_type.as_deref())
+        .bind(manifest.subject.as_ref().map(Digest::as_str))
+        .bind(manifest.annotations_json.as_deref())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let Some(id) = manifest_id(&mut tx, repository_id, &manifest.digest).await? else {
+            // Unreachable: the row was inserted or already there, inside this transaction.
+            return Err(MetaError::Corrupt {
+                table: "manifests",
+                detail: format!("manifest {} vanished while being stored", manifest.digest),
+            });
+        };
+
+        for digest in &blob_references {
+            sqlx::query(
+                "INSERT INTO manifest_blob_references (manifest_id, repository_id, blob_digest) \
+                 VALUES ($1, $2, $3) ON CONFLICT (manifest_id, blob_digest) DO NOTHING",
+            )
+            .bind(id)
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for digest in &manifest_references {
+            sqlx::query(
+                "INSERT INTO manifest_references (manifest_id, repository_id, child_digest) \
+                 VALUES ($1, $2, $3) ON CONFLICT (manifest_id, child_digest) DO NOTHING",
+            )
+            .bind(id)
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(tag) = &manifest.tag {
+            upsert_tag(&mut tx, repository_id, tag, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The manifest with this digest in `repository`.
+    pub async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, MetaError> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.media_type, m.content FROM repositories r \
+             JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = $1 AND m.digest = $2",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|(media_type, content)| ManifestRecord {
+            digest: digest.clone(),
+            media_type,
+            content,
+        }))
+    }
+
+    /// The manifest `tag` points at in `repository`. A stored digest that does not parse is
+    /// logged and reported as `None`.
+    pub async fn get_tagged_manifest(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ManifestRecord>, MetaError> {
+        let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.content FROM repositories r \
+             JOIN tags t ON t.repository_id = r.id \
+             JOIN manifests m ON m.id = t.manifest_id \
+             WHERE r.name = $1 AND t.name = $2",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some((digest, media_type, content)) = row else {
+            return Ok(None);
+        };
+        let record = format!("{}:{}", repository.as_str(), tag.as_str());
+        Ok(
+            stored_digest("manifests", &record, &digest).map(|digest| ManifestRecord {
+                digest,
+                media_type,
+                content,
+            }),
+        )
+    }
+
+    /// Deletes a manifest with its reference rows and every tag pointing at it, in one
+    /// transaction. Refused while an index in the same repository lists it as a child.
+    pub async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<DeleteManifestOutcome, MetaError> {
+        let mut tx = self.begin_write().await?;
+        let Some(repository_id) = repository_id(&mut tx, repository).await? else {
+            return Ok(DeleteManifestOutcome::NotFound);
+        };
+        let Some(id) = manifest_id(&mut tx, repository_id, digest).await? else {
+            return Ok(DeleteManifestOutcome::NotFound);
+        };
+        let parent: Option<(String,)> = sqlx::query_as(
+            "SELECT p.digest FROM manifest_references r \
+             JOIN manifests p ON p.id = r.manifest_id \
+             WHERE r.repository_id = $1 AND r.child_digest = $2 \
+             ORDER BY p.digest LIMIT 1",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((parent,)) = parent {
+            return Ok(DeleteManifestOutcome::ReferencedBy(required_digest(
+                "manifests",
+                &parent,
+            )?));
+        }
+        for statement in [
+            "DELETE FROM tags WHERE manifest_id = $1",
+            "DELETE FROM manifest_blob_references WHERE manifest_id = $1",
+            "DELETE FROM manifest_references WHERE manifest_id = $1",
+            "DELETE FROM manifests WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(DeleteManifestOutcome::Deleted)
+    }
+
+    /// The manifests in `repository` whose subject is `subject`, optionally only those of
+    /// `artifact_type`, ordered by digest. Rows whose digest or size is corrupt are logged and
+    /// skipped.
+    pub async fn list_referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRecord>, MetaError> {
+        let rows: Vec<ReferrerRow> = match artifact_type {
+            Some(artifact_type) => {
+                sqlx::query_as(
+                    "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+                     FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+                     WHERE r.name = $1 AND m.subject_digest = $2 AND m.artifact_type = $3 \
+                     ORDER BY m.digest",
+                )
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .bind(artifact_type)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+                     FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+                     WHERE r.name = $1 AND m.subject_digest = $2 \
+                     ORDER BY m.digest",
+                )
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(digest, media_type, size, artifact_type, annotations_json)| {
+                let record = format!("{}@{}", repository.as_str(), digest);
+                Some(ReferrerRecord {
+                    digest: stored_digest("manifests", &record, &digest)?,
+                    media_type,
+                    size: stored_u64("manifests", &record, "size", size)?,
+                    artifact_type,
+                    annotations_json,
+                })
+            })
+            .collect())
+    }
+}
+
+/// The id of the manifest `digest` in a repository, if stored.
+async fn manifest_id(conn: &mut AnyConnection, repository_id: i64, digest: &Digest) -> Result<Option<i64>, MetaError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// The digests without repetitions, in first-seen order.
+fn distinct(digests: &[Digest]) -> Vec<&Digest> {
+    let mut seen = HashSet::new();
+    digests.iter().filter(|digest| seen.insert(digest.as_str())).collect()
+}

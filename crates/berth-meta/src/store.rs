@@ -1,0 +1,59 @@
+//! The store handle: opening, readiness and the transaction helper shared by every aggregate.
+
+use sqlx::Any;
+use sqlx::AnyPool;
+
+use crate::MetaError;
+use crate::pool::{Backend, open_pools};
+
+/// Handle on the metadata database. Cloning is cheap (the pools are reference-counted), and
+/// every clone shares the same connections.
+///
+/// Writes go through the writer pool (a single connection on SQLite), reads through the reader
+/// pool. Every multi-statement change runs in one write transaction.
+#[derive(Debug, Clone)]
+pub struct MetaStore {
+    pub(crate) backend: Backend,
+    pub(crate) writer: AnyPool,
+    pub(crate) reader: AnyPool,
+}
+
+impl MetaStore {
+    /// Opens the database at `url` and applies pending migrations.
+    ///
+    /// Supported: `sqlite:///absolute/path/meta.db` (the file is created if missing, unless the
+    /// URL sets its own `mode=`). In-memory SQLite is refused, as each pooled connection would
+    /// see a different database.
+    ///
+    /// Errors: [`MetaError::UnsupportedUrl`] for another scheme, [`MetaError::Database`] when
+    /// the database cannot be opened, [`MetaError::Migration`] when the schema cannot be
+    /// brought up to date.
+    pub async fn open(url: &str) -> Result<MetaStore, MetaError> {
+        let pools = open_pools(url).await?;
+        Ok(MetaStore {
+            backend: pools.backend,
+            writer: pools.writer,
+            reader: pools.reader,
+        })
+    }
+
+    /// Checks that both pools can run a query (for `/readyz`).
+    pub async fn check_ready(&self) -> Result<(), MetaError> {
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. Later calls on any
+    /// clone of this store fail. Dropping every clone also closes the pools, but without
+    /// waiting.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a read-write transaction on the writer.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, MetaError> {
+        Ok(self.writer.begin_with(self.backend.begin_write()).await?)
+    }
+}

@@ -1,0 +1,94 @@
+//! Tags: names pointing at manifests, listed in byte-lexical order.
+
+use berth_types::{RepositoryName, Tag};
+use sqlx::AnyConnection;
+
+use crate::convert::now_ms;
+use crate::repositories::repository_id;
+use crate::{MetaError, MetaStore};
+
+impl MetaStore {
+    /// Removes a tag (the manifest stays). Returns whether the tag existed.
+    pub async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
+        let result = sqlx::query(
+            "DELETE FROM tags \
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Up to `limit` tags of `repository` in byte-lexical order, strictly after `after` when
+    /// given. `None` when the repository does not exist. Tags that no longer parse are logged
+    /// and skipped.
+    pub async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        after: Option<&Tag>,
+        limit: u32,
+    ) -> Result<Option<Vec<Tag>>, MetaError> {
+        // One connection for both statements.
+        let mut conn = self.reader.acquire().await?;
+        let Some(repository_id) = repository_id(&mut conn, repository).await? else {
+            return Ok(None);
+        };
+        let rows: Vec<(String,)> = match after {
+            Some(after) => {
+                sqlx::query_as("SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3")
+                    .bind(repository_id)
+                    .bind(after.as_str())
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+            None => {
+                sqlx::query_as("SELECT name FROM tags WHERE repository_id = $1 ORDER BY name LIMIT $2")
+                    .bind(repository_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+        };
+        Ok(Some(
+            rows.into_iter()
+                .filter_map(|(name,)| match Tag::parse(&name) {
+                    Ok(tag) => Some(tag),
+                    Err(error) => {
+                        tracing::error!(
+                            table = "tags",
+                            repository = repository.as_str(),
+                            value = name,
+                            error = %error,
+                            "corrupt record: stored tag does not parse; skipped"
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Points `tag` at the manifest `manifest_id`, creating the tag or moving it.
+pub(crate) async fn upsert_tag(
+    conn: &mut AnyConnection,
+    repository_id: i64,
+    tag: &Tag,
+    manifest_id: i64,
+) -> Result<(), MetaError> {
+    sqlx::query(
+        "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (repository_id, name) DO UPDATE \
+         SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+    )
+    .bind(repository_id)
+    .bind(tag.as_str())
+    .bind(manifest_id)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

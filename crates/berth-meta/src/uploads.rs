@@ -1,0 +1,166 @@
+//! Upload sessions: the durable state of blob uploads, shared by every replica.
+
+use berth_types::{RepositoryName, UploadId};
+
+use crate::blobs::{insert_blob_if_new, insert_link_if_new};
+use crate::convert::{now_ms, stored_u64, to_bigint};
+use crate::repositories::ensure_repository;
+use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
+
+/// Columns of an upload row after its id and repository: offset, hash state, hash state
+/// version, created, updated.
+type UploadRow = (i64, Option<Vec<u8>>, Option<i64>, i64, i64);
+
+impl MetaStore {
+    /// Records a new upload session. Does not create the repository (nothing is committed yet).
+    ///
+    /// Errors: [`MetaError::Database`] if a session with this id exists.
+    pub async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError> {
+        let (state, version) = hash_state_columns(session.hash_state.as_ref());
+        sqlx::query(
+            "INSERT INTO uploads \
+             (id, repository, byte_offset, hash_state, hash_state_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.repository.as_str())
+        .bind(to_bigint("upload offset", session.offset)?)
+        .bind(state)
+        .bind(version)
+        .bind(session.created_at_ms)
+        .bind(session.updated_at_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The session `id` if it belongs to `repository` (`None` when it is unknown or belongs to
+    /// another repository).
+    pub async fn get_upload(
+        &self,
+        repository: &RepositoryName,
+        id: &UploadId,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        let row: Option<UploadRow> = sqlx::query_as(
+            "SELECT byte_offset, hash_state, hash_state_version, created_at, updated_at \
+             FROM uploads WHERE id = $1 AND repository = $2",
+        )
+        .bind(id.as_str())
+        .bind(repository.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some((offset, state, version, created_at_ms, updated_at_ms)) = row else {
+            return Ok(None);
+        };
+        let Some(offset) = stored_u64("uploads", id.as_str(), "byte_offset", offset) else {
+            return Ok(None);
+        };
+        let hash_state = match (state, version) {
+            (Some(bytes), Some(version)) => Some(HashState { version, bytes }),
+            _ => None,
+        };
+        Ok(Some(UploadSession {
+            id: id.clone(),
+            repository: repository.clone(),
+            offset,
+            hash_state,
+            created_at_ms,
+            updated_at_ms,
+        }))
+    }
+
+    /// Moves a session from `expected_offset` to `new_offset` and stores the hash state for the
+    /// new offset (`None` clears it: it must then be recomputed from the uploaded bytes). Also
+    /// sets the update time to now.
+    ///
+    /// Conditional: returns `false`, changing nothing, when the session does not exist or its
+    /// offset is not `expected_offset` (another request, possibly on another replica, moved it
+    /// first).
+    pub async fn update_upload(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        new_offset: u64,
+        hash_state: Option<&HashState>,
+    ) -> Result<bool, MetaError> {
+        let (state, version) = hash_state_columns(hash_state);
+        let result = sqlx::query(
+            "UPDATE uploads SET byte_offset = $1, hash_state = $2, hash_state_version = $3, updated_at = $4 \
+             WHERE id = $5 AND byte_offset = $6",
+        )
+        .bind(to_bigint("upload offset", new_offset)?)
+        .bind(state)
+        .bind(version)
+        .bind(now_ms())
+        .bind(id.as_str())
+        .bind(to_bigint("upload offset", expected_offset)?)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Deletes a session (cancelled or expired). Deleting an unknown session is not an error.
+    pub async fn delete_upload(&self, id: &UploadId) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Turns a finished upload into a committed blob, in one transaction: deletes the session
+    /// (if it is still there and belongs to `repository`), records the blob if it is new (an
+    /// existing record for the digest is kept), creates the repository if needed and links the
+    /// blob into it.
+    pub async fn complete_upload(
+        &self,
+        id: &UploadId,
+        repository: &RepositoryName,
+        blob: &BlobRecord,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
+            .bind(id.as_str())
+            .bind(repository.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let repository_id = ensure_repository(&mut tx, repository).await?;
+        insert_blob_if_new(&mut tx, blob).await?;
+        insert_link_if_new(&mut tx, repository_id, &blob.digest).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ids of the sessions last updated strictly before `cutoff_ms` (unix milliseconds), oldest
+    /// first, for expiry. Ids that no longer parse are logged and skipped.
+    pub async fn list_uploads_updated_before(&self, cutoff_ms: i64) -> Result<Vec<UploadId>, MetaError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM uploads WHERE updated_at < $1 ORDER BY updated_at, id")
+                .bind(cutoff_ms)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id,)| match UploadId::parse(&id) {
+                Ok(id) => Some(id),
+                Err(error) => {
+                    tracing::error!(
+                        table = "uploads",
+                        value = id,
+                        error = %error,
+                        "corrupt record: stored upload id does not parse; skipped"
+                    );
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+/// The `hash_state` and `hash_state_version` column values.
+fn hash_state_columns(state: Option<&HashState>) -> (Option<&[u8]>, Option<i64>) {
+    match state {
+        Some(state) => (Some(state.bytes.as_slice()), Some(state.version)),
+        None => (None, None),
+    }
+}

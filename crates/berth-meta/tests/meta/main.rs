@@ -1,0 +1,9 @@
+//! Crate tests of `MetaStore` against a temporary SQLite file.
+
+mod blobs;
+mod catalog;
+mod common;
+mod manifests;
+mod store;
+mod tags;
+mod uploads;

@@ -1,0 +1,145 @@
+//! Berth's configuration: one typed tree, read in one place.
+//!
+//! Layers, later ones winning: built-in defaults, then the TOML file given with `--config`,
+//! then `BERTH_*` environment variables (nested keys with `__`, e.g.
+//! `BERTH_UPLOADS__PURGE_AFTER_SECS`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:5000`.
+    pub listen: SocketAddr,
+    /// Directory holding blobs (`blobs/`, `uploads/`) and the SQLite database. Default `./berth-data`.
+    pub data_dir: PathBuf,
+    /// Metadata database URL. Default: `sqlite://<data_dir>/meta.db`.
+    pub database_url: Option<String>,
+    /// Log format: `text` (default) or `json`. The level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
+    /// Upload-session housekeeping.
+    pub uploads: UploadsConfig,
+    /// Seconds to let in-flight requests finish after SIGTERM. Default 30.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Upload-session housekeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Sessions untouched this many seconds are removed with their data. Default 86400 (a day).
+    pub purge_after_secs: u64,
+    /// How often the purge runs, in seconds. Default 600.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("./berth-data"),
+            database_url: None,
+            log_format: LogFormat::Text,
+            uploads: UploadsConfig {
+                purge_after_secs: 86_400,
+                purge_interval_secs: 600,
+            },
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Command-line overrides, applied last.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
+/// used by the test suite, are not configuration).
+const ENV_KEYS: [&str; 6] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "log_format",
+    "uploads",
+    "shutdown_grace_secs",
+];
+
+impl Config {
+    /// Loads the configuration. Errors name the source and key at fault.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("BERTH_").split("__").filter(|key| {
+                let top = key.as_str().split('.').next().unwrap_or("");
+                ENV_KEYS.contains(&top)
+            }))
+            .merge(Serialized::defaults(overrides));
+        figment.extract().map_err(Box::new)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("meta.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure signature is fixed by figment")]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "berth.toml",
+                "listen = \"127.0.0.1:6000\"\n[uploads]\npurge_after_secs = 5\npurge_interval_secs = 1\n",
+            )?;
+            jail.set_env("BERTH_DATA_DIR", "/tmp/from-env");
+            jail.set_env("BERTH_REQUIRE_ALL", "1");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 6000);
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/from-env"));
+            assert_eq!(config.uploads.purge_after_secs, 5);
+            let overrides = Overrides {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 7000))),
+                data_dir: None,
+            };
+            let config = Config::load(Some(Path::new("berth.toml")), &overrides).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 7000);
+            jail.create_file("bad.toml", "lisen = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

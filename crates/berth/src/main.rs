@@ -1,0 +1,195 @@
+//! `berth`: the registry binary. `berth serve` runs the registry; `berth config check` prints
+//! the effective configuration.
+
+mod config;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat, Overrides};
+
+/// Berth: an OCI container registry.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (defaults: 127.0.0.1:5000, data in ./berth-data, SQLite metadata).
+    ///
+    /// Configuration layers, later ones winning: defaults, the TOML file of --config,
+    /// BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, BERTH_DATABASE_URL,
+    /// BERTH_LOG_FORMAT, BERTH_UPLOADS__PURGE_AFTER_SECS, …), then these flags.
+    Serve(ServeArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML (after file, environment and flags).
+    Check(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:5000 or 0.0.0.0:5000 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Data directory (blobs, uploads, SQLite database).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            listen: self.listen,
+            data_dir: self.data.clone(),
+        };
+        Config::load(self.config.as_deref(), &overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.load()?;
+            init_tracing(config.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(config))
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let config = args.load()?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let blobs = berth_blob::FilesystemBlobStore::open(&config.data_dir)
+        .await
+        .context("opening blob storage")?;
+    let meta = berth_meta::MetaStore::open(&config.database_url())
+        .await
+        .context("opening the metadata database")?;
+    let registry = berth_core::Registry::new(Arc::new(blobs), meta);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(
+            %address,
+            "LISTENING ON A NON-LOOPBACK ADDRESS WITHOUT AUTHENTICATION: anyone who can reach it can push, pull and delete"
+        );
+    }
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "berth is ready");
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "berth listening on http://{address}")?;
+        stdout.flush()?;
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let purge = tokio::spawn(purge_uploads(registry.clone(), config.uploads.clone(), stop_rx.clone()));
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: finishing in-flight requests"
+        );
+        let _ = stop_tx.send(true);
+    };
+    let server = berth_http::serve(listener, registry, shutdown);
+    let mut stopped = stop_rx;
+    let grace_expired = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace_expired => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    let _ = purge.await;
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// Periodically removes stale upload sessions until `stop` turns true.
+async fn purge_uploads(
+    registry: berth_core::Registry,
+    config: config::UploadsConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = Duration::from_secs(config.purge_interval_secs.max(1));
+    let max_age = Duration::from_secs(config.purge_after_secs);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match registry.purge_stale_uploads(max_age).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "purged stale upload sessions"),
+            Err(error) => tracing::warn!(error = %error, "purging stale uploads failed"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

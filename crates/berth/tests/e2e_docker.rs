@@ -1,0 +1,312 @@
+//! End to end with the real Docker client: build or import an image, push it to a fresh Berth,
+//! remove it locally, pull it back and run it.
+//!
+//! Needs a running Docker engine (`docker info`) and Debian's busybox-static; skips loudly
+//! without them, or fails under `BERTH_REQUIRE_ALL=1` (as CI runs). Docker treats
+//! 127.0.0.0/8 as an insecure registry, so plain HTTP on 127.0.0.1:PORT works unconfigured.
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_testkit::cmd::{Cleanup, CmdOutput, cmd, run_expect_failure, run_ok};
+use berth_testkit::e2e::{TestRegistry, require_static_busybox, write_random_file};
+use berth_testkit::http::Http;
+use berth_testkit::names::{unique_repo, unique_suffix, unique_tag};
+use berth_testkit::oci::{TarEntry, media, sha256_digest, tar};
+use berth_testkit::require_tool;
+
+fn berth_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn docker_ready() -> bool {
+    require_tool(
+        "docker",
+        &["info"],
+        "the Docker e2e tests need a running Docker engine (scripts/test installs and starts one)",
+    )
+}
+
+fn docker<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut c = cmd("docker", args);
+    // The classic builder: no buildx plugin is needed, and `FROM scratch` needs nothing pulled.
+    c.env("DOCKER_BUILDKIT", "0");
+    c
+}
+
+/// `digest: sha256:… size: N` from `docker push` output.
+fn pushed_digest_and_size(out: &CmdOutput) -> (String, u64) {
+    for line in out.stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "digest:")
+            && let (Some(digest), Some(&"size:"), Some(size)) = (words.get(i + 1), words.get(i + 2), words.get(i + 3))
+            && let Ok(size) = size.parse::<u64>()
+        {
+            return ((*digest).to_owned(), size);
+        }
+    }
+    panic!("no `digest: … size: …` line in docker push output\n{}", out.report());
+}
+
+/// Pushes `image` (already tagged `HOST/repo:tag`), checks what the registry stores, removes
+/// the image locally, pulls it back, and returns what `docker run --rm` of it prints.
+fn push_remove_pull_run(registry: &TestRegistry, repo: &str, tag: &str, image: &str) -> String {
+    let http = Http::new().expect("http client");
+    let local_id = run_ok(&mut docker(["image", "inspect", "--format", "{{.Id}}", image]))
+        .expect("inspect the built image")
+        .stdout_trimmed()
+        .to_owned();
+
+    let push = run_ok(&mut docker(["push", image])).expect("docker push");
+    let (digest, size) = pushed_digest_and_size(&push);
+
+    // What the registry serves under the tag is exactly what docker pushed.
+    let manifest_url = format!("{}/v2/{repo}/manifests/{tag}", registry.base_url());
+    let accept = [
+        media::DOCKER_MANIFEST,
+        media::OCI_MANIFEST,
+        media::DOCKER_MANIFEST_LIST,
+        media::OCI_INDEX,
+    ];
+    let got = http
+        .get(&manifest_url, &accept)
+        .expect("GET manifest")
+        .expect_status(200)
+        .expect("manifest by tag");
+    assert_eq!(
+        sha256_digest(&got.body),
+        digest,
+        "manifest bytes differ from what docker pushed\n{}",
+        got.report()
+    );
+    assert_eq!(got.body.len() as u64, size, "manifest size\n{}", got.report());
+    assert_eq!(
+        got.header("docker-content-digest"),
+        Some(digest.as_str()),
+        "{}",
+        got.report()
+    );
+    let manifest = got.json().expect("manifest JSON");
+    let content_type = got.header("content-type").unwrap_or_default();
+    assert_eq!(
+        content_type,
+        manifest["mediaType"].as_str().unwrap_or_default(),
+        "Content-Type must be the manifest's mediaType\n{}",
+        got.report()
+    );
+    // Every blob the manifest names is there, with the size it claims.
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    assert!(!layers.is_empty(), "manifest without layers: {manifest}");
+    for blob in layers.iter().chain(std::iter::once(&manifest["config"])) {
+        let blob_digest = blob["digest"].as_str().expect("blob digest");
+        let url = format!("{}/v2/{repo}/blobs/{blob_digest}", registry.base_url());
+        let head = http
+            .head(&url, &[])
+            .expect("HEAD blob")
+            .expect_status(200)
+            .expect("blob exists");
+        assert_eq!(
+            head.header("content-length").and_then(|v| v.parse::<u64>().ok()),
+            blob["size"].as_u64(),
+            "HEAD {blob_digest}: Content-Length\n{}",
+            head.report()
+        );
+    }
+
+    // Gone locally: the pull below must fetch it.
+    run_ok(&mut docker(["rmi", image])).expect("docker rmi");
+    run_expect_failure(&mut docker(["image", "inspect", image])).expect("image is gone locally after rmi");
+
+    let pull = run_ok(&mut docker(["pull", image])).expect("docker pull");
+    assert!(
+        pull.stdout.contains(&format!("Digest: {digest}")),
+        "docker pull did not report the pushed digest {digest}\n{}",
+        pull.report()
+    );
+    let pulled_id = run_ok(&mut docker(["image", "inspect", "--format", "{{.Id}}", image]))
+        .expect("inspect the pulled image")
+        .stdout_trimmed()
+        .to_owned();
+    assert_eq!(
+        pulled_id, local_id,
+        "the pulled image has another config than the pushed one"
+    );
+    let repo_digests = run_ok(&mut docker([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        image,
+    ]))
+    .expect("inspect RepoDigests")
+    .stdout;
+    assert!(
+        repo_digests.contains(&format!("{}/{repo}@{digest}", registry.host())),
+        "RepoDigests {repo_digests} lacks {digest}"
+    );
+
+    run_ok(&mut docker(["run", "--rm", "--network", "none", image]))
+        .expect("docker run")
+        .stdout
+}
+
+#[test]
+fn docker_build_push_pull_run_small_scratch_image() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(busybox) = require_static_busybox("the Docker e2e tests put a static busybox in a FROM scratch image")
+    else {
+        return;
+    };
+    let registry = TestRegistry::start(berth_binary()).expect("start the registry");
+    let repo = unique_repo("docker-small");
+    let tag = unique_tag();
+    let image = registry.image_ref(&repo, &tag);
+    let mut cleanup = Cleanup::new();
+    cleanup.defer(docker(["rmi", "-f", image.as_str()]));
+
+    // Two layers: busybox, then a token unique to this run (so nothing cached can pass).
+    let token = format!("token-{}", unique_suffix());
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&busybox, ctx.path().join("busybox")).expect("copy busybox");
+    std::fs::write(ctx.path().join("token"), format!("{token}\n")).expect("write token");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /busybox\nCOPY token /token\n\
+         CMD [\"/busybox\", \"sh\", \"-c\", \"/busybox echo hello-from-berth; /busybox cat /token\"]\n",
+    )
+    .expect("write Dockerfile");
+    run_ok(docker(["build", "-q", "-t", image.as_str()]).arg(ctx.path())).expect("docker build");
+
+    let output = push_remove_pull_run(&registry, &repo, &tag, &image);
+    assert_eq!(
+        output,
+        format!("hello-from-berth\n{token}\n"),
+        "output of the pulled image"
+    );
+
+    // The same image into a second repository: docker, knowing the layers are in the first
+    // one, asks for cross-repository mounts (`POST …/blobs/uploads/?mount=…&from=…`).
+    let repo2 = unique_repo("docker-mount");
+    let image2 = registry.image_ref(&repo2, &tag);
+    cleanup.defer(docker(["rmi", "-f", image2.as_str()]));
+    run_ok(&mut docker(["tag", image.as_str(), image2.as_str()])).expect("docker tag");
+    let push2 = run_ok(&mut docker(["push", image2.as_str()])).expect("docker push to a second repository");
+    let (digest2, _) = pushed_digest_and_size(&push2);
+    if registry.is_berth() {
+        // Berth implements mounting (the spec lets a registry decline with a plain upload).
+        assert!(
+            push2.stdout.contains(&format!("Mounted from {repo}")),
+            "no layer was mounted\n{}",
+            push2.report()
+        );
+    }
+    let url = format!("{}/v2/{repo2}/manifests/{tag}", registry.base_url());
+    let http = Http::new().expect("http client");
+    let second = http
+        .head(&url, &[media::DOCKER_MANIFEST])
+        .expect("HEAD")
+        .expect_status(200)
+        .expect("manifest");
+    assert_eq!(
+        second.header("docker-content-digest"),
+        Some(digest2.as_str()),
+        "{}",
+        second.report()
+    );
+    let url = format!("{}/v2/{repo}/manifests/{tag}", registry.base_url());
+    let first = http
+        .head(&url, &[media::DOCKER_MANIFEST])
+        .expect("HEAD")
+        .expect_status(200)
+        .expect("manifest");
+    assert_eq!(
+        first.header("docker-content-digest"),
+        Some(digest2.as_str()),
+        "same image, same digest"
+    );
+    run_ok(&mut docker(["rmi", image.as_str(), image2.as_str()])).expect("docker rmi both tags");
+    run_ok(&mut docker(["pull", image2.as_str()])).expect("docker pull from the second repository");
+    let output2 = run_ok(&mut docker(["run", "--rm", "--network", "none", image2.as_str()]))
+        .expect("docker run")
+        .stdout;
+    assert_eq!(
+        output2,
+        format!("hello-from-berth\n{token}\n"),
+        "output of the image pulled from {repo2}"
+    );
+}
+
+/// Size of the incompressible file in the large image: `BERTH_E2E_LARGE_MIB`, default 50 MiB.
+fn large_size() -> u64 {
+    let mib = std::env::var("BERTH_E2E_LARGE_MIB")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(50);
+    mib << 20
+}
+
+#[test]
+fn docker_import_push_pull_run_large_image() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(busybox) = require_static_busybox("the Docker e2e tests put a static busybox in the imported root fs")
+    else {
+        return;
+    };
+    let registry = TestRegistry::start(berth_binary()).expect("start the registry");
+    let repo = unique_repo("docker-large");
+    let tag = unique_tag();
+    let image = registry.image_ref(&repo, &tag);
+    let mut cleanup = Cleanup::new();
+    cleanup.defer(docker(["rmi", "-f", image.as_str()]));
+
+    // A root fs tarball: busybox and a large random (incompressible) file.
+    let work = tempfile::tempdir().expect("tempdir");
+    let random_path = work.path().join("random.bin");
+    let random_digest = write_random_file(&random_path, large_size()).expect("random file");
+    let random = std::fs::read(&random_path).expect("read random file");
+    let busybox_bytes = std::fs::read(&busybox).expect("read busybox");
+    let rootfs = tar(&[
+        TarEntry {
+            path: "busybox",
+            data: &busybox_bytes,
+            mode: 0o755,
+        },
+        TarEntry {
+            path: "data/",
+            data: b"",
+            mode: 0o755,
+        },
+        TarEntry {
+            path: "data/random.bin",
+            data: &random,
+            mode: 0o644,
+        },
+    ])
+    .expect("tar");
+    drop(random);
+    let rootfs_path = work.path().join("rootfs.tar");
+    std::fs::write(&rootfs_path, &rootfs).expect("write rootfs.tar");
+    drop(rootfs);
+    run_ok(
+        docker([
+            "import",
+            "--change",
+            r#"CMD ["/busybox", "sha256sum", "/data/random.bin"]"#,
+        ])
+        .arg(&rootfs_path)
+        .arg(&image),
+    )
+    .expect("docker import");
+
+    let output = push_remove_pull_run(&registry, &repo, &tag, &image);
+    let hex = random_digest.trim_start_matches("sha256:");
+    assert_eq!(
+        output,
+        format!("{hex}  /data/random.bin\n"),
+        "the pulled image's copy of the large file differs"
+    );
+}
