@@ -22,7 +22,8 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use berth_core::Registry;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::LatencyUnit;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::ApiError;
 
@@ -59,7 +60,8 @@ pub fn router(registry: Registry) -> Router {
                             path = %request.uri().path(),
                             request_id = %request_id,
                         )
-                    }),
+                    })
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
