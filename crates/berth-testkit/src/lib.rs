@@ -5,6 +5,12 @@
 //! (`berth listening on http://127.0.0.1:PORT`). [`require_tool`] decides what a test does when
 //! an external client (docker, skopeo, podman, oras) is missing: skip loudly, or fail when
 //! `BERTH_REQUIRE_ALL=1` (as `.ci/run` sets), so CI never passes by skipping.
+//!
+//! For the end-to-end tests with real clients (`crates/berth/tests/e2e_*.rs`): [`cmd`] runs
+//! commands with a time limit and full error reports, [`e2e`] holds the registry under test
+//! and the workspace's paths (venv, static busybox), [`http`] is a small client whose errors
+//! show the whole exchange, [`names`] makes unique repository names and tags, and [`oci`]
+//! builds digests, layers, images and OCI image layouts by hand.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -23,7 +23,7 @@ fn berth_binary() -> &'static Path {
 /// RLIMIT_NOFILE=1048576 and RLIMIT_NPROC at least as high as its own; in a sandbox without
 /// CAP_SYS_RESOURCE (such as this project's machines) runc may not raise them and fails with
 /// "error setting rlimit type 7: operation not permitted". Modest explicit limits always fit.
-const ULIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+const ULIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"];
 
 fn podman<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
     cmd("podman", args)
