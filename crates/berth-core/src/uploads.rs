@@ -76,7 +76,6 @@ impl Registry {
     /// Opens an upload session in `repository` (distribution-spec §POST then PUT).
     pub async fn start_upload(&self, repository: &RepositoryName) -> Result<UploadStatus, RegistryError> {
         let id = UploadId::generate();
-        self.blobs.create_upload(&id).await?;
         let now = now_ms();
         self.meta
             .create_upload(&UploadSession {
@@ -88,6 +87,9 @@ impl Registry {
                 updated_at_ms: now,
             })
             .await?;
+        // The session row exists before its data, so upload data without a row is an orphan
+        // that `purge_stale_uploads` may remove at any time.
+        self.blobs.create_upload(&id).await?;
         Ok(UploadStatus { id, offset: 0 })
     }
 
@@ -204,7 +206,9 @@ impl Registry {
     }
 
     /// Removes upload sessions untouched for longer than `max_age`, and upload data that has no
-    /// session. Returns how many sessions were removed.
+    /// session (left by a crash between creating a session's data and recording it, which the
+    /// order in [`Registry::start_upload`] makes safe to remove at any time). Returns how many
+    /// sessions were removed.
     pub async fn purge_stale_uploads(&self, max_age: Duration) -> Result<usize, RegistryError> {
         let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
         let stale = self.meta.list_uploads_updated_before(cutoff).await?;
@@ -212,6 +216,12 @@ impl Registry {
             let _guard = self.upload_locks.lock(id).await;
             self.meta.delete_upload(id).await?;
             self.blobs.delete_upload(id).await?;
+        }
+        for id in self.blobs.list_uploads().await? {
+            if !self.meta.upload_exists(&id).await? {
+                tracing::info!(upload = %id, "removing upload data that has no session");
+                self.blobs.delete_upload(&id).await?;
+            }
         }
         Ok(stale.len())
     }

@@ -34,6 +34,16 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Whether a session with this id exists, in any repository (used to find upload data
+    /// that no session owns).
+    pub async fn upload_exists(&self, id: &UploadId) -> Result<bool, MetaError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM uploads WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The session `id` if it belongs to `repository` (`None` when it is unknown or belongs to
     /// another repository).
     pub async fn get_upload(

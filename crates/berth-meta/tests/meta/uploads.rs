@@ -107,7 +107,9 @@ async fn delete_upload_removes_the_session() -> anyhow::Result<()> {
     let app = repo("app");
     let created = session(&app, 3, 0);
     t.store.create_upload(&created).await?;
+    assert!(t.store.upload_exists(&created.id).await?);
     t.store.delete_upload(&created.id).await?;
+    assert!(!t.store.upload_exists(&created.id).await?);
     assert_eq!(t.store.get_upload(&app, &created.id).await?, None);
     assert!(!t.store.update_upload(&created.id, 3, 4, None).await?);
     // Deleting again is not an error.
