@@ -494,12 +494,32 @@ fn finalize_append(
     (appended, error)
 }
 
+/// Whether the upload file is gone because an earlier commit of it already renamed it to
+/// `blob_path` (the process stopped before the caller recorded that commit): then `blob_path`
+/// holds `length` bytes. A file at a blob path is always complete (it is synced before the rename),
+/// so it is the committed blob. Makes that entry durable again before saying so.
+fn committed_earlier(blob_path: &Path, length: u64) -> Result<bool, BlobError> {
+    match std::fs::metadata(blob_path) {
+        Ok(metadata) if metadata.is_file() && metadata.len() == length => {
+            if let Some(dir) = blob_path.parent() {
+                sync_dir(dir)?;
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// The blocking part of a commit. See [`BlobStore::commit_upload`] on [`FilesystemBlobStore`].
 fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: u64) -> Result<(), BlobError> {
     let context = || format!("committing upload {id}");
     let file = match OpenOptions::new().write(true).open(upload_path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            if committed_earlier(blob_path, length)? {
+                tracing::info!(upload = %id, blob = %blob_path.display(), "upload was already committed");
+                return Ok(());
+            }
             return Err(BlobError::UploadNotFound { id: id.clone() });
         }
         Err(error) => return Err(storage_error(context(), error)),
@@ -542,6 +562,10 @@ fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: 
     match std::fs::rename(upload_path, blob_path) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            // A concurrent commit of the same upload (another process) renamed it first.
+            if committed_earlier(blob_path, length)? {
+                return Ok(());
+            }
             return Err(BlobError::UploadNotFound { id: id.clone() });
         }
         Err(error) => return Err(storage_error(context(), error)),
@@ -651,6 +675,10 @@ impl BlobStore for FilesystemBlobStore {
     /// Truncates the upload file to `length`, fsyncs it, renames it to the blob path (replacing
     /// an existing blob of the same digest, which has identical content) and fsyncs the blob
     /// directory. Returns the key `blobs/<alg>/<xx>/<hex>`.
+    ///
+    /// When the upload file is missing but the blob path holds `length` bytes, an earlier
+    /// commit of this upload renamed it and its caller never recorded it (the process was
+    /// killed between the rename and the metadata update): the commit succeeds again.
     async fn commit_upload(&self, id: &UploadId, length: u64, digest: &Digest) -> Result<StorageKey, BlobError> {
         let key = FilesystemBlobStore::key_for(digest);
         let blob_path = self.blob_path(&key)?;

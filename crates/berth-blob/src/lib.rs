@@ -133,6 +133,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Turns the first `length` bytes of the upload into the blob `digest`, atomically and
     /// durably, and removes the upload's storage. The caller has verified that those bytes hash
     /// to `digest`. If the blob already exists, the upload is simply discarded.
+    ///
+    /// Idempotent, so that a commit whose outcome was lost (the process stopped before the
+    /// caller recorded it) can be redone: when the upload's storage is gone but the blob is
+    /// stored with `length` bytes, this succeeds with the blob's key. Otherwise a missing upload
+    /// is [`BlobError::UploadNotFound`].
     async fn commit_upload(&self, id: &UploadId, length: u64, digest: &Digest) -> Result<StorageKey, BlobError>;
 
     /// Removes an upload's storage. Idempotent: a missing upload is not an error.

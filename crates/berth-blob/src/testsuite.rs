@@ -444,7 +444,8 @@ pub async fn commit_same_digest_twice(store: &dyn BlobStore) {
 }
 
 /// Commit refuses a length beyond the stored bytes and cuts the blob to `length` when the upload
-/// holds more; a missing upload is `UploadNotFound`.
+/// holds more; committing the same upload again succeeds (a commit whose outcome was lost is
+/// redone); a missing upload whose blob is not stored is `UploadNotFound`.
 pub async fn commit_checks_length(store: &dyn BlobStore) {
     let content = random_bytes(10_000);
     let id = upload_with(store, &content, 1000).await;
@@ -467,8 +468,21 @@ pub async fn commit_checks_length(store: &dyn BlobStore) {
     assert_eq!(store.blob_size(&key).await.expect("size"), Some(6_000));
     assert!(read_all(store, &key, &short_digest).await == content[..6_000]);
 
+    let again = store
+        .commit_upload(&id, 6_000, &short_digest)
+        .await
+        .expect("committing a committed upload again");
+    assert_eq!(again, key);
+    assert!(read_all(store, &key, &short_digest).await == content[..6_000]);
+
+    // Not a redo: no blob of that digest and length is stored.
     assert!(matches!(
-        store.commit_upload(&id, 6_000, &short_digest).await,
+        store.commit_upload(&id, 7_000, &sha256_digest(&content[..7_000])).await,
+        Err(BlobError::UploadNotFound { .. })
+    ));
+    let gone = UploadId::generate();
+    assert!(matches!(
+        store.commit_upload(&gone, 10_000, &sha256_digest(&content)).await,
         Err(BlobError::UploadNotFound { .. })
     ));
 }

@@ -37,24 +37,33 @@ pub(crate) struct UploadLocks {
 }
 
 impl UploadLocks {
+    fn entry(&self, id: &UploadId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.len() > 1024 {
+            locks.retain(|_, weak| weak.strong_count() > 0);
+        }
+        match locks.get(id).and_then(Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                let lock = Arc::new(tokio::sync::Mutex::new(()));
+                locks.insert(id.clone(), Arc::downgrade(&lock));
+                lock
+            }
+        }
+    }
+
     async fn lock(&self, id: &UploadId) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if locks.len() > 1024 {
-                locks.retain(|_, weak| weak.strong_count() > 0);
-            }
-            match locks.get(id).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    let lock = Arc::new(tokio::sync::Mutex::new(()));
-                    locks.insert(id.clone(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
+        self.entry(id).lock_owned().await
+    }
+
+    /// The session's lock if no request holds it now.
+    fn try_lock(&self, id: &UploadId) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.entry(id).try_lock_owned().ok()
     }
 }
+
+/// How many stale sessions the purge locks and removes at a time.
+const PURGE_BATCH: usize = 256;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -207,15 +216,38 @@ impl Registry {
 
     /// Removes upload sessions untouched for longer than `max_age`, and upload data that has no
     /// session (left by a crash between creating a session's data and recording it, which the
-    /// order in [`Registry::start_upload`] makes safe to remove at any time). Returns how many
-    /// sessions were removed.
+    /// order in [`Registry::start_upload`] makes safe to remove at any time). A session with a
+    /// request in flight in this process is in use and skipped, whatever its update time.
+    /// Returns how many sessions were removed.
     pub async fn purge_stale_uploads(&self, max_age: Duration) -> Result<usize, RegistryError> {
         let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
-        let stale = self.meta.list_uploads_updated_before(cutoff).await?;
-        for id in &stale {
-            let _guard = self.upload_locks.lock(id).await;
-            self.meta.delete_upload(id).await?;
-            self.blobs.delete_upload(id).await?;
+        let candidates = self.meta.list_uploads_updated_before(cutoff).await?;
+        let mut removed = 0;
+        for batch in candidates.chunks(PURGE_BATCH) {
+            // A session with a request in flight is in use, not abandoned, however old its
+            // update time (a PATCH streaming for longer than `max_age` refreshes it only when
+            // it ends): skip it this round.
+            let locked: Vec<(&UploadId, tokio::sync::OwnedMutexGuard<()>)> = batch
+                .iter()
+                .filter_map(|id| self.upload_locks.try_lock(id).map(|guard| (id, guard)))
+                .collect();
+            if locked.is_empty() {
+                continue;
+            }
+            // Look again under the locks: a request may have used the session since the listing.
+            let still_stale: std::collections::HashSet<UploadId> = self
+                .meta
+                .list_uploads_updated_before(cutoff)
+                .await?
+                .into_iter()
+                .collect();
+            for (id, _guard) in &locked {
+                if still_stale.contains(*id) {
+                    self.meta.delete_upload(id).await?;
+                    self.blobs.delete_upload(id).await?;
+                    removed += 1;
+                }
+            }
         }
         for id in self.blobs.list_uploads().await? {
             if !self.meta.upload_exists(&id).await? {
@@ -223,7 +255,7 @@ impl Registry {
                 self.blobs.delete_upload(&id).await?;
             }
         }
-        Ok(stale.len())
+        Ok(removed)
     }
 
     async fn session(&self, repository: &RepositoryName, id: &UploadId) -> Result<UploadSession, RegistryError> {

@@ -25,7 +25,10 @@ async fn purge_removes_upload_data_that_no_session_owns() {
     let orphan = UploadId::generate();
     blobs.create_upload(&orphan).await.expect("orphan data");
 
-    let removed = registry.purge_stale_uploads(Duration::from_secs(3600)).await.expect("purge");
+    let removed = registry
+        .purge_stale_uploads(Duration::from_secs(3600))
+        .await
+        .expect("purge");
     assert_eq!(removed, 0, "the live session is young");
     let remaining = blobs.list_uploads().await.expect("list");
     assert_eq!(remaining, vec![live.id.clone()]);

@@ -96,8 +96,9 @@ impl Config {
         }
         figment = figment
             .merge(Env::prefixed("BERTH_").split("__").filter(|key| {
+                // The key keeps the variable's case here (figment lowercases it later).
                 let top = key.as_str().split('.').next().unwrap_or("");
-                ENV_KEYS.contains(&top)
+                ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
             }))
             .merge(Serialized::defaults(overrides));
         figment.extract().map_err(Box::new)
@@ -117,7 +118,10 @@ mod tests {
     use super::*;
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closure signature is fixed by figment")]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -13,6 +13,7 @@ use berth_oci::{Endpoint, Method};
 use futures::TryStreamExt;
 
 use crate::AppState;
+use crate::drain;
 use crate::error::ApiError;
 use crate::headers;
 
@@ -23,11 +24,16 @@ type ApiResult = Result<Response, ApiError>;
 pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let method = Method::from_name(request.method().as_str());
     let endpoint = Endpoint::parse(method, request.uri().path(), request.uri().query());
+    let (request, leftover) = drain::track(request);
     let result = match endpoint {
-        Err(error) => Err(ApiError::from(error)),
+        Err(error) => {
+            drop(request);
+            Err(ApiError::from(error))
+        }
         Ok(endpoint) => handle(&state, endpoint, request).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    drain::finish(leftover, &mut response).await;
     response.headers_mut().insert(
         HeaderName::from_static(headers::API_VERSION),
         HeaderValue::from_static(headers::API_VERSION_VALUE),
