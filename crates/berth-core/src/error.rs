@@ -109,8 +109,8 @@ pub enum RegistryError {
     StillReferenced {
         /// What was to be deleted.
         target: Digest,
-        /// The manifest referencing it.
-        referenced_by: Digest,
+        /// The digest of the manifest referencing it, as stored.
+        referenced_by: String,
     },
     /// The requested blob range lies outside the blob (416).
     #[error("range not satisfiable for a blob of {size} bytes")]

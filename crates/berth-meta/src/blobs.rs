@@ -3,7 +3,7 @@
 use berth_types::{Digest, RepositoryName};
 use sqlx::AnyConnection;
 
-use crate::convert::{now_ms, required_digest, stored_u64, to_bigint};
+use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::repositories::{ensure_repository, repository_id};
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
 
@@ -79,10 +79,7 @@ impl MetaStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((manifest,)) = referrer {
-            return Ok(UnlinkBlobOutcome::ReferencedBy(required_digest(
-                "manifests",
-                &manifest,
-            )?));
+            return Ok(UnlinkBlobOutcome::ReferencedBy(manifest));
         }
         sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
             .bind(repository_id)

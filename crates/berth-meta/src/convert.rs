@@ -58,17 +58,6 @@ pub(crate) fn stored_digest(table: &'static str, record: &str, text: &str) -> Op
     }
 }
 
-/// A stored digest that the caller cannot treat as missing (it must be reported).
-pub(crate) fn required_digest(table: &'static str, text: &str) -> Result<Digest, MetaError> {
-    Digest::parse(text).map_err(|error| {
-        tracing::error!(table, value = text, error = %error, "corrupt record: stored digest does not parse");
-        MetaError::Corrupt {
-            table,
-            detail: format!("stored digest {text:?} does not parse: {error}"),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,11 +85,6 @@ mod tests {
             Some(text.clone())
         );
         assert!(stored_digest("t", "r", "sha256:xyz").is_none());
-        assert!(required_digest("t", &text).is_ok());
-        assert!(matches!(
-            required_digest("t", "nope"),
-            Err(MetaError::Corrupt { table: "t", .. })
-        ));
         assert!(now_ms() > 1_600_000_000_000);
     }
 }

@@ -119,8 +119,9 @@ pub enum UnlinkBlobOutcome {
     Unlinked,
     /// The blob was not linked in that repository.
     NotLinked,
-    /// A manifest in the repository references the blob, so the link stays.
-    ReferencedBy(Digest),
+    /// A manifest in the repository references the blob, so the link stays. Carries that
+    /// manifest's digest as stored (text, so that even a corrupt record still refuses).
+    ReferencedBy(String),
 }
 
 /// Outcome of deleting a manifest.
@@ -130,8 +131,9 @@ pub enum DeleteManifestOutcome {
     Deleted,
     /// No such manifest in the repository.
     NotFound,
-    /// An image index in the repository references it, so it stays.
-    ReferencedBy(Digest),
+    /// An image index in the repository references it, so it stays. Carries the index's
+    /// digest as stored (text, so that even a corrupt record still refuses).
+    ReferencedBy(String),
 }
 
 /// An error from the metadata store.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use berth_types::{Digest, RepositoryName, Tag};
 use sqlx::AnyConnection;
 
-use crate::convert::{len_to_bigint, now_ms, required_digest, stored_digest, stored_u64};
+use crate::convert::{len_to_bigint, now_ms, stored_digest, stored_u64};
 use crate::repositories::{ensure_repository, repository_id};
 use crate::tags::upsert_tag;
 use crate::{DeleteManifestOutcome, ManifestRecord, MetaError, MetaStore, NewManifest, ReferrerRecord};
@@ -186,10 +186,7 @@ impl MetaStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((parent,)) = parent {
-            return Ok(DeleteManifestOutcome::ReferencedBy(required_digest(
-                "manifests",
-                &parent,
-            )?));
+            return Ok(DeleteManifestOutcome::ReferencedBy(parent));
         }
         for statement in [
             "DELETE FROM tags WHERE manifest_id = $1",

@@ -746,8 +746,6 @@ async fn fc12_malformed_or_corrupt_digests_are_400_or_404_never_500() {
 }
 
 #[tokio::test]
-#[ignore = "open Berth bug in berth-meta: delete_manifest and unlink_blob turn the unparsable digest of a \
-            referencing manifest into MetaError::Corrupt, so deleting what it references is a 500 for every caller"]
 async fn fc12_deleting_content_a_corrupt_manifest_references_is_refused_or_done_never_500() {
     let mut h = Harness::start();
     let name = "example/app";

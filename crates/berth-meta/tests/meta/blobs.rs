@@ -84,7 +84,7 @@ async fn unlink_blob_is_refused_while_a_manifest_references_it() -> anyhow::Resu
 
     assert_eq!(
         t.store.unlink_blob(&app, &digest(1)).await?,
-        UnlinkBlobOutcome::ReferencedBy(digest(20)) // the smallest referencing digest
+        UnlinkBlobOutcome::ReferencedBy(digest(20).to_string()) // the smallest referencing digest
     );
     assert_eq!(t.store.blob_in_repository(&app, &digest(1)).await?, Some(blob(1)));
     // A manifest in another repository does not hold this repository's link.
@@ -96,7 +96,7 @@ async fn unlink_blob_is_refused_while_a_manifest_references_it() -> anyhow::Resu
     t.store.delete_manifest(&app, &digest(20)).await?;
     assert_eq!(
         t.store.unlink_blob(&app, &digest(1)).await?,
-        UnlinkBlobOutcome::ReferencedBy(digest(21))
+        UnlinkBlobOutcome::ReferencedBy(digest(21).to_string())
     );
     assert_eq!(
         t.store.unlink_blob(&app, &digest(2)).await?,

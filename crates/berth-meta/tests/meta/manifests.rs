@@ -162,7 +162,7 @@ async fn delete_manifest_is_refused_while_an_index_lists_it() -> anyhow::Result<
 
     assert_eq!(
         t.store.delete_manifest(&app, &digest(10)).await?,
-        DeleteManifestOutcome::ReferencedBy(digest(20))
+        DeleteManifestOutcome::ReferencedBy(digest(20).to_string())
     );
     assert!(t.store.get_manifest(&app, &digest(10)).await?.is_some());
     assert_eq!(
