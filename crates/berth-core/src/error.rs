@@ -33,14 +33,15 @@ pub enum RegistryError {
         offset: u64,
     },
     /// The chunk's body length disagrees with its `Content-Range` or `Content-Length`
-    /// (400, SIZE_INVALID). The bytes received are kept; `offset` is the new length.
-    #[error("declared {declared} bytes but received {received}")]
+    /// (400, SIZE_INVALID). At most the declared bytes are kept; `offset` is the new length.
+    #[error("the chunk declared {declared} bytes but its body differs; {received} bytes of it were stored")]
     ChunkSizeMismatch {
         /// Session id.
         id: UploadId,
         /// Bytes declared.
         declared: u64,
-        /// Bytes received.
+        /// Bytes of this chunk that were stored: never more than `declared` (a longer body is
+        /// cut at the declared length), fewer when the body was shorter.
         received: u64,
         /// Bytes in the upload now.
         offset: u64,

@@ -6,6 +6,7 @@
 //! process can continue it; the bytes live in the blob store.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -307,7 +308,12 @@ impl Registry {
         let hasher = self.sha256_state(session).await?;
         let hashing = Arc::new(Mutex::new((hasher, 0u64)));
         let observer = Arc::clone(&hashing);
-        let body: ByteStream = Box::pin(chunk.body.inspect(move |item| {
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let body = match declared {
+            Some(limit) => limit_body(chunk.body, limit, Arc::clone(&overflowed)),
+            None => chunk.body,
+        };
+        let body: ByteStream = Box::pin(body.inspect(move |item| {
             if let Ok(bytes) = item {
                 let mut state = observer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 state.0.update(bytes);
@@ -332,8 +338,10 @@ impl Registry {
             session.offset = new_offset;
             session.hash_state = hash_state;
         }
+        let overflowed = overflowed.load(Ordering::Relaxed);
         match outcome.error {
             None => {}
+            Some(AppendError::Body(_)) if overflowed => {}
             Some(AppendError::Body(source)) => {
                 return Err(RegistryError::BodyIncomplete {
                     received: outcome.appended,
@@ -343,7 +351,7 @@ impl Registry {
             Some(AppendError::Storage(error)) => return Err(error.into()),
         }
         if let Some(declared) = declared
-            && declared != outcome.appended
+            && (overflowed || declared != outcome.appended)
         {
             return Err(RegistryError::ChunkSizeMismatch {
                 id: session.id.clone(),
@@ -354,4 +362,25 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Passes at most `limit` bytes of `body` through. A body longer than that ends with an error
+/// at the chunk that crosses the limit (none of that chunk is passed), and `overflowed` is set:
+/// nothing beyond the length a client declared is ever stored.
+fn limit_body(body: ByteStream, limit: u64, overflowed: Arc<AtomicBool>) -> ByteStream {
+    let mut remaining = limit;
+    Box::pin(body.map(move |item| {
+        let bytes = item?;
+        let length = bytes.len() as u64;
+        if length > remaining {
+            remaining = 0;
+            overflowed.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request body is longer than its Content-Range or Content-Length",
+            ));
+        }
+        remaining -= length;
+        Ok(bytes)
+    }))
 }

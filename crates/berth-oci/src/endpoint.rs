@@ -246,8 +246,10 @@ impl<'a> Query<'a> {
     fn page(&self) -> Result<PageRequest, EndpointError> {
         let n = match self.get("n") {
             None => None,
+            // Any non-negative integer is accepted; the page size is clamped later.
             Some(n) => Some(
-                n.parse::<u32>()
+                n.parse::<u64>()
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
                     .map_err(|_| EndpointError::Query(format!("n={n:?} is not a non-negative integer")))?,
             ),
         };
@@ -417,6 +419,15 @@ mod tests {
     fn api_version_and_catalog() {
         assert_eq!(parse(Method::Get, "/v2/", None), Ok(Endpoint::ApiVersion));
         assert_eq!(parse(Method::Head, "/v2", None), Ok(Endpoint::ApiVersion));
+        assert_eq!(
+            parse(Method::Get, "/v2/_catalog", Some("n=99999999999")),
+            Ok(Endpoint::ListRepositories {
+                page: PageRequest {
+                    n: Some(u32::MAX),
+                    last: None
+                }
+            })
+        );
         assert_eq!(
             parse(Method::Get, "/v2/_catalog", Some("n=2&last=a%2Fb")),
             Ok(Endpoint::ListRepositories {

@@ -11,7 +11,8 @@ pub struct ContentRangeError(pub String);
 ///
 /// Source: distribution-spec §Pushing a blob in chunks (`Content-Range: <range>` with
 /// `<range>` = `^[0-9]+-[0-9]+$`). For robustness the RFC 9110 form `bytes <start>-<end>/<len|*>`
-/// is accepted too. Errors when `end < start` or numbers overflow.
+/// is accepted too. Errors when `end < start`, numbers overflow, or `end` is `u64::MAX` (the
+/// range's length, `end - start + 1`, must fit in a `u64`).
 pub fn parse_content_range(value: &str) -> Result<(u64, u64), ContentRangeError> {
     let error = || ContentRangeError(value.to_owned());
     let trimmed = value.trim();
@@ -28,7 +29,7 @@ pub fn parse_content_range(value: &str) -> Result<(u64, u64), ContentRangeError>
         text.parse().map_err(|_| error())
     };
     let (start, end) = (number(start.trim())?, number(end.trim())?);
-    if end < start {
+    if end < start || end == u64::MAX {
         return Err(error());
     }
     Ok((start, end))
@@ -105,6 +106,7 @@ mod tests {
             "-1",
             "+1-2",
             "18446744073709551616-18446744073709551617",
+            "0-18446744073709551615",
         ] {
             assert!(parse_content_range(bad).is_err(), "{bad:?}");
         }
@@ -137,6 +139,7 @@ mod tests {
         fn content_range_never_panics(value in "\\PC{0,40}") {
             if let Ok((start, end)) = parse_content_range(&value) {
                 prop_assert!(start <= end);
+                prop_assert!((end - start).checked_add(1).is_some());
             }
         }
     }

@@ -160,7 +160,7 @@ async fn chunk_whose_length_disagrees_with_content_range_is_refused_and_nothing_
     h.get(&location).await.expect_status(204).expect_header("range", "0-0");
 
     // A Content-Range that does not parse.
-    for bad in ["abc", "5-1", "-3"] {
+    for bad in ["abc", "5-1", "-3", "0-18446744073709551615"] {
         let resp = send(
             h.rb(Method::PATCH, &location)
                 .header("content-range", bad)
@@ -170,6 +170,27 @@ async fn chunk_whose_length_disagrees_with_content_range_is_refused_and_nothing_
         resp.expect_error(416, "BLOB_UPLOAD_INVALID");
     }
     h.get(&location).await.expect_status(204).expect_header("range", "0-0");
+}
+
+#[tokio::test]
+async fn chunked_body_longer_than_its_content_range_stores_nothing_past_the_declared_length() {
+    let h = Harness::start();
+    let name = repo("up/overlong");
+    let location = expect_session(&h.start_upload(&name).await, &name, "0-0");
+    // Content-Range declares 3 bytes; the chunked body carries 5 in two pieces.
+    let resp = send(
+        h.rb(Method::PATCH, &location)
+            .header("content-range", "0-2")
+            .body(stream_body(vec![b"he".to_vec(), b"llo".to_vec()], false)),
+    )
+    .await;
+    resp.expect_error(400, "SIZE_INVALID");
+    // The piece that crossed the declared length was not stored; what was stored is a prefix.
+    h.get(&location).await.expect_status(204).expect_header("range", "0-1");
+    let location = expect_session(&patch_range(&h, &location, 2, b"l").await, &name, "0-2");
+    let digest = sha256(b"hel");
+    expect_created(&close(&h, &location, &digest).await, &name, &digest);
+    expect_blob(&h, &name, &digest, b"hel").await;
 }
 
 #[tokio::test]
