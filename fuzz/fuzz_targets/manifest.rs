@@ -37,7 +37,7 @@ fn check_accepted(content_type: Option<&str>, body: &[u8], inspection: &Manifest
     for (digest, _) in &inspection.blob_references {
         assert_eq!(Digest::parse(digest.as_str()).as_ref(), Ok(digest));
     }
-    for digest in inspection.manifest_references.iter().chain(&inspection.subject) {
+    for digest in inspection.manifest_references.iter().map(|(d, _)| d).chain(&inspection.subject) {
         assert_eq!(Digest::parse(digest.as_str()).as_ref(), Ok(digest));
     }
     assert!(
@@ -45,7 +45,7 @@ fn check_accepted(content_type: Option<&str>, body: &[u8], inspection: &Manifest
         "{inspection:?}"
     );
     assert!(
-        inspection.manifest_references.windows(2).all(|w| w[0] < w[1]),
+        inspection.manifest_references.windows(2).all(|w| w[0].0 < w[1].0),
         "{inspection:?}"
     );
     if inspection.kind.is_index() {
@@ -494,7 +494,7 @@ fn check_model(m: &Model) {
                     assert_eq!(size, want_size, "size of {digest}: {}", show());
                 }
             }
-            let manifests: BTreeSet<String> = got.manifest_references.iter().map(|d| d.as_str().to_owned()).collect();
+            let manifests: BTreeSet<String> = got.manifest_references.iter().map(|(d, _)| d.as_str().to_owned()).collect();
             assert_eq!(manifests, want.manifests, "{}", show());
             assert_eq!(
                 got.subject.as_ref().map(|d| d.as_str().to_owned()),

@@ -89,10 +89,11 @@ pub enum RegistryError {
         /// Missing manifests.
         manifests: Vec<Digest>,
     },
-    /// A manifest references a blob with a size other than the stored one (MANIFEST_INVALID, 400).
-    #[error("manifest says blob {digest} has {declared} bytes; it has {stored}")]
-    ManifestBlobSizeMismatch {
-        /// The blob.
+    /// A manifest's descriptor gives a blob or child manifest a size other than the stored one
+    /// (MANIFEST_INVALID, 400).
+    #[error("manifest says {digest} has {declared} bytes; it has {stored}")]
+    DescriptorSizeMismatch {
+        /// The blob or manifest.
         digest: Digest,
         /// Size in the manifest.
         declared: u64,

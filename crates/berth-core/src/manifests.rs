@@ -37,7 +37,7 @@ impl Registry {
     /// stored with its references and tag in one transaction. Errors:
     /// [`RegistryError::ManifestTooLarge`], [`RegistryError::ManifestInvalid`],
     /// [`RegistryError::DigestMismatch`], [`RegistryError::ManifestBlobUnknown`],
-    /// [`RegistryError::ManifestBlobSizeMismatch`].
+    /// [`RegistryError::DescriptorSizeMismatch`].
     pub async fn put_manifest(
         &self,
         repository: &RepositoryName,
@@ -68,10 +68,21 @@ impl Registry {
             if let Some(record) = self.meta.blob_in_repository(repository, blob).await?
                 && record.size != *declared
             {
-                return Err(RegistryError::ManifestBlobSizeMismatch {
+                return Err(RegistryError::DescriptorSizeMismatch {
                     digest: blob.clone(),
                     declared: *declared,
                     stored: record.size,
+                });
+            }
+        }
+        for (child, declared) in &inspection.manifest_references {
+            if let Some(record) = self.meta.get_manifest(repository, child).await?
+                && record.content.len() as u64 != *declared
+            {
+                return Err(RegistryError::DescriptorSizeMismatch {
+                    digest: child.clone(),
+                    declared: *declared,
+                    stored: record.content.len() as u64,
                 });
             }
         }
@@ -89,7 +100,7 @@ impl Registry {
                 subject: inspection.subject.clone(),
                 annotations_json: inspection.annotations_json,
                 blob_references: inspection.blob_references.into_iter().map(|(d, _)| d).collect(),
-                manifest_references: inspection.manifest_references,
+                manifest_references: inspection.manifest_references.into_iter().map(|(d, _)| d).collect(),
                 tag,
             })
             .await?;

@@ -95,7 +95,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::ManifestUnknown { reference, .. } => {
                 ApiError::code(ErrorCode::ManifestUnknown, message).with_detail(json!({ "reference": reference }))
             }
-            RegistryError::ManifestInvalid(_) | RegistryError::ManifestBlobSizeMismatch { .. } => {
+            RegistryError::ManifestInvalid(_) | RegistryError::DescriptorSizeMismatch { .. } => {
                 ApiError::code(ErrorCode::ManifestInvalid, message)
             }
             RegistryError::ManifestTooLarge { limit } => {

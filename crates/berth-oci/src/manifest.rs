@@ -5,7 +5,7 @@
 //! it resolves the media type, checks the structure, and extracts what the registry indexes
 //! (referenced blobs and manifests, `subject`, `artifactType`, annotations).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use berth_types::Digest;
 use serde::Deserialize;
@@ -117,8 +117,8 @@ pub struct ManifestInspection {
     pub kind: ManifestKind,
     /// Blobs referenced (config and distributable layers), deduplicated, each with its declared size.
     pub blob_references: Vec<(Digest, u64)>,
-    /// Manifests referenced (children of an index), deduplicated.
-    pub manifest_references: Vec<Digest>,
+    /// Manifests referenced (children of an index), deduplicated, each with its declared size.
+    pub manifest_references: Vec<(Digest, u64)>,
     /// The `subject` digest (referrers API), if present.
     pub subject: Option<Digest>,
     /// `artifactType`, or for an image manifest without one, its config media type
@@ -255,7 +255,7 @@ pub fn inspect_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manif
         .transpose()?;
 
     let mut blob_references: BTreeMap<Digest, u64> = BTreeMap::new();
-    let mut manifest_references: BTreeSet<Digest> = BTreeSet::new();
+    let mut manifest_references: BTreeMap<Digest, u64> = BTreeMap::new();
     let artifact_type;
     if kind.is_index() {
         if raw.config.is_some() || raw.layers.is_some() {
@@ -270,7 +270,7 @@ pub fn inspect_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manif
             .ok_or_else(|| ManifestError::Malformed("manifests is required in an index".to_owned()))?;
         for (i, child) in manifests.iter().enumerate() {
             let child = descriptor(child, &format!("manifests[{i}]"))?;
-            manifest_references.insert(child.digest);
+            manifest_references.insert(child.digest, child.size);
         }
         artifact_type = raw.artifact_type.clone();
     } else {

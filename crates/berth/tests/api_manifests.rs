@@ -272,6 +272,26 @@ async fn index_with_a_missing_child_is_400_manifest_blob_unknown() {
 }
 
 #[tokio::test]
+async fn index_giving_a_child_the_wrong_size_is_400_manifest_invalid() {
+    let h = Harness::start();
+    let name = repo("mf/child-size");
+    let present = oci_image(&h, &name).await;
+    h.put_manifest(&name, &sha256(&present), OCI_MANIFEST, &present)
+        .await
+        .expect_status(201);
+    let mut wrong = Desc::of(OCI_MANIFEST, &present);
+    wrong.size = 1;
+    let body = oci_index(&[wrong], json!({}));
+    h.put_manifest(&name, "multi", OCI_INDEX, &body)
+        .await
+        .expect_error(400, "MANIFEST_INVALID");
+    let right = oci_index(&[Desc::of(OCI_MANIFEST, &present)], json!({}));
+    h.put_manifest(&name, "multi", OCI_INDEX, &right)
+        .await
+        .expect_status(201);
+}
+
+#[tokio::test]
 async fn docker_schema1_is_400_manifest_invalid_naming_schema_1() {
     let h = Harness::start();
     let name = repo("mf/schema1");
