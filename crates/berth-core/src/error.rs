@@ -149,6 +149,15 @@ impl From<MetaError> for RegistryError {
             MetaError::MissingReferences { blobs, manifests } => {
                 RegistryError::ManifestBlobUnknown { blobs, manifests }
             }
+            MetaError::SizeMismatch {
+                digest,
+                declared,
+                stored,
+            } => RegistryError::DescriptorSizeMismatch {
+                digest,
+                declared,
+                stored,
+            },
             other => RegistryError::Metadata(other),
         }
     }

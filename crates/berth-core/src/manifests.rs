@@ -64,28 +64,6 @@ impl Registry {
             }
             Reference::Tag(_) => hashing::digest_bytes(DigestAlgorithm::Sha256, &content),
         };
-        for (blob, declared) in &inspection.blob_references {
-            if let Some(record) = self.meta.blob_in_repository(repository, blob).await?
-                && record.size != *declared
-            {
-                return Err(RegistryError::DescriptorSizeMismatch {
-                    digest: blob.clone(),
-                    declared: *declared,
-                    stored: record.size,
-                });
-            }
-        }
-        for (child, declared) in &inspection.manifest_references {
-            if let Some(record) = self.meta.get_manifest(repository, child).await?
-                && record.content.len() as u64 != *declared
-            {
-                return Err(RegistryError::DescriptorSizeMismatch {
-                    digest: child.clone(),
-                    declared: *declared,
-                    stored: record.content.len() as u64,
-                });
-            }
-        }
         let tag = match reference {
             Reference::Tag(tag) => Some(tag.clone()),
             Reference::Digest(_) => None,
@@ -99,8 +77,8 @@ impl Registry {
                 artifact_type: inspection.artifact_type,
                 subject: inspection.subject.clone(),
                 annotations_json: inspection.annotations_json,
-                blob_references: inspection.blob_references.into_iter().map(|(d, _)| d).collect(),
-                manifest_references: inspection.manifest_references.into_iter().map(|(d, _)| d).collect(),
+                blob_references: inspection.blob_references,
+                manifest_references: inspection.manifest_references,
                 tag,
             })
             .await?;

@@ -78,10 +78,12 @@ pub struct NewManifest {
     pub subject: Option<Digest>,
     /// The manifest's `annotations` object as JSON text, if any.
     pub annotations_json: Option<String>,
-    /// Blobs the manifest references (config and layers); each must be linked in the repository.
-    pub blob_references: Vec<Digest>,
-    /// Manifests the manifest references (index children); each must exist in the repository.
-    pub manifest_references: Vec<Digest>,
+    /// Blobs the manifest references (config and layers) with the sizes its descriptors give;
+    /// each must be linked in the repository with that size.
+    pub blob_references: Vec<(Digest, u64)>,
+    /// Manifests the manifest references (index children) with the sizes its descriptors give;
+    /// each must be stored in the repository with that size.
+    pub manifest_references: Vec<(Digest, u64)>,
     /// Tag to point at this manifest, when pushed by tag.
     pub tag: Option<Tag>,
 }
@@ -146,6 +148,17 @@ pub enum MetaError {
         blobs: Vec<Digest>,
         /// Referenced manifests not stored in the repository.
         manifests: Vec<Digest>,
+    },
+    /// A manifest's descriptor gives a referenced blob or manifest a size other than the
+    /// stored one; nothing is written.
+    #[error("manifest says {digest} has {declared} bytes; it has {stored}")]
+    SizeMismatch {
+        /// The referenced blob or manifest.
+        digest: Digest,
+        /// Size in the descriptor.
+        declared: u64,
+        /// Stored size.
+        stored: u64,
     },
     /// A row holds a value that does not parse (a corrupt record); it is treated as absent by
     /// readers and reported here where it cannot be.

@@ -17,13 +17,15 @@ type ReferrerRow = (String, String, i64, Option<String>, Option<String>);
 impl MetaStore {
     /// Stores a manifest, in one transaction: creates the repository if needed; checks that
     /// every [`NewManifest::blob_references`] digest is linked in the repository and every
-    /// [`NewManifest::manifest_references`] digest is a manifest stored in it; records the
+    /// [`NewManifest::manifest_references`] digest is a manifest stored in it, each with the
+    /// size the manifest declares; records the
     /// manifest (kept as it is if this digest is already stored in the repository) and its
     /// references; points [`NewManifest::tag`] at it when given (moving the tag if it pointed
     /// elsewhere). The subject need not exist.
     ///
     /// Errors: [`MetaError::MissingReferences`] listing every missing blob and manifest (each
-    /// once, in the order given); nothing is written then.
+    /// once, in the order given), else [`MetaError::SizeMismatch`] for the first reference whose
+    /// stored size differs; nothing is written then.
     pub async fn put_manifest(&self, manifest: &NewManifest) -> Result<(), MetaError> {
         let blob_references = distinct(&manifest.blob_references);
         let manifest_references = distinct(&manifest.manifest_references);
@@ -32,20 +34,32 @@ impl MetaStore {
         let repository_id = ensure_repository(&mut tx, &manifest.repository).await?;
 
         let mut missing_blobs = Vec::new();
-        for digest in &blob_references {
-            let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
-                .bind(repository_id)
-                .bind(digest.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if linked.is_none() {
-                missing_blobs.push((*digest).clone());
+        let mut size_mismatch = None;
+        for &(digest, declared) in &blob_references {
+            let stored: Option<(i64,)> = sqlx::query_as(
+                "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.blob_digest \
+                 WHERE l.repository_id = $1 AND l.blob_digest = $2",
+            )
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match stored {
+                None => missing_blobs.push(digest.clone()),
+                Some((stored,)) => size_mismatch = size_mismatch.or(mismatch(digest, declared, stored)),
             }
         }
         let mut missing_manifests = Vec::new();
-        for digest in &manifest_references {
-            if manifest_id(&mut tx, repository_id, digest).await?.is_none() {
-                missing_manifests.push((*digest).clone());
+        for &(digest, declared) in &manifest_references {
+            let stored: Option<(i64,)> =
+                sqlx::query_as("SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repository_id)
+                    .bind(digest.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match stored {
+                None => missing_manifests.push(digest.clone()),
+                Some((stored,)) => size_mismatch = size_mismatch.or(mismatch(digest, declared, stored)),
             }
         }
         if !missing_blobs.is_empty() || !missing_manifests.is_empty() {
@@ -54,6 +68,10 @@ impl MetaStore {
                 blobs: missing_blobs,
                 manifests: missing_manifests,
             });
+        }
+        if let Some(error) = size_mismatch {
+            tx.rollback().await?;
+            return Err(error);
         }
 
         sqlx::query(
@@ -80,7 +98,7 @@ impl MetaStore {
             });
         };
 
-        for digest in &blob_references {
+        for (digest, _) in &blob_references {
             sqlx::query(
                 "INSERT INTO manifest_blob_references (manifest_id, repository_id, blob_digest) \
                  VALUES ($1, $2, $3) ON CONFLICT (manifest_id, blob_digest) DO NOTHING",
@@ -91,7 +109,7 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?;
         }
-        for digest in &manifest_references {
+        for (digest, _) in &manifest_references {
             sqlx::query(
                 "INSERT INTO manifest_references (manifest_id, repository_id, child_digest) \
                  VALUES ($1, $2, $3) ON CONFLICT (manifest_id, child_digest) DO NOTHING",
@@ -263,7 +281,21 @@ async fn manifest_id(conn: &mut AnyConnection, repository_id: i64, digest: &Dige
 }
 
 /// The digests without repetitions, in first-seen order.
-fn distinct(digests: &[Digest]) -> Vec<&Digest> {
+/// The references with each digest once (the first occurrence wins), in the order given.
+fn distinct(references: &[(Digest, u64)]) -> Vec<(&Digest, u64)> {
     let mut seen = HashSet::new();
-    digests.iter().filter(|digest| seen.insert(digest.as_str())).collect()
+    references
+        .iter()
+        .filter(|(digest, _)| seen.insert(digest.as_str()))
+        .map(|(digest, size)| (digest, *size))
+        .collect()
+}
+
+/// [`MetaError::SizeMismatch`] when a stored size differs from the declared one.
+fn mismatch(digest: &Digest, declared: u64, stored: i64) -> Option<MetaError> {
+    (u64::try_from(stored).ok() != Some(declared)).then(|| MetaError::SizeMismatch {
+        digest: digest.clone(),
+        declared,
+        stored: u64::try_from(stored).unwrap_or(0),
+    })
 }

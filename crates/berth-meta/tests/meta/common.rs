@@ -66,21 +66,29 @@ pub fn image(repository: &RepositoryName, n: u64, blobs: &[u64]) -> NewManifest 
         repository: repository.clone(),
         digest: digest(n),
         media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
-        content: format!("{{\"n\":{n}}}").into_bytes(),
+        content: image_content(n),
         artifact_type: None,
         subject: None,
         annotations_json: None,
-        blob_references: blobs.iter().copied().map(digest).collect(),
+        blob_references: blobs.iter().map(|&n| (digest(n), blob(n).size)).collect(),
         manifest_references: Vec::new(),
         tag: None,
     }
 }
 
-/// An image index listing the manifests `children`.
+/// The content [`image`] gives manifest `n`.
+pub fn image_content(n: u64) -> Vec<u8> {
+    format!("{{\"n\":{n}}}").into_bytes()
+}
+
+/// An image index listing the manifests `children` (made by [`image`]).
 pub fn index(repository: &RepositoryName, n: u64, children: &[u64]) -> NewManifest {
     NewManifest {
         media_type: "application/vnd.oci.image.index.v1+json".to_owned(),
-        manifest_references: children.iter().copied().map(digest).collect(),
+        manifest_references: children
+            .iter()
+            .map(|&n| (digest(n), image_content(n).len() as u64))
+            .collect(),
         ..image(repository, n, &[])
     }
 }

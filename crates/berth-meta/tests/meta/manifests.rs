@@ -2,7 +2,7 @@
 
 use berth_meta::{DeleteManifestOutcome, MetaError, NewManifest, ReferrerRecord};
 
-use crate::common::{TestStore, digest, image, index, link_all, repo, tag};
+use crate::common::{TestStore, blob, digest, image, image_content, index, link_all, repo, tag};
 
 #[tokio::test]
 async fn put_manifest_stores_it_byte_exact() -> anyhow::Result<()> {
@@ -37,8 +37,8 @@ async fn missing_references_are_all_reported_and_nothing_is_written() -> anyhow:
     link_all(&t.store, &repo("other"), &[3]).await?;
 
     let manifest = NewManifest {
-        blob_references: vec![digest(1), digest(2), digest(3), digest(2)],
-        manifest_references: vec![digest(10), digest(11)],
+        blob_references: [1, 2, 3, 2].iter().map(|&n| (digest(n), blob(n).size)).collect(),
+        manifest_references: vec![(digest(10), image_content(10).len() as u64), (digest(11), 5)],
         tag: Some(tag("latest")),
         ..index(&app, 20, &[])
     };
@@ -293,5 +293,34 @@ async fn corrupt_stored_digests_read_as_missing() -> anyhow::Result<()> {
         .map(|r| r.digest)
         .collect();
     assert_eq!(digests, vec![digest(31)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_declared_sizes_are_refused_and_nothing_is_written() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    let app = repo("app");
+    link_all(&t.store, &app, &[1]).await?;
+    let wrong_blob = NewManifest {
+        blob_references: vec![(digest(1), blob(1).size + 1)],
+        ..image(&app, 10, &[])
+    };
+    assert!(matches!(
+        t.store.put_manifest(&wrong_blob).await,
+        Err(MetaError::SizeMismatch { declared, stored, .. }) if declared == blob(1).size + 1 && stored == blob(1).size
+    ));
+    assert_eq!(t.store.get_manifest(&app, &digest(10)).await?, None);
+
+    t.store.put_manifest(&image(&app, 10, &[1])).await?;
+    let wrong_child = NewManifest {
+        manifest_references: vec![(digest(10), 1)],
+        ..index(&app, 20, &[])
+    };
+    assert!(matches!(
+        t.store.put_manifest(&wrong_child).await,
+        Err(MetaError::SizeMismatch { declared: 1, .. })
+    ));
+    assert_eq!(t.store.get_manifest(&app, &digest(20)).await?, None);
+    t.store.put_manifest(&index(&app, 20, &[10])).await?;
     Ok(())
 }
