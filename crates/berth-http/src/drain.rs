@@ -36,8 +36,12 @@ pub struct Leftover {
 }
 
 /// Replaces the request body with one that hands itself back to the returned [`Leftover`] when
-/// dropped before its end.
-pub fn track(request: Request) -> (Request, Leftover) {
+/// dropped before its end. A request without a body (most `GET`, `HEAD` and `DELETE`s) is
+/// returned as it is, with no [`Leftover`]: nothing is added to its path.
+pub fn track(request: Request) -> (Request, Option<Leftover>) {
+    if request.body().is_end_stream() {
+        return (request, None);
+    }
     let expects_continue = request
         .headers()
         .get(header::EXPECT)
@@ -53,7 +57,7 @@ pub fn track(request: Request) -> (Request, Leftover) {
         inner: Some(body.into_data_stream()),
         leftover: leftover.clone(),
     };
-    (Request::from_parts(parts, Body::from_stream(tracked)), leftover)
+    (Request::from_parts(parts, Body::from_stream(tracked)), Some(leftover))
 }
 
 /// Reads and discards what the handler left of the body, so that the client gets `response`

@@ -33,7 +33,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Ok(endpoint) => handle(&state, endpoint, request).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    drain::finish(leftover, &mut response).await;
+    if let Some(leftover) = leftover {
+        drain::finish(leftover, &mut response).await;
+    }
     response.headers_mut().insert(
         HeaderName::from_static(headers::API_VERSION),
         HeaderValue::from_static(headers::API_VERSION_VALUE),
