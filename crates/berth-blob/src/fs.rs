@@ -413,10 +413,10 @@ impl Appender {
         true
     }
 
-    /// Writes what is buffered, waits for the last write, then makes the appended bytes durable.
-    /// Returns how many bytes after `offset` are durably stored, and the storage error that
-    /// stopped the append, if any.
-    async fn finish(mut self, path: PathBuf, id: UploadId, offset: u64) -> (u64, Option<BlobError>) {
+    /// Writes what is buffered, waits for the last write, then (with `sync`) makes the appended
+    /// bytes durable. Returns how many bytes after `offset` are stored (durably, with `sync`),
+    /// and the storage error that stopped the append, if any.
+    async fn finish(mut self, path: PathBuf, id: UploadId, offset: u64, sync: bool) -> (u64, Option<BlobError>) {
         if self.failure.is_none() && !self.buffer.is_empty() {
             let buffer = std::mem::take(&mut self.buffer);
             self.submit(Payload::Buffer(buffer)).await;
@@ -426,7 +426,8 @@ impl Appender {
             file, written, failure, ..
         } = self;
         let finished =
-            tokio::task::spawn_blocking(move || finalize_append(file, &path, &id, offset, written, failure)).await;
+            tokio::task::spawn_blocking(move || finalize_append(file, &path, &id, offset, written, failure, sync))
+                .await;
         finished.unwrap_or_else(|join| {
             (
                 0,
@@ -440,8 +441,8 @@ impl Appender {
 }
 
 /// The blocking end of an append: accounts for a failed write by re-reading the file length
-/// (cutting any tail that cannot be accounted for), then `sync_data`. If the sync fails nothing
-/// new is known durable, so the appended count is 0.
+/// (cutting any tail that cannot be accounted for), then, with `sync`, `sync_data`. If the sync
+/// fails nothing new is known durable, so the appended count is 0.
 fn finalize_append(
     file: Option<File>,
     path: &Path,
@@ -449,6 +450,7 @@ fn finalize_append(
     offset: u64,
     written: u64,
     failure: Option<WriteFailure>,
+    sync: bool,
 ) -> (u64, Option<BlobError>) {
     let mut error = None;
     let mut appended = written;
@@ -480,6 +482,9 @@ fn finalize_append(
             }
         }
         error = Some(storage_error(format!("writing to upload {id}"), failure.error));
+    }
+    if !sync {
+        return (appended, error);
     }
     if let Err(sync) = file.sync_data() {
         let sync_error = storage_error(format!("syncing upload {id}"), sync);
@@ -573,29 +578,10 @@ fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: 
     sync_dir(dir)
 }
 
-#[async_trait::async_trait]
-impl BlobStore for FilesystemBlobStore {
-    /// Creates `uploads/<id>` if missing (an existing file is left as it is) and makes the new
-    /// entry durable.
-    async fn create_upload(&self, id: &UploadId) -> Result<(), BlobError> {
-        let path = self.upload_path(id);
-        let dir = self.inner.uploads.clone();
-        let id = id.clone();
-        blocking(move || {
-            let context = || format!("creating upload {id}");
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => {
-                    file.sync_all().map_err(|source| storage_error(context(), source))?;
-                    sync_dir(&dir)
-                }
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-                Err(error) => Err(storage_error(context(), error)),
-            }
-        })
-        .await
-    }
-
-    async fn append_upload(&self, id: &UploadId, offset: u64, mut body: ByteStream) -> AppendOutcome {
+impl FilesystemBlobStore {
+    /// Appends `body` at `offset` (see [`BlobStore::append_upload`]); with `sync`, the appended
+    /// bytes are fsync'd before this returns.
+    async fn append(&self, id: &UploadId, offset: u64, mut body: ByteStream, sync: bool) -> AppendOutcome {
         let path = self.upload_path(id);
         let opened = {
             let (path, id) = (path.clone(), id.clone());
@@ -627,7 +613,7 @@ impl BlobStore for FilesystemBlobStore {
             }
         }
         drop(body);
-        let (appended, storage) = appender.finish(path, id.clone(), offset).await;
+        let (appended, storage) = appender.finish(path, id.clone(), offset, sync).await;
 
         let error = match (storage, body_error) {
             (Some(storage), Some(body)) => {
@@ -641,6 +627,56 @@ impl BlobStore for FilesystemBlobStore {
         };
         tracing::debug!(upload = %id, offset, appended, failed = error.is_some(), "append finished");
         AppendOutcome { appended, error }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FilesystemBlobStore {
+    /// Creates `uploads/<id>` if missing (an existing file is left as it is). The new entry is
+    /// not synced: nothing in an upload is durable before its first synced append or its
+    /// commit, and after a crash of the machine a session whose file is gone reports
+    /// [`BlobError::UploadNotFound`] (the client starts the upload again).
+    async fn create_upload(&self, id: &UploadId) -> Result<(), BlobError> {
+        let path = self.upload_path(id);
+        let id = id.clone();
+        blocking(
+            move || match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(_) => Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(error) => Err(storage_error(format!("creating upload {id}"), error)),
+            },
+        )
+        .await
+    }
+
+    async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
+        self.append(id, offset, body, true).await
+    }
+
+    async fn append_upload_unsynced(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
+        self.append(id, offset, body, false).await
+    }
+
+    async fn upload_length(&self, id: &UploadId) -> Result<Option<u64>, BlobError> {
+        match tokio::fs::metadata(self.upload_path(id)).await {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(storage_error(format!("reading the length of upload {id}"), error)),
+        }
+    }
+
+    async fn sync_upload(&self, id: &UploadId) -> Result<(), BlobError> {
+        let path = self.upload_path(id);
+        let id = id.clone();
+        blocking(move || {
+            let context = || format!("syncing upload {id}");
+            match File::open(&path) {
+                Ok(file) => file.sync_data().map_err(|source| storage_error(context(), source)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Err(BlobError::UploadNotFound { id }),
+                Err(error) => Err(storage_error(context(), error)),
+            }
+        })
+        .await
     }
 
     async fn read_upload(&self, id: &UploadId, length: u64) -> Result<ByteStream, BlobError> {

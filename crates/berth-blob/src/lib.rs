@@ -127,6 +127,21 @@ pub trait BlobStore: Send + Sync + 'static {
     /// When this returns, the first `appended` bytes are durable (fsync'd).
     async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome;
 
+    /// Like [`BlobStore::append_upload`], but the appended bytes need not be durable yet: for an
+    /// append that [`BlobStore::commit_upload`] follows at once (which makes them durable), so
+    /// the bytes reach the disk once instead of twice. A caller that records the new length
+    /// instead must call [`BlobStore::sync_upload`] first.
+    async fn append_upload_unsynced(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome;
+
+    /// How many bytes the upload holds, or `None` when it has no storage (never written to,
+    /// committed, or deleted).
+    async fn upload_length(&self, id: &UploadId) -> Result<Option<u64>, BlobError>;
+
+    /// Makes every byte stored in the upload durable.
+    ///
+    /// Errors: [`BlobError::UploadNotFound`], or the storage failure.
+    async fn sync_upload(&self, id: &UploadId) -> Result<(), BlobError>;
+
     /// Streams the upload's bytes `0..length` back, for re-hashing.
     async fn read_upload(&self, id: &UploadId, length: u64) -> Result<ByteStream, BlobError>;
 

@@ -37,6 +37,8 @@ macro_rules! blob_store_suite {
     ($make:expr) => {
         $crate::blob_store_suite!(@cases $make;
             round_trip,
+            unsynced_append_then_commit,
+            sync_upload_of_missing_upload,
             append_in_several_calls,
             append_empty_body,
             append_below_stored_length_discards_leftover,
@@ -202,6 +204,45 @@ pub async fn round_trip(store: &dyn BlobStore) {
         "upload still present after commit: {:?}",
         after.error
     );
+}
+
+/// An unsynced append followed by a synced one and a commit gives the whole content, and
+/// `sync_upload` in between is harmless.
+pub async fn unsynced_append_then_commit(store: &dyn BlobStore) {
+    let content = random_bytes(2 * 1024 * 1024 + 5);
+    let (first, second) = content.split_at(700_001);
+    let id = UploadId::generate();
+    store.create_upload(&id).await.expect("create");
+    let outcome = store
+        .append_upload_unsynced(&id, 0, body(vec![Bytes::copy_from_slice(first)]))
+        .await;
+    assert_complete(&outcome, first.len());
+    store.sync_upload(&id).await.expect("sync");
+    let outcome = store
+        .append_upload_unsynced(&id, first.len() as u64, body(vec![Bytes::copy_from_slice(second)]))
+        .await;
+    assert_complete(&outcome, second.len());
+    assert_eq!(
+        store.upload_length(&id).await.expect("length"),
+        Some(content.len() as u64)
+    );
+    let digest = sha256_digest(&content);
+    let key = store
+        .commit_upload(&id, content.len() as u64, &digest)
+        .await
+        .expect("commit");
+    let stored = read_all(store, &key, &digest).await;
+    assert!(stored == content, "blob content differs");
+    assert_eq!(store.upload_length(&id).await.expect("length"), None, "committed");
+}
+
+/// `sync_upload` of an upload that has no storage reports it.
+pub async fn sync_upload_of_missing_upload(store: &dyn BlobStore) {
+    let id = UploadId::generate();
+    match store.sync_upload(&id).await {
+        Err(BlobError::UploadNotFound { id: got }) => assert_eq!(got, id),
+        other => panic!("expected UploadNotFound, got {other:?}"),
+    }
 }
 
 /// Several appends, each at the length recorded after the previous one, concatenate.

@@ -97,9 +97,10 @@ impl Registry {
                 updated_at_ms: now,
             })
             .await?;
-        // The session row exists before its data, so upload data without a row is an orphan
-        // that `purge_stale_uploads` may remove at any time.
-        self.blobs.create_upload(&id).await?;
+        // The upload's storage is created by its first append (or its commit, for an empty blob),
+        // so it always follows the session row: upload data without a row is an orphan that
+        // `purge_stale_uploads` may remove at any time, and a crash between the two leaves a
+        // session whose storage is simply created later.
         Ok(UploadStatus { id, offset: 0 })
     }
 
@@ -110,6 +111,20 @@ impl Registry {
         id: &UploadId,
     ) -> Result<UploadStatus, RegistryError> {
         let session = self.session(repository, id).await?;
+        // With no request in flight on the session, check that its bytes are still there.
+        if session.offset > 0
+            && let Some(_guard) = self.upload_locks.try_lock(id)
+        {
+            let session = self.session(repository, id).await?;
+            if self
+                .blobs
+                .upload_length(id)
+                .await?
+                .is_none_or(|stored| stored < session.offset)
+            {
+                return Err(self.abandon_lost_upload(&session).await);
+            }
+        }
         Ok(UploadStatus {
             id: session.id,
             offset: session.offset,
@@ -128,7 +143,7 @@ impl Registry {
     ) -> Result<UploadStatus, RegistryError> {
         let _guard = self.upload_locks.lock(id).await;
         let mut session = self.session(repository, id).await?;
-        self.append_chunk(&mut session, chunk).await?;
+        self.append_chunk(&mut session, chunk, ChunkMode::Resumable).await?;
         Ok(UploadStatus {
             id: session.id,
             offset: session.offset,
@@ -148,8 +163,10 @@ impl Registry {
     ) -> Result<BlobRecord, RegistryError> {
         let _guard = self.upload_locks.lock(id).await;
         let mut session = self.session(repository, id).await?;
+        let recorded_offset = session.offset;
+        let mut unrecorded = false;
         if let Some(chunk) = last_chunk {
-            self.append_chunk(&mut session, chunk).await?;
+            unrecorded = self.append_chunk(&mut session, chunk, ChunkMode::BeforeCommit).await?;
         }
         let actual = match digest.algorithm() {
             DigestAlgorithm::Sha256 => hashing::finish_sha256(self.sha256_state(&session).await?),
@@ -165,10 +182,27 @@ impl Registry {
             }
         };
         if &actual != digest {
+            if unrecorded {
+                // The session stays open with the chunk in it: make the chunk durable, then
+                // record it, so that the client may still complete or inspect the upload.
+                self.blobs.sync_upload(&session.id).await?;
+                let hash_state = session.hash_state.as_ref();
+                if !self
+                    .meta
+                    .update_upload(&session.id, recorded_offset, session.offset, hash_state)
+                    .await?
+                {
+                    return Err(RegistryError::UploadUnknown { id: session.id.clone() });
+                }
+            }
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
+        }
+        if session.offset == 0 {
+            // An empty blob: its upload may have no storage yet.
+            self.blobs.create_upload(&session.id).await?;
         }
         let record = match self.meta.find_blob(digest).await? {
             Some(existing)
@@ -259,6 +293,21 @@ impl Registry {
         Ok(removed)
     }
 
+    /// Ends a session whose recorded bytes are gone from storage (committed by a `PUT` whose
+    /// outcome a crash cut off, or lost with the machine): it cannot continue, so the client is
+    /// told it is unknown and starts again. Returns the error to report.
+    async fn abandon_lost_upload(&self, session: &UploadSession) -> RegistryError {
+        tracing::warn!(
+            upload = %session.id,
+            offset = session.offset,
+            "upload session's data is gone from storage; ending the session"
+        );
+        if let Err(error) = self.meta.delete_upload(&session.id).await {
+            return error.into();
+        }
+        RegistryError::UploadUnknown { id: session.id.clone() }
+    }
+
     async fn session(&self, repository: &RepositoryName, id: &UploadId) -> Result<UploadSession, RegistryError> {
         self.meta
             .get_upload(repository, id)
@@ -291,7 +340,18 @@ impl Registry {
         Ok(hasher)
     }
 
-    async fn append_chunk(&self, session: &mut UploadSession, chunk: Chunk) -> Result<(), RegistryError> {
+    /// Appends `chunk` at the session's offset and moves `session` past it. With
+    /// [`ChunkMode::Resumable`] the bytes are durable and the new offset is recorded before this
+    /// returns. With [`ChunkMode::BeforeCommit`], when the whole chunk arrived, neither happens
+    /// (the commit that follows makes the bytes durable and ends the session) and this returns
+    /// `true`: the caller must sync and record the progress itself if it does not commit. A
+    /// chunk that fails is always synced and recorded as far as it got, so the client can resume.
+    async fn append_chunk(
+        &self,
+        session: &mut UploadSession,
+        chunk: Chunk,
+        mode: ChunkMode,
+    ) -> Result<bool, RegistryError> {
         let declared = match chunk.range {
             Some((start, end)) => {
                 if start != session.offset {
@@ -305,6 +365,10 @@ impl Registry {
             }
             None => chunk.length,
         };
+        if session.offset == 0 {
+            // The first append creates the upload's storage (see `start_upload`).
+            self.blobs.create_upload(&session.id).await?;
+        }
         let hasher = self.sha256_state(session).await?;
         let hashing = Arc::new(Mutex::new((hasher, 0u64)));
         let observer = Arc::clone(&hashing);
@@ -320,13 +384,32 @@ impl Registry {
                 state.1 += bytes.len() as u64;
             }
         }));
-        let outcome = self.blobs.append_upload(&session.id, session.offset, body).await;
+        let outcome = match mode {
+            ChunkMode::Resumable => self.blobs.append_upload(&session.id, session.offset, body).await,
+            ChunkMode::BeforeCommit => {
+                self.blobs
+                    .append_upload_unsynced(&session.id, session.offset, body)
+                    .await
+            }
+        };
         let (hasher, hashed) = hashing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let new_offset = session.offset + outcome.appended;
         let hash_state = (hashed == outcome.appended).then(|| hashing::save(&hasher));
+        let overflowed = overflowed.load(Ordering::Relaxed);
+        let whole_chunk = outcome.error.is_none() && declared.is_none_or(|declared| declared == outcome.appended);
+        if mode == ChunkMode::BeforeCommit {
+            if whole_chunk && !overflowed && hash_state.is_some() {
+                session.offset = new_offset;
+                session.hash_state = hash_state;
+                return Ok(true);
+            }
+            if outcome.appended > 0 {
+                self.blobs.sync_upload(&session.id).await?;
+            }
+        }
         if outcome.appended > 0 || hash_state.is_none() {
             let updated = self
                 .meta
@@ -338,7 +421,6 @@ impl Registry {
             session.offset = new_offset;
             session.hash_state = hash_state;
         }
-        let overflowed = overflowed.load(Ordering::Relaxed);
         match outcome.error {
             None => {}
             Some(AppendError::Body(_)) if overflowed => {}
@@ -347,6 +429,11 @@ impl Registry {
                     received: outcome.appended,
                     source,
                 });
+            }
+            Some(AppendError::Storage(
+                berth_blob::BlobError::UploadNotFound { .. } | berth_blob::BlobError::UploadTruncated { .. },
+            )) if outcome.appended == 0 && session.offset > 0 => {
+                return Err(self.abandon_lost_upload(session).await);
             }
             Some(AppendError::Storage(error)) => return Err(error.into()),
         }
@@ -360,8 +447,18 @@ impl Registry {
                 offset: session.offset,
             });
         }
-        Ok(())
+        Ok(false)
     }
+}
+
+/// How [`Registry::append_chunk`] treats a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkMode {
+    /// A `PATCH`: durable and recorded when acknowledged, so the client can resume after it.
+    Resumable,
+    /// The body of the closing `PUT` (or a single `POST`): the commit right after makes it
+    /// durable, so it is written once, unsynced, and not recorded unless the commit is refused.
+    BeforeCommit,
 }
 
 /// Passes at most `limit` bytes of `body` through. A body longer than that ends with an error

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_blob::{BlobStore, FilesystemBlobStore};
-use berth_core::{Registry, RegistryError};
+use berth_core::{Chunk, Registry, RegistryError};
 use berth_meta::MetaStore;
 use berth_types::{RepositoryName, UploadId};
 
@@ -21,6 +21,16 @@ async fn purge_removes_upload_data_that_no_session_owns() {
     let (registry, blobs) = registry(dir.path()).await;
     let repository = RepositoryName::parse("purge/app").expect("name");
     let live = registry.start_upload(&repository).await.expect("session");
+    // The first append creates the session's data.
+    let chunk = Chunk {
+        body: Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(b"first bytes"))])),
+        range: None,
+        length: Some(11),
+    };
+    registry
+        .append_upload(&repository, &live.id, chunk)
+        .await
+        .expect("append");
     // Data left by a crash between creating upload data and recording its session.
     let orphan = UploadId::generate();
     blobs.create_upload(&orphan).await.expect("orphan data");

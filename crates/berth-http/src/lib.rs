@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use berth_core::Registry;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -94,6 +95,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Serves `registry` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Connections have `TCP_NODELAY` set, so a response never waits for the client's delayed ACK.
 ///
 /// Errors: the listener's I/O errors.
 pub async fn serve(
@@ -101,6 +103,11 @@ pub async fn serve(
     registry: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(registry))
         .with_graceful_shutdown(shutdown)
         .await

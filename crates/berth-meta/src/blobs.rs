@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 
 use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::repositories::{ensure_repository, repository_id};
+use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
 
 impl MetaStore {
@@ -41,11 +42,17 @@ impl MetaStore {
     /// blob if it is new (an existing record for the digest is kept as it is) and adds the link.
     /// Idempotent.
     pub async fn link_blob(&self, repository: &RepositoryName, blob: &BlobRecord) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        let repository_id = ensure_repository(&mut tx, repository).await?;
-        insert_blob_if_new(&mut tx, blob).await?;
-        insert_link_if_new(&mut tx, repository_id, &blob.digest).await?;
-        tx.commit().await?;
+        let (owned_repository, owned_blob) = (repository.clone(), blob.clone());
+        self.writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
+                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
+                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
+                })
+            })
+            .await?;
+        self.repository_changed(repository);
         Ok(())
     }
 
@@ -56,39 +63,51 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<UnlinkBlobOutcome, MetaError> {
-        let mut tx = self.begin_write().await?;
-        let Some(repository_id) = repository_id(&mut tx, repository).await? else {
-            return Ok(UnlinkBlobOutcome::NotLinked);
-        };
-        let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
-            .bind(repository_id)
-            .bind(digest.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if linked.is_none() {
-            return Ok(UnlinkBlobOutcome::NotLinked);
-        }
-        let referrer: Option<(String,)> = sqlx::query_as(
-            "SELECT m.digest FROM manifest_blob_references r \
-             JOIN manifests m ON m.id = r.manifest_id \
-             WHERE r.repository_id = $1 AND r.blob_digest = $2 \
-             ORDER BY m.digest LIMIT 1",
-        )
+        let (repository, digest) = (repository.clone(), digest.clone());
+        self.writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move { remove_link(conn, &repository, &digest).await })
+            })
+            .await
+    }
+}
+
+/// The body of [`MetaStore::unlink_blob`], inside the writer's transaction.
+async fn remove_link(
+    conn: &mut AnyConnection,
+    repository: &RepositoryName,
+    digest: &Digest,
+) -> Result<UnlinkBlobOutcome, MetaError> {
+    let Some(repository_id) = repository_id(&mut *conn, repository).await? else {
+        return Ok(UnlinkBlobOutcome::NotLinked);
+    };
+    let linked = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
         .bind(repository_id)
         .bind(digest.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
-        if let Some((manifest,)) = referrer {
-            return Ok(UnlinkBlobOutcome::ReferencedBy(manifest));
-        }
-        sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
-            .bind(repository_id)
-            .bind(digest.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(UnlinkBlobOutcome::Unlinked)
+    if linked.is_none() {
+        return Ok(UnlinkBlobOutcome::NotLinked);
     }
+    let referrer: Option<(String,)> = sqlx::query_as(
+        "SELECT m.digest FROM manifest_blob_references r \
+         JOIN manifests m ON m.id = r.manifest_id \
+         WHERE r.repository_id = $1 AND r.blob_digest = $2 \
+         ORDER BY m.digest LIMIT 1",
+    )
+    .bind(repository_id)
+    .bind(digest.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((manifest,)) = referrer {
+        return Ok(UnlinkBlobOutcome::ReferencedBy(manifest));
+    }
+    sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(UnlinkBlobOutcome::Unlinked)
 }
 
 /// Builds a record from a row, or `None` (logged) when the row is corrupt.

@@ -14,6 +14,7 @@
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
 
 mod blobs;
+mod cache;
 mod convert;
 mod manifests;
 mod pool;
@@ -21,6 +22,7 @@ mod repositories;
 mod store;
 mod tags;
 mod uploads;
+mod writer;
 
 pub use store::MetaStore;
 
@@ -175,6 +177,14 @@ pub enum MetaError {
     /// Applying migrations failed.
     #[error("metadata migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The transaction this write shared with others (group commit) failed to commit, so
+    /// none of them took effect. The source is the database error.
+    #[error("the metadata write batch this write was part of failed to commit")]
+    BatchFailed(#[source] std::sync::Arc<sqlx::Error>),
+    /// The writer task is gone: the store was closed, or the write panicked (and was rolled
+    /// back).
+    #[error("the metadata writer has stopped (store closed, or a write panicked)")]
+    WriterGone,
     /// The database URL names an engine or a form the store does not support.
     #[error("unsupported metadata database URL: {detail}")]
     UnsupportedUrl {

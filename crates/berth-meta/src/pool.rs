@@ -13,6 +13,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
 use crate::MetaError;
+use crate::writer::Durability;
 
 /// Migrations for SQLite, embedded at build time.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -56,6 +57,16 @@ impl Backend {
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Backend::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
+    /// The statement that sets how the next commits reach the disk: SQLite in WAL mode syncs
+    /// the log at each commit with `FULL`, and only at checkpoints with `NORMAL` (a crash of
+    /// the machine may then undo the last commits, never partly).
+    pub(crate) fn synchronous(self, durability: Durability) -> &'static str {
+        match (self, durability) {
+            (Backend::Sqlite, Durability::Durable) => "PRAGMA synchronous = FULL",
+            (Backend::Sqlite, Durability::Deferred) => "PRAGMA synchronous = NORMAL",
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Repositories: the catalog. A repository row appears when something is first committed in it
 //! (a blob link or a manifest); upload sessions alone do not create it.
 
+use std::sync::Arc;
+
 use berth_types::RepositoryName;
 use sqlx::AnyConnection;
 
+use crate::cache::{MAX_CACHED_CATALOG, page_after};
 use crate::convert::now_ms;
 use crate::{MetaError, MetaStore};
 
@@ -11,6 +14,29 @@ impl MetaStore {
     /// Up to `limit` repository names in byte-lexical order, strictly after `after` when given
     /// (catalog pagination). Names that no longer parse are logged and skipped.
     pub async fn list_repositories(
+        &self,
+        after: Option<&RepositoryName>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>, MetaError> {
+        let Some(cache) = &self.cache else {
+            return self.read_repositories(after, limit).await;
+        };
+        let key: fn(&RepositoryName) -> &str = RepositoryName::as_str;
+        if let Some(catalog) = cache.catalog() {
+            return Ok(page_after(&catalog, key, after.map(RepositoryName::as_str), limit));
+        }
+        let generation = cache.catalog_generation();
+        let limit_plus_one = u32::try_from(MAX_CACHED_CATALOG + 1).unwrap_or(u32::MAX);
+        let all = self.read_repositories(None, limit_plus_one).await?;
+        if all.len() > MAX_CACHED_CATALOG {
+            return self.read_repositories(after, limit).await;
+        }
+        let page = page_after(&all, key, after.map(RepositoryName::as_str), limit);
+        cache.store_catalog(generation, Arc::new(all));
+        Ok(page)
+    }
+
+    async fn read_repositories(
         &self,
         after: Option<&RepositoryName>,
         limit: u32,

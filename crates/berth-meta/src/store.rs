@@ -1,10 +1,14 @@
 //! The store handle: opening, readiness and the transaction helper shared by every aggregate.
 
-use sqlx::Any;
+use std::sync::Arc;
+
+use berth_types::RepositoryName;
 use sqlx::AnyPool;
 
 use crate::MetaError;
-use crate::pool::{Backend, open_pools};
+use crate::cache::ReadCache;
+use crate::pool::open_pools;
+use crate::writer::WriteQueue;
 
 /// Handle on the metadata database. Cloning is cheap (the pools are reference-counted), and
 /// every clone shares the same connections.
@@ -13,9 +17,12 @@ use crate::pool::{Backend, open_pools};
 /// pool. Every multi-statement change runs in one write transaction.
 #[derive(Debug, Clone)]
 pub struct MetaStore {
-    pub(crate) backend: Backend,
     pub(crate) writer: AnyPool,
     pub(crate) reader: AnyPool,
+    /// The group-commit queue every write goes through.
+    pub(crate) writes: WriteQueue,
+    /// The read cache, when this process is the only writer (embedded SQLite).
+    pub(crate) cache: Option<Arc<ReadCache>>,
 }
 
 impl MetaStore {
@@ -31,9 +38,11 @@ impl MetaStore {
     pub async fn open(url: &str) -> Result<MetaStore, MetaError> {
         let pools = open_pools(url).await?;
         Ok(MetaStore {
-            backend: pools.backend,
+            writes: WriteQueue::start(pools.writer.clone(), pools.backend),
             writer: pools.writer,
             reader: pools.reader,
+            // SQLite has one writer process, this one: every write passes through here.
+            cache: Some(Arc::new(ReadCache::new())),
         })
     }
 
@@ -52,8 +61,10 @@ impl MetaStore {
         self.writer.close().await;
     }
 
-    /// Starts a read-write transaction on the writer.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, MetaError> {
-        Ok(self.writer.begin_with(self.backend.begin_write()).await?)
+    /// Marks cached reads of `repository` stale; call after a committed write that changed it.
+    pub(crate) fn repository_changed(&self, repository: &RepositoryName) {
+        if let Some(cache) = &self.cache {
+            cache.repository_changed(repository);
+        }
     }
 }

@@ -1,30 +1,65 @@
 //! Tags: names pointing at manifests, listed in byte-lexical order.
 
+use std::sync::Arc;
+
 use berth_types::{RepositoryName, Tag};
 use sqlx::AnyConnection;
 
+use crate::cache::page_after;
 use crate::convert::now_ms;
 use crate::repositories::repository_id;
+use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
 impl MetaStore {
     /// Removes a tag (the manifest stays). Returns whether the tag existed.
     pub async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
-        let result = sqlx::query(
-            "DELETE FROM tags \
-             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
-        )
-        .bind(repository.as_str())
-        .bind(tag.as_str())
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let (owned_repository, owned_tag) = (repository.clone(), tag.clone());
+        let deleted = self
+            .writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    let result = sqlx::query(
+                        "DELETE FROM tags \
+                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+                    )
+                    .bind(owned_repository.as_str())
+                    .bind(owned_tag.as_str())
+                    .execute(conn)
+                    .await?;
+                    Ok(result.rows_affected() > 0)
+                })
+            })
+            .await?;
+        self.repository_changed(repository);
+        Ok(deleted)
     }
 
     /// Up to `limit` tags of `repository` in byte-lexical order, strictly after `after` when
     /// given. `None` when the repository does not exist. Tags that no longer parse are logged
     /// and skipped.
     pub async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        after: Option<&Tag>,
+        limit: u32,
+    ) -> Result<Option<Vec<Tag>>, MetaError> {
+        let Some(cache) = &self.cache else {
+            return self.read_tags(repository, after, limit).await;
+        };
+        let tags = match cache.tag_list(repository) {
+            Some(hit) => hit,
+            None => {
+                let generation = cache.repository_generation(repository);
+                let all = self.read_tags(repository, None, u32::MAX).await?.map(Arc::new);
+                cache.store_tag_list(repository, generation, all.clone());
+                all
+            }
+        };
+        Ok(tags.map(|tags| page_after(&tags, Tag::as_str, after.map(Tag::as_str), limit)))
+    }
+
+    async fn read_tags(
         &self,
         repository: &RepositoryName,
         after: Option<&Tag>,

@@ -5,6 +5,7 @@ use berth_types::{RepositoryName, UploadId};
 use crate::blobs::{insert_blob_if_new, insert_link_if_new};
 use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::repositories::ensure_repository;
+use crate::writer::Durability;
 use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
 
 /// Columns of an upload row after its id and repository: offset, hash state, hash state
@@ -16,22 +17,29 @@ impl MetaStore {
     ///
     /// Errors: [`MetaError::Database`] if a session with this id exists.
     pub async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError> {
-        let (state, version) = hash_state_columns(session.hash_state.as_ref());
-        sqlx::query(
-            "INSERT INTO uploads \
-             (id, repository, byte_offset, hash_state, hash_state_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(session.id.as_str())
-        .bind(session.repository.as_str())
-        .bind(to_bigint("upload offset", session.offset)?)
-        .bind(state)
-        .bind(version)
-        .bind(session.created_at_ms)
-        .bind(session.updated_at_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let session = session.clone();
+        self.writes
+            .write(Durability::Deferred, move |conn| {
+                Box::pin(async move {
+                    let (state, version) = hash_state_columns(session.hash_state.as_ref());
+                    sqlx::query(
+                        "INSERT INTO uploads \
+                         (id, repository, byte_offset, hash_state, hash_state_version, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(session.id.as_str())
+                    .bind(session.repository.as_str())
+                    .bind(to_bigint("upload offset", session.offset)?)
+                    .bind(state)
+                    .bind(version)
+                    .bind(session.created_at_ms)
+                    .bind(session.updated_at_ms)
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// Whether a session with this id exists, in any repository (used to find upload data
@@ -93,29 +101,45 @@ impl MetaStore {
         new_offset: u64,
         hash_state: Option<&HashState>,
     ) -> Result<bool, MetaError> {
-        let (state, version) = hash_state_columns(hash_state);
-        let result = sqlx::query(
-            "UPDATE uploads SET byte_offset = $1, hash_state = $2, hash_state_version = $3, updated_at = $4 \
-             WHERE id = $5 AND byte_offset = $6",
-        )
-        .bind(to_bigint("upload offset", new_offset)?)
-        .bind(state)
-        .bind(version)
-        .bind(now_ms())
-        .bind(id.as_str())
-        .bind(to_bigint("upload offset", expected_offset)?)
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let (id, hash_state) = (id.clone(), hash_state.cloned());
+        let new_offset = to_bigint("upload offset", new_offset)?;
+        let expected_offset = to_bigint("upload offset", expected_offset)?;
+        self.writes
+            .write(Durability::Deferred, move |conn| {
+                Box::pin(async move {
+                    let (state, version) = hash_state_columns(hash_state.as_ref());
+                    let result = sqlx::query(
+                        "UPDATE uploads SET byte_offset = $1, hash_state = $2, hash_state_version = $3, \
+                         updated_at = $4 WHERE id = $5 AND byte_offset = $6",
+                    )
+                    .bind(new_offset)
+                    .bind(state)
+                    .bind(version)
+                    .bind(now_ms())
+                    .bind(id.as_str())
+                    .bind(expected_offset)
+                    .execute(conn)
+                    .await?;
+                    Ok(result.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     /// Deletes a session (cancelled or expired). Deleting an unknown session is not an error.
     pub async fn delete_upload(&self, id: &UploadId) -> Result<(), MetaError> {
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let id = id.clone();
+        self.writes
+            .write(Durability::Deferred, move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM uploads WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// Turns a finished upload into a committed blob, in one transaction: deletes the session
@@ -128,16 +152,22 @@ impl MetaStore {
         repository: &RepositoryName,
         blob: &BlobRecord,
     ) -> Result<(), MetaError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
-            .bind(id.as_str())
-            .bind(repository.as_str())
-            .execute(&mut *tx)
+        let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
+        self.writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
+                        .bind(owned_id.as_str())
+                        .bind(owned_repository.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
+                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
+                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
+                })
+            })
             .await?;
-        let repository_id = ensure_repository(&mut tx, repository).await?;
-        insert_blob_if_new(&mut tx, blob).await?;
-        insert_link_if_new(&mut tx, repository_id, &blob.digest).await?;
-        tx.commit().await?;
+        self.repository_changed(repository);
         Ok(())
     }
 

@@ -253,6 +253,28 @@ async fn upload_status_is_204_with_location_and_range() {
 }
 
 #[tokio::test]
+async fn a_session_whose_bytes_are_gone_is_ended_with_404_blob_upload_unknown() {
+    // What a crash can leave: the session row says 10 bytes, storage has none (the closing PUT
+    // committed them and was cut off before recording it, or the machine lost them).
+    let h = Harness::start();
+    let name = repo("up/lost");
+    for remove_with_status_first in [true, false] {
+        let location = expect_session(&h.start_upload(&name).await, &name, "0-0");
+        patch_plain(&h, &location, &[7u8; 10]).await.expect_status(202);
+        let id = location.rsplit('/').next().unwrap_or_default();
+        std::fs::remove_file(h.data_dir().join("uploads").join(id)).expect("remove upload data");
+        if remove_with_status_first {
+            h.get(&location).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+        } else {
+            patch_range(&h, &location, 10, b"more")
+                .await
+                .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+        }
+        h.get(&location).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    }
+}
+
+#[tokio::test]
 async fn cancelled_upload_is_204_then_404_blob_upload_unknown_everywhere() {
     let h = Harness::start();
     let name = repo("up/cancel");

@@ -3,6 +3,7 @@
 mod blobs;
 mod catalog;
 mod common;
+mod concurrency;
 mod manifests;
 mod store;
 mod tags;
