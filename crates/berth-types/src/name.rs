@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Longest repository name Berth accepts, in bytes.
 ///
@@ -33,7 +34,7 @@ pub enum NameError {
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
 /// at most [`MAX_REPOSITORY_NAME_LEN`] bytes, any number of components.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RepositoryName(String);
+pub struct RepositoryName(Arc<str>);
 
 impl RepositoryName {
     /// Parses a repository name. Errors: [`NameError`].
@@ -47,7 +48,7 @@ impl RepositoryName {
         if !text.split('/').all(is_path_component) {
             return Err(NameError::Grammar(text.to_owned()));
         }
-        Ok(RepositoryName(text.to_owned()))
+        Ok(RepositoryName(Arc::from(text)))
     }
 
     /// The name as text.
@@ -128,7 +129,7 @@ pub enum TagError {
 ///
 /// Grammar (distribution-spec §Pulling manifests): `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag(String);
+pub struct Tag(Arc<str>);
 
 impl Tag {
     /// Parses a tag. Errors: [`TagError`].
@@ -142,7 +143,7 @@ impl Tag {
         if !(first_ok && rest_ok) {
             return Err(TagError::Grammar(text.to_owned()));
         }
-        Ok(Tag(text.to_owned()))
+        Ok(Tag(Arc::from(text)))
     }
 
     /// The tag as text.

@@ -8,21 +8,44 @@ use berth_oci::PageRequest;
 use berth_oci::manifest::OCI_IMAGE_INDEX;
 use berth_oci::pagination::next_link;
 use berth_types::{Digest, RepositoryName};
+use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiResult, json_response, set};
 use crate::headers;
 
+/// The body of `tags/list`.
+#[derive(Serialize)]
+struct TagList<'a> {
+    name: &'a str,
+    tags: Vec<&'a str>,
+}
+
+/// The body of `_catalog`.
+#[derive(Serialize)]
+struct Catalog<'a> {
+    repositories: Vec<&'a str>,
+}
+
+/// Serializes a listing body (plain structs of strings: cannot fail).
+fn to_json(body: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
 /// `GET /v2/<name>/tags/list`: `{"name": …, "tags": […]}`, with `Link` when more remain.
 pub async fn list_tags(registry: &Registry, repository: &RepositoryName, page: &PageRequest) -> ApiResult {
     let tags = registry.list_tags(repository, page).await?;
     let names: Vec<&str> = tags.items.iter().map(|t| t.as_str()).collect();
-    let body = json!({ "name": repository.as_str(), "tags": names }).to_string();
+    let body = to_json(&TagList {
+        name: repository.as_str(),
+        tags: names,
+    });
+    let names = &tags.items;
     let mut response = json_response(StatusCode::OK, body);
     if tags.more
         && let Some(last) = names.last()
     {
-        let link = next_link(&format!("/v2/{repository}/tags/list"), page.limit(), last);
+        let link = next_link(&format!("/v2/{repository}/tags/list"), page.limit(), last.as_str());
         set(response.headers_mut(), "link", &link);
     }
     Ok(response)
@@ -31,16 +54,17 @@ pub async fn list_tags(registry: &Registry, repository: &RepositoryName, page: &
 /// `GET /v2/_catalog`: `{"repositories": […]}`, with `Link` when more remain.
 pub async fn list_repositories(registry: &Registry, page: &PageRequest) -> ApiResult {
     let repositories = registry.list_repositories(page).await?;
-    let names: Vec<&str> = repositories.items.iter().map(|r| r.as_str()).collect();
-    let body = json!({ "repositories": names }).to_string();
+    let body = to_json(&Catalog {
+        repositories: repositories.items.iter().map(|r| r.as_str()).collect(),
+    });
     let mut response = json_response(StatusCode::OK, body);
     if repositories.more
-        && let Some(last) = names.last()
+        && let Some(last) = repositories.items.last()
     {
         set(
             response.headers_mut(),
             "link",
-            &next_link("/v2/_catalog", page.limit(), last),
+            &next_link("/v2/_catalog", page.limit(), last.as_str()),
         );
     }
     Ok(response)

@@ -86,7 +86,8 @@ async fn handle(state: &AppState, endpoint: Endpoint, request: Request) -> ApiRe
 }
 
 /// A response with a JSON body and explicit `Content-Length`.
-fn json_response(status: StatusCode, body: String) -> Response {
+fn json_response(status: StatusCode, body: impl Into<Vec<u8>>) -> Response {
+    let body = body.into();
     let length = body.len();
     let mut response = (status, body).into_response();
     set(response.headers_mut(), "content-type", "application/json");
