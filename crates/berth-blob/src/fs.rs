@@ -43,7 +43,7 @@ pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
 const DIRECT_WRITE_BYTES: usize = 256 << 10;
 /// Size in bytes of the chunks yielded by [`BlobStore::read_upload`] and
 /// [`BlobStore::read_blob`] streams (the last chunk may be shorter).
-pub const READ_CHUNK_BYTES: usize = 256 << 10;
+pub const READ_CHUNK_BYTES: usize = 512 << 10;
 
 /// A [`BlobStore`] keeping uploads and blobs as files under a root directory (see the module
 /// documentation for the layout and durability guarantees).
@@ -300,6 +300,11 @@ struct WriteFailure {
 
 /// Streams body chunks into an upload file: coalesces small chunks, keeps at most one blocking
 /// write in flight, and tracks how many bytes are confirmed written.
+///
+/// Every [`EARLY_FLUSH_BYTES`] written, it starts an `fdatasync` on a second handle of the file
+/// in the background (at most one at a time), so the disk writes the upload while the rest of
+/// the body is still arriving: the sync that makes the upload durable then waits only for the
+/// tail, instead of for the whole body after it has arrived.
 struct Appender {
     /// The file, when no write is in flight (the in-flight write owns it otherwise).
     file: Option<File>,
@@ -309,10 +314,22 @@ struct Appender {
     /// Bytes after the append offset whose writes completed.
     written: u64,
     failure: Option<WriteFailure>,
+    /// A second handle for background flushes (`None` if it could not be opened).
+    flusher: Option<Arc<File>>,
+    flush_in_flight: Option<JoinHandle<io::Result<()>>>,
+    /// Bytes written since the last background flush started.
+    unflushed: u64,
+    /// The first background flush error: the append fails with it (a later sync on the same
+    /// file may no longer report it).
+    flush_error: Option<io::Error>,
 }
+
+/// Bytes written between two background flushes of an append.
+const EARLY_FLUSH_BYTES: u64 = 8 << 20;
 
 impl Appender {
     fn new(file: File) -> Appender {
+        let flusher = file.try_clone().ok().map(Arc::new);
         Appender {
             file: Some(file),
             in_flight: None,
@@ -320,6 +337,37 @@ impl Appender {
             spare: None,
             written: 0,
             failure: None,
+            flusher,
+            flush_in_flight: None,
+            unflushed: 0,
+            flush_error: None,
+        }
+    }
+
+    /// Collects a finished background flush; with `wait`, waits for one in flight.
+    async fn reap_flush(&mut self, wait: bool) {
+        let finished = self.flush_in_flight.as_ref().is_some_and(JoinHandle::is_finished);
+        if !(finished || wait) {
+            return;
+        }
+        if let Some(handle) = self.flush_in_flight.take() {
+            let result = handle.await.unwrap_or_else(|join| Err(io::Error::other(join)));
+            if let Err(error) = result {
+                self.flush_error.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Starts a background flush when enough was written since the last one and none runs.
+    async fn maybe_flush(&mut self) {
+        self.reap_flush(false).await;
+        if self.unflushed < EARLY_FLUSH_BYTES || self.flush_in_flight.is_some() {
+            return;
+        }
+        if let Some(flusher) = &self.flusher {
+            let flusher = Arc::clone(flusher);
+            self.unflushed = 0;
+            self.flush_in_flight = Some(tokio::task::spawn_blocking(move || flusher.sync_data()));
         }
     }
 
@@ -333,7 +381,10 @@ impl Appender {
                         self.spare = Some(buffer);
                     }
                     match done.result {
-                        Ok(()) => self.written += length,
+                        Ok(()) => {
+                            self.written += length;
+                            self.unflushed += length;
+                        }
                         Err(error) => {
                             self.failure = Some(WriteFailure {
                                 error,
@@ -360,6 +411,7 @@ impl Appender {
         if !self.settle().await {
             return false;
         }
+        self.maybe_flush().await;
         let Some(mut file) = self.file.take() else {
             return false;
         };
@@ -422,6 +474,11 @@ impl Appender {
             self.submit(Payload::Buffer(buffer)).await;
         }
         self.settle().await;
+        self.reap_flush(true).await;
+        if let Some(error) = self.flush_error.take() {
+            // Nothing of this append is known durable; the caller keeps its previous length.
+            return (0, Some(storage_error(format!("flushing upload {id}"), error)));
+        }
         let Appender {
             file, written, failure, ..
         } = self;

@@ -1,7 +1,7 @@
 //! Blob reads, deletes and cross-repository mounts.
 
 use berth_blob::{BlobError, ByteStream, StorageKey};
-use berth_meta::{BlobRecord, UnlinkBlobOutcome};
+use berth_meta::{BlobRecord, INLINE_STORAGE_KEY, UnlinkBlobOutcome};
 use berth_oci::MountRequest;
 use berth_oci::range::RangeRequest;
 use berth_types::{Digest, RepositoryName};
@@ -57,6 +57,18 @@ impl Registry {
         };
         let body = if head {
             None
+        } else if record.storage_key == INLINE_STORAGE_KEY {
+            let Some(content) = self.meta.inline_blob_content(digest).await? else {
+                tracing::error!(%digest, "blob recorded as kept in the database has no content row");
+                return Err(unknown());
+            };
+            let mut content = bytes::Bytes::from(content);
+            if let Some(range) = &range {
+                // `parse_range` keeps ranges within the size, which is the content's length.
+                content = content.slice(range.start as usize..range.end as usize);
+            }
+            let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(content) }));
+            Some(stream)
         } else {
             let key = StorageKey(record.storage_key.clone());
             match self.blobs.read_blob(&key, digest, range.clone()).await {
@@ -93,6 +105,16 @@ impl Registry {
         }
     }
 
+    /// Whether a recorded blob's bytes are where its record says, with its size (a blob kept in
+    /// the database always is: the foreign key ties its content to its record).
+    pub(crate) async fn blob_present(&self, record: &BlobRecord) -> Result<bool, RegistryError> {
+        if record.storage_key == INLINE_STORAGE_KEY {
+            return Ok(true);
+        }
+        let key = StorageKey(record.storage_key.clone());
+        Ok(self.blobs.blob_size(&key).await? == Some(record.size))
+    }
+
     /// Mounts a blob from `mount.from` into `repository` when it is there; otherwise opens an
     /// upload session (the client then uploads the blob). Without `from`, Berth does not search
     /// other repositories and opens a session.
@@ -103,7 +125,7 @@ impl Registry {
     ) -> Result<MountOutcome, RegistryError> {
         if let Some(from) = &mount.from
             && let Some(record) = self.meta.blob_in_repository(from, &mount.digest).await?
-            && self.blobs.blob_size(&StorageKey(record.storage_key.clone())).await? == Some(record.size)
+            && self.blob_present(&record).await?
         {
             self.meta.link_blob(repository, &record).await?;
             return Ok(MountOutcome::Mounted(record));

@@ -56,6 +56,15 @@ impl MetaStore {
         Ok(())
     }
 
+    /// The bytes of a blob kept in the database ([`INLINE_STORAGE_KEY`]), if recorded.
+    pub async fn inline_blob_content(&self, digest: &Digest) -> Result<Option<Vec<u8>>, MetaError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT content FROM blob_contents WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|(content,)| content))
+    }
+
     /// Removes a blob's link from `repository` (the blob record itself stays, for garbage
     /// collection to decide). Refused while a manifest in the repository references the blob.
     pub async fn unlink_blob(

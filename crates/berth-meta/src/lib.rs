@@ -26,6 +26,10 @@ mod writer;
 
 pub use store::MetaStore;
 
+/// The storage key of a blob whose bytes are kept in the database (table `blob_contents`)
+/// rather than in the blob store: small blobs, see [`MetaStore::complete_upload_inline`].
+pub const INLINE_STORAGE_KEY: &str = "inline";
+
 /// A committed blob as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRecord {

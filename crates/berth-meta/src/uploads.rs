@@ -171,6 +171,46 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Like [`MetaStore::complete_upload`] for a small blob whose bytes are kept in the database:
+    /// `blob.storage_key` must be [`crate::INLINE_STORAGE_KEY`], and `content` is stored with the
+    /// record in the same durable transaction (unless a record of the digest exists already,
+    /// which is then kept and linked).
+    pub async fn complete_upload_inline(
+        &self,
+        id: &UploadId,
+        repository: &RepositoryName,
+        blob: &BlobRecord,
+        content: Vec<u8>,
+    ) -> Result<(), MetaError> {
+        let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
+        self.writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
+                        .bind(owned_id.as_str())
+                        .bind(owned_repository.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
+                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
+                    sqlx::query(
+                        "INSERT INTO blob_contents (digest, content) \
+                         SELECT digest, $2 FROM blobs WHERE digest = $1 AND storage_key = $3 \
+                         ON CONFLICT (digest) DO NOTHING",
+                    )
+                    .bind(owned_blob.digest.as_str())
+                    .bind(content.as_slice())
+                    .bind(crate::INLINE_STORAGE_KEY)
+                    .execute(&mut *conn)
+                    .await?;
+                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
+                })
+            })
+            .await?;
+        self.repository_changed(repository);
+        Ok(())
+    }
+
     /// Ids of the sessions last updated strictly before `cutoff_ms` (unix milliseconds), oldest
     /// first, for expiry. Ids that no longer parse are logged and skipped.
     pub async fn list_uploads_updated_before(&self, cutoff_ms: i64) -> Result<Vec<UploadId>, MetaError> {

@@ -261,3 +261,67 @@ async fn large_blob_is_streamed_back_intact() {
     tail.expect_status(206);
     assert_eq!(tail.body, bytes[6_291_450..]);
 }
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn blobs_up_to_64_kib_are_kept_in_the_database_and_served_like_any_other() {
+    let h = Harness::start();
+    let name = repo("bl/inline");
+    let small = random_bytes(64 << 10);
+    let large = random_bytes((64 << 10) + 1);
+    let small_digest = h.push_blob(&name, &small).await;
+    let large_digest = h.push_blob(&name, &large).await;
+
+    let stored = files_under(&h.data_dir().join("blobs"));
+    let names: Vec<String> = stored
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![large_digest.trim_start_matches("sha256:").to_owned()],
+        "only the blob over 64 KiB has a file"
+    );
+
+    for (digest, bytes) in [(&small_digest, &small), (&large_digest, &large)] {
+        let path = format!("/v2/{name}/blobs/{digest}");
+        let get = h.get(&path).await;
+        get.expect_status(200).expect_header("docker-content-digest", digest);
+        assert!(get.body == *bytes, "{digest}: content differs");
+        let part = get_range(&h, &path, "bytes=100-199").await;
+        part.expect_status(206).expect_header("content-length", "100");
+        assert_eq!(part.body, bytes[100..200]);
+    }
+
+    // A mount of the small blob, and a second push of it (deduplicated), both serve it.
+    let other = repo("bl/inline-mount");
+    let mount = with_query(
+        &with_query(&format!("/v2/{other}/blobs/uploads/"), "mount", &small_digest),
+        "from",
+        &name,
+    );
+    send(h.rb(Method::POST, &mount)).await.expect_status(201);
+    let again = repo("bl/inline-again");
+    assert_eq!(h.push_blob(&again, &small).await, small_digest);
+    for repository in [&other, &again] {
+        let get = h.get(&format!("/v2/{repository}/blobs/{small_digest}")).await;
+        get.expect_status(200);
+        assert!(get.body == small, "{repository}: content differs");
+    }
+}
