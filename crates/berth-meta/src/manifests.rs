@@ -273,10 +273,10 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
         return Err(error);
     }
 
-    sqlx::query(
+    let inserted: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
          subject_digest, annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (repository_id, digest) DO NOTHING",
+         ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
     )
     .bind(repository_id)
     .bind(manifest.digest.as_str())
@@ -287,9 +287,14 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
     .bind(manifest.subject.as_ref().map(Digest::as_str))
     .bind(manifest.annotations_json.as_deref())
     .bind(now_ms())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    let Some(id) = manifest_id(&mut *conn, repository_id, &manifest.digest).await? else {
+    let id = match inserted {
+        Some((id,)) => Some(id),
+        // Already stored in this repository: the existing row stands.
+        None => manifest_id(&mut *conn, repository_id, &manifest.digest).await?,
+    };
+    let Some(id) = id else {
         // Unreachable: the row was inserted or already there, inside this transaction.
         return Err(MetaError::Corrupt {
             table: "manifests",

@@ -97,6 +97,9 @@ pub(crate) async fn repository_id(
 
 /// The id of a repository, creating it first if needed. Call inside a write transaction.
 pub(crate) async fn ensure_repository(conn: &mut AnyConnection, repository: &RepositoryName) -> Result<i64, MetaError> {
+    if let Some(id) = repository_id(&mut *conn, repository).await? {
+        return Ok(id);
+    }
     sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(repository.as_str())
         .bind(now_ms())

@@ -138,15 +138,19 @@ impl WriteQueue {
 
 async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    // The connection's `synchronous` setting, when known: connections open with FULL, and after
+    // a failed batch the pool may hand out a new one.
+    let mut setting = Some(Durability::Durable);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let durability = if batch.iter().any(|job| job.durability() == Durability::Durable) {
             Durability::Durable
         } else {
             Durability::Deferred
         };
-        let committed = run_batch(&pool, backend, &mut batch, durability)
+        let committed = run_batch(&pool, backend, &mut batch, durability, setting)
             .await
             .map_err(Arc::new);
+        setting = committed.is_ok().then_some(durability);
         if let Err(error) = &committed {
             tracing::error!(error = %error, writes = batch.len(), "metadata write batch failed");
         }
@@ -157,15 +161,19 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
 }
 
 /// Runs one batch in one transaction. With one job the transaction is its unit (no savepoint).
+/// `setting` is the connection's current `synchronous` setting, if known.
 async fn run_batch(
     pool: &AnyPool,
     backend: Backend,
     batch: &mut [Box<dyn Job>],
     durability: Durability,
+    setting: Option<Durability>,
 ) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let conn: &mut AnyConnection = &mut conn;
-    conn.execute(backend.synchronous(durability)).await?;
+    if setting != Some(durability) {
+        conn.execute(backend.synchronous(durability)).await?;
+    }
     conn.execute(backend.begin_write()).await?;
     match run_jobs(conn, batch).await {
         Ok(true) => match conn.execute("COMMIT").await {
