@@ -152,23 +152,7 @@ impl MetaStore {
         repository: &RepositoryName,
         blob: &BlobRecord,
     ) -> Result<(), MetaError> {
-        let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
-        self.writes
-            .write(Durability::Durable, move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
-                        .bind(owned_id.as_str())
-                        .bind(owned_repository.as_str())
-                        .execute(&mut *conn)
-                        .await?;
-                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
-                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
-                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
-                })
-            })
-            .await?;
-        self.repository_changed(repository);
-        Ok(())
+        self.finish_upload(id, repository, blob, None).await
     }
 
     /// Like [`MetaStore::complete_upload`] for a small blob whose bytes are kept in the database:
@@ -182,6 +166,18 @@ impl MetaStore {
         blob: &BlobRecord,
         content: Vec<u8>,
     ) -> Result<(), MetaError> {
+        self.finish_upload(id, repository, blob, Some(content)).await
+    }
+
+    /// The transaction of [`MetaStore::complete_upload`] and
+    /// [`MetaStore::complete_upload_inline`] (with `content`).
+    async fn finish_upload(
+        &self,
+        id: &UploadId,
+        repository: &RepositoryName,
+        blob: &BlobRecord,
+        content: Option<Vec<u8>>,
+    ) -> Result<(), MetaError> {
         let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
         self.writes
             .write(Durability::Durable, move |conn| {
@@ -193,16 +189,19 @@ impl MetaStore {
                         .await?;
                     let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
                     insert_blob_if_new(&mut *conn, &owned_blob).await?;
-                    sqlx::query(
-                        "INSERT INTO blob_contents (digest, content) \
-                         SELECT digest, $2 FROM blobs WHERE digest = $1 AND storage_key = $3 \
-                         ON CONFLICT (digest) DO NOTHING",
-                    )
-                    .bind(owned_blob.digest.as_str())
-                    .bind(content.as_slice())
-                    .bind(crate::INLINE_STORAGE_KEY)
-                    .execute(&mut *conn)
-                    .await?;
+                    if let Some(content) = content {
+                        // Only when the record is this inline one (an existing record stays).
+                        sqlx::query(
+                            "INSERT INTO blob_contents (digest, content) \
+                             SELECT digest, $2 FROM blobs WHERE digest = $1 AND storage_key = $3 \
+                             ON CONFLICT (digest) DO NOTHING",
+                        )
+                        .bind(owned_blob.digest.as_str())
+                        .bind(content.as_slice())
+                        .bind(crate::INLINE_STORAGE_KEY)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                     insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
                 })
             })
