@@ -87,8 +87,9 @@ pub fn draw(path: &Path, figures: &[Figure], title: &str) -> Result<()> {
         }
         let right = f.target_ratio.map_or(r, |t| r.max(t.clamp(lo, hi))).max(1.0);
         let (vx, vy) = chart.backend_coord(&(right, y + 0.5));
+        let bound = if f.ratio_is_lower_bound { "≥ " } else { "" };
         root.draw(&Text::new(
-            format!("{}×", fmt_num(ratio)),
+            format!("{bound}{}×", fmt_num(ratio)),
             (vx + 6, vy),
             value_style.clone(),
         ))
@@ -150,11 +151,15 @@ mod tests {
             Figure::new("a_rate", "MB/s", Better::Higher, vec![100.0], vec![450.0]).target_speedup(3.0),
             Figure::new("b_latency", "ms", Better::Lower, vec![10.0], vec![20.0]),
             Figure::new("c_missing", "x", Better::Higher, vec![], vec![1.0]),
-            Figure::new("d_huge", "req/s", Better::Higher, vec![1.0], vec![5000.0]).target_speedup(30.0),
+            Figure {
+                ratio_is_lower_bound: true,
+                ..Figure::new("d_huge", "req/s", Better::Higher, vec![1.0], vec![5000.0]).target_speedup(30.0)
+            },
         ];
         draw(&path, &figures, "test")?;
         let svg = std::fs::read_to_string(&path)?;
         assert!(svg.contains("<svg") && svg.contains("a_rate") && svg.contains("4.50×"));
+        assert!(svg.contains("≥ 5000×"), "a lower bound is marked");
         assert_eq!(
             (axis_label(0.1), axis_label(1.0), axis_label(1000.0)),
             ("0.1×".into(), "1×".into(), "1000×".into())
