@@ -10,6 +10,7 @@ mod error;
 mod hashing;
 mod listing;
 mod manifests;
+mod small_blobs;
 mod uploads;
 
 use std::sync::Arc;
