@@ -1,4 +1,4 @@
-//! The store handle: opening, readiness and the transaction helper shared by every aggregate.
+//! The store handle: opening, readiness, and the write queue and read cache every aggregate uses.
 
 use std::sync::Arc;
 
@@ -13,8 +13,9 @@ use crate::writer::WriteQueue;
 /// Handle on the metadata database. Cloning is cheap (the pools are reference-counted), and
 /// every clone shares the same connections.
 ///
-/// Writes go through the writer pool (a single connection on SQLite), reads through the reader
-/// pool. Every multi-statement change runs in one write transaction.
+/// Writes go through the group-commit queue (`writer.rs`, over the writer pool: a single
+/// connection on SQLite), reads through the reader pool and, for the hottest reads, the read
+/// cache (`cache.rs`). Every change that must be atomic runs inside one write transaction.
 #[derive(Debug, Clone)]
 pub struct MetaStore {
     pub(crate) writer: AnyPool,
