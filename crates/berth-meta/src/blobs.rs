@@ -4,9 +4,29 @@ use berth_types::{Digest, RepositoryName};
 use sqlx::AnyConnection;
 
 use crate::convert::{now_ms, stored_u64, to_bigint};
-use crate::repositories::{ensure_repository, repository_id};
+use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
+
+/// The statements that record a blob and link it into a repository, creating the repository
+/// first if needed; each is a no-op when its row exists already (an existing blob record, and
+/// the storage key it names, stay). One script: SQLite runs it in one round trip (see
+/// `crate::writer` on scripts).
+///
+/// Parameters: `$1` repository name, `$2` now (unix ms), `$3` digest, `$4` size, `$5` storage key.
+macro_rules! link_blob_script {
+    () => {
+        concat!(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING; ",
+            "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($3, $4, $5, $2) ",
+            "ON CONFLICT (digest) DO NOTHING; ",
+            "INSERT INTO repository_blobs (repository_id, blob_digest, created_at) ",
+            "SELECT id, $3, $2 FROM repositories WHERE name = $1 ",
+            "ON CONFLICT (repository_id, blob_digest) DO NOTHING"
+        )
+    };
+}
+pub(crate) use link_blob_script;
 
 impl MetaStore {
     /// The committed blob with this digest, in any repository.
@@ -46,9 +66,15 @@ impl MetaStore {
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
-                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
-                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
+                    sqlx::query(link_blob_script!())
+                        .bind(owned_repository.as_str())
+                        .bind(now_ms())
+                        .bind(owned_blob.digest.as_str())
+                        .bind(to_bigint("blob size", owned_blob.size)?)
+                        .bind(owned_blob.storage_key.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
                 })
             })
             .await?;
@@ -127,38 +153,4 @@ fn blob_record(digest: &Digest, size: i64, storage_key: String) -> Option<BlobRe
         size,
         storage_key,
     })
-}
-
-/// Records a committed blob unless its digest is already recorded (then the existing record,
-/// and the storage key it names, stay).
-pub(crate) async fn insert_blob_if_new(conn: &mut AnyConnection, blob: &BlobRecord) -> Result<(), MetaError> {
-    sqlx::query(
-        "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(blob.digest.as_str())
-    .bind(to_bigint("blob size", blob.size)?)
-    .bind(blob.storage_key.as_str())
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Links a recorded blob into a repository unless it is linked already.
-pub(crate) async fn insert_link_if_new(
-    conn: &mut AnyConnection,
-    repository_id: i64,
-    digest: &Digest,
-) -> Result<(), MetaError> {
-    sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, blob_digest, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (repository_id, blob_digest) DO NOTHING",
-    )
-    .bind(repository_id)
-    .bind(digest.as_str())
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

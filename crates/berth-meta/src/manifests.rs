@@ -1,15 +1,14 @@
 //! Manifests: byte-exact storage, the manifest→blob and manifest→manifest reference graph, and
 //! the referrers index (manifests by `subject`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use berth_types::{Digest, RepositoryName, Tag};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::convert::{len_to_bigint, now_ms, stored_digest, stored_u64};
-use crate::repositories::{ensure_repository, repository_id};
-use crate::tags::upsert_tag;
+use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{DeleteManifestOutcome, ManifestRecord, MetaError, MetaStore, NewManifest, ReferrerRecord};
 
@@ -207,7 +206,6 @@ async fn manifest_id(conn: &mut AnyConnection, repository_id: i64, digest: &Dige
     Ok(row.map(|(id,)| id))
 }
 
-/// The digests without repetitions, in first-seen order.
 /// The references with each digest once (the first occurrence wins), in the order given.
 fn distinct(references: &[(Digest, u64)]) -> Vec<(&Digest, u64)> {
     let mut seen = HashSet::new();
@@ -227,40 +225,154 @@ fn mismatch(digest: &Digest, declared: u64, stored: i64) -> Option<MetaError> {
     })
 }
 
-/// The body of [`MetaStore::put_manifest`], inside the writer's transaction.
-async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
-    let blob_references = distinct(&manifest.blob_references);
-    let manifest_references = distinct(&manifest.manifest_references);
+/// Most digests in one statement's `IN (…)` or `VALUES …` list.
+const DIGESTS_PER_STATEMENT: usize = 500;
 
-    let repository_id = ensure_repository(&mut *conn, &manifest.repository).await?;
+/// Most digests in one script: its parameters stay well below SQLite's limit (32,766).
+const DIGESTS_PER_SCRIPT: usize = 20 * DIGESTS_PER_STATEMENT;
 
-    let mut missing_blobs = Vec::new();
-    let mut size_mismatch = None;
-    for &(digest, declared) in &blob_references {
-        let stored: Option<(i64,)> = sqlx::query_as(
-            "SELECT b.size FROM repository_blobs l JOIN blobs b ON b.digest = l.blob_digest \
-             WHERE l.repository_id = $1 AND l.blob_digest = $2",
-        )
-        .bind(repository_id)
-        .bind(digest.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-        match stored {
-            None => missing_blobs.push(digest.clone()),
-            Some((stored,)) => size_mismatch = size_mismatch.or(mismatch(digest, declared, stored)),
+/// Parameters every script of [`store_manifest`] binds first, in this order; the referenced
+/// digests follow from `$11`.
+const MANIFEST_PARAMETERS: usize = 10;
+
+/// What a manifest reference points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ReferenceKind {
+    /// A blob linked in the repository (config, layer).
+    Blob,
+    /// A manifest stored in the repository (an index's child).
+    Manifest,
+}
+
+/// The references of one manifest, of both kinds, each digest once per kind.
+struct References<'a> {
+    blobs: Vec<(&'a Digest, u64)>,
+    manifests: Vec<(&'a Digest, u64)>,
+}
+
+impl<'a> References<'a> {
+    /// Every reference with its kind: blobs first, in the order given.
+    fn all(&self) -> impl Iterator<Item = (ReferenceKind, &'a Digest, u64)> + '_ {
+        let blobs = self
+            .blobs
+            .iter()
+            .map(|&(digest, size)| (ReferenceKind::Blob, digest, size));
+        let manifests = self
+            .manifests
+            .iter()
+            .map(|&(digest, size)| (ReferenceKind::Manifest, digest, size));
+        blobs.chain(manifests)
+    }
+}
+
+/// `"$first, $first+1, …"`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The stored size of each referenced digest present in `repository` (`$1`), by kind and
+/// digest. One script: a round trip for up to [`DIGESTS_PER_SCRIPT`] references.
+async fn stored_sizes(
+    conn: &mut AnyConnection,
+    repository: &RepositoryName,
+    references: &References<'_>,
+) -> Result<HashMap<(ReferenceKind, String), i64>, MetaError> {
+    let all: Vec<_> = references.all().collect();
+    let mut sizes = HashMap::with_capacity(all.len());
+    for script_references in all.chunks(DIGESTS_PER_SCRIPT) {
+        let mut statements = Vec::new();
+        let mut next = 2;
+        for kind in [ReferenceKind::Blob, ReferenceKind::Manifest] {
+            let of_kind = script_references.iter().filter(|(k, _, _)| *k == kind).count();
+            let mut remaining = of_kind;
+            while remaining > 0 {
+                let count = remaining.min(DIGESTS_PER_STATEMENT);
+                let list = placeholders(next, count);
+                statements.push(match kind {
+                    ReferenceKind::Blob => format!(
+                        "SELECT 0, l.blob_digest, b.size FROM repositories r, repository_blobs l, blobs b \
+                         WHERE l.repository_id = r.id AND b.digest = l.blob_digest AND r.name = $1 \
+                         AND l.blob_digest IN ({list})"
+                    ),
+                    ReferenceKind::Manifest => format!(
+                        "SELECT 1, m.digest, m.size FROM repositories r, manifests m \
+                         WHERE m.repository_id = r.id AND r.name = $1 AND m.digest IN ({list})"
+                    ),
+                });
+                next += count;
+                remaining -= count;
+            }
+        }
+        let sql = statements.join("; ");
+        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(sql)).bind(repository.as_str());
+        // Blobs then manifests, as the statements list them.
+        for kind in [ReferenceKind::Blob, ReferenceKind::Manifest] {
+            for (_, digest, _) in script_references.iter().filter(|(k, _, _)| *k == kind) {
+                query = query.bind(digest.as_str());
+            }
+        }
+        for (kind, digest, size) in query.fetch_all(&mut *conn).await? {
+            let kind = if kind == 0 {
+                ReferenceKind::Blob
+            } else {
+                ReferenceKind::Manifest
+            };
+            sizes.insert((kind, digest), size);
         }
     }
-    let mut missing_manifests = Vec::new();
-    for &(digest, declared) in &manifest_references {
-        let stored: Option<(i64,)> =
-            sqlx::query_as("SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(digest.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-        match stored {
+    Ok(sizes)
+}
+
+/// The statements that insert `count` references of `kind` of the manifest (`$1` repository,
+/// `$3` digest) from parameter `$first` on, [`DIGESTS_PER_STATEMENT`] per statement.
+fn reference_inserts(kind: ReferenceKind, first: usize, count: usize) -> Vec<String> {
+    let (table, column) = match kind {
+        ReferenceKind::Blob => ("manifest_blob_references", "blob_digest"),
+        ReferenceKind::Manifest => ("manifest_references", "child_digest"),
+    };
+    let mut statements = Vec::new();
+    let (mut next, mut remaining) = (first, count);
+    while remaining > 0 {
+        let rows = remaining.min(DIGESTS_PER_STATEMENT);
+        let values = (next..next + rows)
+            .map(|n| format!("(${n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        statements.push(format!(
+            "INSERT INTO {table} (manifest_id, repository_id, {column}) \
+             SELECT m.id, m.repository_id, d.column1 FROM repositories r, manifests m, (VALUES {values}) AS d \
+             WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
+             ON CONFLICT (manifest_id, {column}) DO NOTHING"
+        ));
+        next += rows;
+        remaining -= rows;
+    }
+    statements
+}
+
+/// The body of [`MetaStore::put_manifest`], inside the writer's transaction: one script that
+/// reads the stored sizes of the references, checks them here, then one script that writes
+/// everything (a round trip each for up to [`DIGESTS_PER_SCRIPT`] references).
+async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
+    let references = References {
+        blobs: distinct(&manifest.blob_references),
+        manifests: distinct(&manifest.manifest_references),
+    };
+
+    let stored = if references.blobs.is_empty() && references.manifests.is_empty() {
+        HashMap::new()
+    } else {
+        stored_sizes(&mut *conn, &manifest.repository, &references).await?
+    };
+    let (mut missing_blobs, mut missing_manifests, mut size_mismatch) = (Vec::new(), Vec::new(), None);
+    for (kind, digest, declared) in references.all() {
+        match stored.get(&(kind, digest.as_str().to_owned())) {
+            None if kind == ReferenceKind::Blob => missing_blobs.push(digest.clone()),
             None => missing_manifests.push(digest.clone()),
-            Some((stored,)) => size_mismatch = size_mismatch.or(mismatch(digest, declared, stored)),
+            Some(&stored) => size_mismatch = size_mismatch.or_else(|| mismatch(digest, declared, stored)),
         }
     }
     if !missing_blobs.is_empty() || !missing_manifests.is_empty() {
@@ -273,59 +385,67 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
         return Err(error);
     }
 
-    let inserted: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
-         subject_digest, annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
-    )
-    .bind(repository_id)
-    .bind(manifest.digest.as_str())
-    .bind(manifest.media_type.as_str())
-    .bind(manifest.content.as_slice())
-    .bind(len_to_bigint("manifest size", manifest.content.len())?)
-    .bind(manifest.artifact_type.as_deref())
-    .bind(manifest.subject.as_ref().map(Digest::as_str))
-    .bind(manifest.annotations_json.as_deref())
-    .bind(now_ms())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let id = match inserted {
-        Some((id,)) => Some(id),
-        // Already stored in this repository: the existing row stands.
-        None => manifest_id(&mut *conn, repository_id, &manifest.digest).await?,
+    let all: Vec<_> = references.all().collect();
+    let size = len_to_bigint("manifest size", manifest.content.len())?;
+    let now = now_ms();
+    // Always one script (the manifest itself), more for very many references.
+    let scripts: Vec<&[(ReferenceKind, &Digest, u64)]> = if all.is_empty() {
+        vec![&[]]
+    } else {
+        all.chunks(DIGESTS_PER_SCRIPT).collect()
     };
-    let Some(id) = id else {
-        // Unreachable: the row was inserted or already there, inside this transaction.
-        return Err(MetaError::Corrupt {
-            table: "manifests",
-            detail: format!("manifest {} vanished while being stored", manifest.digest),
-        });
-    };
-
-    for (digest, _) in &blob_references {
-        sqlx::query(
-            "INSERT INTO manifest_blob_references (manifest_id, repository_id, blob_digest) \
-             VALUES ($1, $2, $3) ON CONFLICT (manifest_id, blob_digest) DO NOTHING",
-        )
-        .bind(id)
-        .bind(repository_id)
-        .bind(digest.as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (digest, _) in &manifest_references {
-        sqlx::query(
-            "INSERT INTO manifest_references (manifest_id, repository_id, child_digest) \
-             VALUES ($1, $2, $3) ON CONFLICT (manifest_id, child_digest) DO NOTHING",
-        )
-        .bind(id)
-        .bind(repository_id)
-        .bind(digest.as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if let Some(tag) = &manifest.tag {
-        upsert_tag(&mut *conn, repository_id, tag, id).await?;
+    for (index, chunk) in scripts.into_iter().enumerate() {
+        let mut statements = Vec::new();
+        if index == 0 {
+            statements.push(
+                "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned(),
+            );
+            // An existing row for this digest in the repository stands.
+            statements.push(
+                "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
+                 subject_digest, annotations, created_at) \
+                 SELECT id, $3, $4, $5, $6, $7, $8, $9, $2 FROM repositories WHERE name = $1 \
+                 ON CONFLICT (repository_id, digest) DO NOTHING"
+                    .to_owned(),
+            );
+            if manifest.tag.is_some() {
+                statements.push(
+                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) \
+                     SELECT m.repository_id, $10, m.id, $2 FROM repositories r, manifests m \
+                     WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
+                     ON CONFLICT (repository_id, name) DO UPDATE \
+                     SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at"
+                        .to_owned(),
+                );
+            }
+        }
+        let blob_count = chunk.iter().filter(|(kind, _, _)| *kind == ReferenceKind::Blob).count();
+        statements.extend(reference_inserts(
+            ReferenceKind::Blob,
+            MANIFEST_PARAMETERS + 1,
+            blob_count,
+        ));
+        statements.extend(reference_inserts(
+            ReferenceKind::Manifest,
+            MANIFEST_PARAMETERS + 1 + blob_count,
+            chunk.len() - blob_count,
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(statements.join("; ")))
+            .bind(manifest.repository.as_str())
+            .bind(now)
+            .bind(manifest.digest.as_str())
+            .bind(manifest.media_type.as_str())
+            .bind(manifest.content.as_slice())
+            .bind(size)
+            .bind(manifest.artifact_type.as_deref())
+            .bind(manifest.subject.as_ref().map(Digest::as_str))
+            .bind(manifest.annotations_json.as_deref())
+            .bind(manifest.tag.as_ref().map(Tag::as_str));
+        // `all` lists blobs before manifests, as the statements do.
+        for (_, digest, _) in chunk {
+            query = query.bind(digest.as_str());
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -60,13 +60,14 @@ impl Backend {
         }
     }
 
-    /// The statement that sets how the next commits reach the disk: SQLite in WAL mode syncs
-    /// the log at each commit with `FULL`, and only at checkpoints with `NORMAL` (a crash of
-    /// the machine may then undo the last commits, never partly).
-    pub(crate) fn synchronous(self, durability: Durability) -> &'static str {
+    /// The script that sets how the next commits reach the disk, then opens a read-write
+    /// transaction (one round trip): SQLite in WAL mode syncs the log at each commit with
+    /// `FULL`, and only at checkpoints with `NORMAL` (a crash of the machine may then undo the
+    /// last commits, never partly).
+    pub(crate) fn set_synchronous_and_begin_write(self, durability: Durability) -> &'static str {
         match (self, durability) {
-            (Backend::Sqlite, Durability::Durable) => "PRAGMA synchronous = FULL",
-            (Backend::Sqlite, Durability::Deferred) => "PRAGMA synchronous = NORMAL",
+            (Backend::Sqlite, Durability::Durable) => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            (Backend::Sqlite, Durability::Deferred) => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
         }
     }
 }
@@ -97,6 +98,7 @@ async fn open_sqlite(url: &str) -> Result<Pools, MetaError> {
     let writer = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 apply_sqlite_connection_pragmas(conn).await?;
@@ -114,6 +116,9 @@ async fn open_sqlite(url: &str) -> Result<Pools, MetaError> {
     let reader = AnyPoolOptions::new()
         .max_connections(SQLITE_READERS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A local file cannot drop the connection: the ping before each use would be a round
+        // trip to the connection's worker thread for nothing.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 apply_sqlite_connection_pragmas(conn).await?;

@@ -7,7 +7,6 @@ use berth_types::RepositoryName;
 use sqlx::AnyConnection;
 
 use crate::cache::{MAX_CACHED_CATALOG, page_after};
-use crate::convert::now_ms;
 use crate::{MetaError, MetaStore};
 
 impl MetaStore {
@@ -93,21 +92,4 @@ pub(crate) async fn repository_id(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(|(id,)| id))
-}
-
-/// The id of a repository, creating it first if needed. Call inside a write transaction.
-pub(crate) async fn ensure_repository(conn: &mut AnyConnection, repository: &RepositoryName) -> Result<i64, MetaError> {
-    if let Some(id) = repository_id(&mut *conn, repository).await? {
-        return Ok(id);
-    }
-    sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(repository.as_str())
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?;
-    let (id,): (i64,) = sqlx::query_as("SELECT id FROM repositories WHERE name = $1")
-        .bind(repository.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(id)
 }

@@ -58,6 +58,7 @@ impl MetaStore {
     /// clone of this store fail. Dropping every clone also closes the pools, but without
     /// waiting.
     pub async fn close(&self) {
+        self.writes.stop().await;
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use berth_types::{RepositoryName, Tag};
-use sqlx::AnyConnection;
 
 use crate::cache::page_after;
-use crate::convert::now_ms;
 use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
@@ -105,25 +103,4 @@ impl MetaStore {
                 .collect(),
         ))
     }
-}
-
-/// Points `tag` at the manifest `manifest_id`, creating the tag or moving it.
-pub(crate) async fn upsert_tag(
-    conn: &mut AnyConnection,
-    repository_id: i64,
-    tag: &Tag,
-    manifest_id: i64,
-) -> Result<(), MetaError> {
-    sqlx::query(
-        "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (repository_id, name) DO UPDATE \
-         SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
-    )
-    .bind(repository_id)
-    .bind(tag.as_str())
-    .bind(manifest_id)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -2,9 +2,8 @@
 
 use berth_types::{RepositoryName, UploadId};
 
-use crate::blobs::{insert_blob_if_new, insert_link_if_new};
+use crate::blobs::link_blob_script;
 use crate::convert::{now_ms, stored_u64, to_bigint};
-use crate::repositories::ensure_repository;
 use crate::writer::Durability;
 use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
 
@@ -182,27 +181,33 @@ impl MetaStore {
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    sqlx::query("DELETE FROM uploads WHERE id = $1 AND repository = $2")
-                        .bind(owned_id.as_str())
+                    let query = match &content {
+                        None => sqlx::query(concat!(
+                            "DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
+                            link_blob_script!()
+                        )),
+                        // The content only when the record is this inline one (an existing
+                        // record stays as it is).
+                        Some(_) => sqlx::query(concat!(
+                            "DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
+                            link_blob_script!(),
+                            "; INSERT INTO blob_contents (digest, content) ",
+                            "SELECT digest, $7 FROM blobs WHERE digest = $3 AND storage_key = $8 ",
+                            "ON CONFLICT (digest) DO NOTHING"
+                        )),
+                    };
+                    query
                         .bind(owned_repository.as_str())
-                        .execute(&mut *conn)
-                        .await?;
-                    let repository_id = ensure_repository(&mut *conn, &owned_repository).await?;
-                    insert_blob_if_new(&mut *conn, &owned_blob).await?;
-                    if let Some(content) = content {
-                        // Only when the record is this inline one (an existing record stays).
-                        sqlx::query(
-                            "INSERT INTO blob_contents (digest, content) \
-                             SELECT digest, $2 FROM blobs WHERE digest = $1 AND storage_key = $3 \
-                             ON CONFLICT (digest) DO NOTHING",
-                        )
+                        .bind(now_ms())
                         .bind(owned_blob.digest.as_str())
-                        .bind(content.as_slice())
+                        .bind(to_bigint("blob size", owned_blob.size)?)
+                        .bind(owned_blob.storage_key.as_str())
+                        .bind(owned_id.as_str())
+                        .bind(content)
                         .bind(crate::INLINE_STORAGE_KEY)
                         .execute(&mut *conn)
                         .await?;
-                    }
-                    insert_link_if_new(&mut *conn, repository_id, &owned_blob.digest).await
+                    Ok(())
                 })
             })
             .await?;

@@ -15,13 +15,23 @@
 //!   durable commit or WAL checkpoint.
 //!
 //! If the commit fails, every write of the batch fails with [`MetaError::BatchFailed`].
+//!
+//! **Round trips.** Each statement sent to SQLite is a round trip to the connection's worker
+//! thread (two thread wake-ups), and the writer runs its batch's statements one after another,
+//! so the number of round trips per write bounds the write rate. The writer therefore holds its
+//! connection across batches, sets `synchronous` and opens the transaction in one script, and
+//! the writes themselves are *scripts*: several statements in one query that share one
+//! numbering of parameters (`$1` is the same value in each statement), which SQLite runs in one
+//! round trip. A PostgreSQL backend must send a script's statements one by one, each with the
+//! parameters it uses renumbered (issue 6).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::MetaError;
@@ -94,16 +104,18 @@ impl<T: Send + 'static> Job for TypedJob<T> {
     }
 }
 
+/// What the writer task receives.
+enum Message {
+    /// A write to run.
+    Job(Box<dyn Job>),
+    /// Finish the writes queued before this, give the connection back, answer, and end.
+    Stop(oneshot::Sender<()>),
+}
+
 /// The sending side of the write queue, held by the store.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteQueue {
-    sender: mpsc::Sender<Box<dyn Job>>,
-}
-
-impl std::fmt::Debug for dyn Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("durability", &self.durability()).finish()
-    }
+    sender: mpsc::Sender<Message>,
 }
 
 impl WriteQueue {
@@ -131,50 +143,112 @@ impl WriteQueue {
             output: None,
             reply,
         });
-        self.sender.send(job).await.map_err(|_| MetaError::WriterGone)?;
+        self.sender
+            .send(Message::Job(job))
+            .await
+            .map_err(|_| MetaError::WriterGone)?;
         answer.await.map_err(|_| MetaError::WriterGone)?
     }
-}
 
-async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    // The connection's `synchronous` setting, when known: connections open with FULL, and after
-    // a failed batch the pool may hand out a new one.
-    let mut setting = Some(Durability::Durable);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let durability = if batch.iter().any(|job| job.durability() == Durability::Durable) {
-            Durability::Durable
-        } else {
-            Durability::Deferred
-        };
-        let committed = run_batch(&pool, backend, &mut batch, durability, setting)
-            .await
-            .map_err(Arc::new);
-        setting = committed.is_ok().then_some(durability);
-        if let Err(error) = &committed {
-            tracing::error!(error = %error, writes = batch.len(), "metadata write batch failed");
-        }
-        for job in batch.drain(..) {
-            job.finish(committed.clone());
+    /// Runs the writes queued so far, then ends the writer task, which gives its connection
+    /// back to the pool (so that the pool can close); later writes fail with
+    /// [`MetaError::WriterGone`]. Returns at once if the task has ended already.
+    pub(crate) async fn stop(&self) {
+        let (stopped, answer) = oneshot::channel();
+        if self.sender.send(Message::Stop(stopped)).await.is_ok() {
+            let _ = answer.await;
         }
     }
 }
 
-/// Runs one batch in one transaction. With one job the transaction is its unit (no savepoint).
-/// `setting` is the connection's current `synchronous` setting, if known.
-async fn run_batch(
+async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Message>) {
+    let mut messages: Vec<Message> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    // The write connection, held from one batch to the next (no pool round trip per batch);
+    // dropped after a failed batch so that the next one starts on a fresh connection.
+    let mut held: Option<PoolConnection<Any>> = None;
+    // The held connection's `synchronous` setting: connections open with FULL.
+    let mut setting = Durability::Durable;
+    while receiver.recv_many(&mut messages, MAX_BATCH).await > 0 {
+        let mut stop = None;
+        for message in messages.drain(..) {
+            match message {
+                Message::Job(job) if stop.is_none() => batch.push(job),
+                // Queued after a stop: dropped, its caller hears `WriterGone`.
+                Message::Job(_) => {}
+                Message::Stop(stopped) => stop = stop.or(Some(stopped)),
+            }
+        }
+        if !batch.is_empty() {
+            run_and_answer(&pool, backend, &mut held, &mut setting, &mut batch).await;
+        }
+        if let Some(stopped) = stop {
+            drop(held.take());
+            receiver.close();
+            let _ = stopped.send(());
+            return;
+        }
+    }
+}
+
+/// Runs `batch` on the held connection (acquiring one if needed), then answers every job.
+async fn run_and_answer(
     pool: &AnyPool,
+    backend: Backend,
+    held: &mut Option<PoolConnection<Any>>,
+    setting: &mut Durability,
+    batch: &mut Vec<Box<dyn Job>>,
+) {
+    let durability = if batch.iter().any(|job| job.durability() == Durability::Durable) {
+        Durability::Durable
+    } else {
+        Durability::Deferred
+    };
+    let connection = match held.take() {
+        Some(conn) => Ok(conn),
+        None => {
+            *setting = Durability::Durable;
+            pool.acquire().await
+        }
+    };
+    let committed = match connection {
+        Ok(mut conn) => {
+            let outcome = run_batch(&mut conn, backend, batch, durability, *setting).await;
+            if outcome.is_ok() {
+                *setting = durability;
+                *held = Some(conn);
+            }
+            outcome
+        }
+        Err(error) => Err(error),
+    }
+    .map_err(Arc::new);
+    if let Err(error) = &committed {
+        tracing::error!(error = %error, writes = batch.len(), "metadata write batch failed");
+    }
+    for job in batch.drain(..) {
+        job.finish(committed.clone());
+    }
+}
+
+/// Runs one batch in one transaction on `conn`, whose `synchronous` setting is `setting`. With
+/// one job the transaction is its unit (no savepoint).
+///
+/// Statements without parameters that follow each other go to the database as one
+/// [`sqlx::raw_sql`] script: each call is a round trip to SQLite's worker thread.
+async fn run_batch(
+    conn: &mut AnyConnection,
     backend: Backend,
     batch: &mut [Box<dyn Job>],
     durability: Durability,
-    setting: Option<Durability>,
+    setting: Durability,
 ) -> Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let conn: &mut AnyConnection = &mut conn;
-    if setting != Some(durability) {
-        conn.execute(backend.synchronous(durability)).await?;
-    }
-    conn.execute(backend.begin_write()).await?;
+    let begin = if setting == durability {
+        backend.begin_write()
+    } else {
+        backend.set_synchronous_and_begin_write(durability)
+    };
+    sqlx::raw_sql(begin).execute(&mut *conn).await?;
     match run_jobs(conn, batch).await {
         Ok(true) => match conn.execute("COMMIT").await {
             Ok(_) => Ok(()),
@@ -197,12 +271,17 @@ async fn run_jobs(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> Resul
     if let [job] = batch {
         return Ok(job.run(conn).await);
     }
-    for job in batch.iter_mut() {
-        conn.execute("SAVEPOINT write").await?;
-        if !job.run(conn).await {
-            conn.execute("ROLLBACK TO SAVEPOINT write").await?;
-        }
-        conn.execute("RELEASE SAVEPOINT write").await?;
+    conn.execute("SAVEPOINT write").await?;
+    let last = batch.len() - 1;
+    for (index, job) in batch.iter_mut().enumerate() {
+        let succeeded = job.run(conn).await;
+        let script = match (succeeded, index == last) {
+            (true, false) => "RELEASE SAVEPOINT write; SAVEPOINT write",
+            (true, true) => "RELEASE SAVEPOINT write",
+            (false, false) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; SAVEPOINT write",
+            (false, true) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write",
+        };
+        sqlx::raw_sql(script).execute(&mut *conn).await?;
     }
     Ok(true)
 }

@@ -1,6 +1,6 @@
 //! Manifests: references, storage, deletion, referrers.
 
-use berth_meta::{DeleteManifestOutcome, MetaError, NewManifest, ReferrerRecord};
+use berth_meta::{DeleteManifestOutcome, MetaError, NewManifest, ReferrerRecord, UnlinkBlobOutcome};
 
 use crate::common::{TestStore, blob, digest, image, image_content, index, link_all, repo, tag};
 
@@ -322,5 +322,50 @@ async fn wrong_declared_sizes_are_refused_and_nothing_is_written() -> anyhow::Re
     ));
     assert_eq!(t.store.get_manifest(&app, &digest(20)).await?, None);
     t.store.put_manifest(&index(&app, 20, &[10])).await?;
+    Ok(())
+}
+
+/// More references than one statement (500) and one script (10,000) take: every one is checked
+/// and recorded, and a missing one among them is reported alone.
+#[tokio::test]
+async fn manifests_with_many_references_are_checked_and_recorded_in_full() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    let app = repo("app");
+    let blobs: Vec<u64> = (1..=10_600).collect();
+    // Concurrently: the writes share group commits.
+    let links = blobs.chunks(100).map(|chunk| {
+        let (store, app) = (t.store.clone(), app.clone());
+        let chunk = chunk.to_vec();
+        tokio::spawn(async move { link_all(&store, &app, &chunk).await })
+    });
+    for link in futures::future::join_all(links).await {
+        link??;
+    }
+
+    let mut references = blobs.clone();
+    references.push(20_000); // never linked
+    match t.store.put_manifest(&image(&app, 30_000, &references)).await {
+        Err(MetaError::MissingReferences { blobs, manifests }) => {
+            assert_eq!(blobs, vec![digest(20_000)]);
+            assert!(manifests.is_empty());
+        }
+        other => panic!("expected missing references, got {other:?}"),
+    }
+
+    let manifest = NewManifest {
+        tag: Some(tag("big")),
+        ..image(&app, 30_000, &blobs)
+    };
+    t.store.put_manifest(&manifest).await?;
+    let stored = t.store.get_tagged_manifest(&app, &tag("big")).await?.expect("tagged");
+    assert_eq!(stored.digest, digest(30_000));
+    // Every reference was recorded, in each statement and script: each blob is now protected.
+    for n in [1, 500, 501, 10_000, 10_001, 10_600] {
+        assert_eq!(
+            t.store.unlink_blob(&app, &digest(n)).await?,
+            UnlinkBlobOutcome::ReferencedBy(digest(30_000).to_string()),
+            "blob {n}"
+        );
+    }
     Ok(())
 }
