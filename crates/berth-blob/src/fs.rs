@@ -193,24 +193,34 @@ fn sync_dir(dir: &Path) -> Result<(), BlobError> {
 }
 
 /// Streams exactly `length` bytes from `file`'s current position, in chunks of up to
-/// [`READ_CHUNK_BYTES`], one blocking read per chunk. Ends with an `UnexpectedEof` error if the
-/// file turns out shorter (it changed under us) rather than silently ending early.
+/// [`READ_CHUNK_BYTES`], one blocking read per chunk, reading one chunk ahead: the next chunk is
+/// read while the consumer (the socket) takes the current one, so that disk or page-cache reads
+/// and network writes overlap (memory: at most two chunks per stream). Ends with an
+/// `UnexpectedEof` error if the file turns out shorter (it changed under us) rather than
+/// silently ending early.
 fn file_stream(file: File, length: u64) -> ByteStream {
-    let stream = futures::stream::unfold(Some((file, length)), |state| async move {
-        let (mut file, remaining) = state?;
-        if remaining == 0 {
-            return None;
-        }
-        let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(READ_CHUNK_BYTES);
-        let read = tokio::task::spawn_blocking(move || {
+    /// A chunk being read on the blocking pool: the file comes back with it.
+    type ChunkRead = tokio::task::JoinHandle<(File, io::Result<Vec<u8>>)>;
+
+    fn read_chunk(mut file: File, want: usize) -> ChunkRead {
+        tokio::task::spawn_blocking(move || {
             let mut buffer = Vec::with_capacity(want);
             let result = (&mut file).take(want as u64).read_to_end(&mut buffer).map(|_| buffer);
             (file, result)
         })
-        .await;
-        match read {
+    }
+
+    let chunk_len = |remaining: u64| usize::try_from(remaining).unwrap_or(usize::MAX).min(READ_CHUNK_BYTES);
+    // State: the read in flight and the bytes left after it.
+    let first = (length > 0).then(|| (read_chunk(file, chunk_len(length)), length));
+    let stream = futures::stream::unfold(first, move |state| async move {
+        let (in_flight, remaining) = state?;
+        let want = chunk_len(remaining);
+        match in_flight.await {
             Ok((file, Ok(buffer))) if buffer.len() == want => {
-                Some((Ok(Bytes::from(buffer)), Some((file, remaining - want as u64))))
+                let left = remaining - want as u64;
+                let next = (left > 0).then(|| (read_chunk(file, chunk_len(left)), left));
+                Some((Ok(Bytes::from(buffer)), next))
             }
             Ok((_, Ok(buffer))) => Some((
                 Err(io::Error::new(
