@@ -165,10 +165,11 @@ async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receive
     let mut messages: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     // The write connection, held from one batch to the next (no pool round trip per batch);
-    // dropped after a failed batch so that the next one starts on a fresh connection.
+    // given back to the pool after a failed batch.
     let mut held: Option<PoolConnection<Any>> = None;
-    // The held connection's `synchronous` setting: connections open with FULL.
-    let mut setting = Durability::Durable;
+    // The held connection's `synchronous` setting; `None` when unknown (a connection from the
+    // pool may be one a failed batch left with either setting), so the next batch sets it.
+    let mut setting: Option<Durability> = None;
     while receiver.recv_many(&mut messages, MAX_BATCH).await > 0 {
         let mut stop = None;
         for message in messages.drain(..) {
@@ -196,7 +197,7 @@ async fn run_and_answer(
     pool: &AnyPool,
     backend: Backend,
     held: &mut Option<PoolConnection<Any>>,
-    setting: &mut Durability,
+    setting: &mut Option<Durability>,
     batch: &mut Vec<Box<dyn Job>>,
 ) {
     let durability = if batch.iter().any(|job| job.durability() == Durability::Durable) {
@@ -207,7 +208,7 @@ async fn run_and_answer(
     let connection = match held.take() {
         Some(conn) => Ok(conn),
         None => {
-            *setting = Durability::Durable;
+            *setting = None;
             pool.acquire().await
         }
     };
@@ -215,7 +216,7 @@ async fn run_and_answer(
         Ok(mut conn) => {
             let outcome = run_batch(&mut conn, backend, batch, durability, *setting).await;
             if outcome.is_ok() {
-                *setting = durability;
+                *setting = Some(durability);
                 *held = Some(conn);
             }
             outcome
@@ -231,8 +232,8 @@ async fn run_and_answer(
     }
 }
 
-/// Runs one batch in one transaction on `conn`, whose `synchronous` setting is `setting`. With
-/// one job the transaction is its unit (no savepoint).
+/// Runs one batch in one transaction on `conn`, whose `synchronous` setting is `setting` (if
+/// known). With one job the transaction is its unit (no savepoint).
 ///
 /// Statements without parameters that follow each other go to the database as one
 /// [`sqlx::raw_sql`] script: each call is a round trip to SQLite's worker thread.
@@ -241,9 +242,9 @@ async fn run_batch(
     backend: Backend,
     batch: &mut [Box<dyn Job>],
     durability: Durability,
-    setting: Durability,
+    setting: Option<Durability>,
 ) -> Result<(), sqlx::Error> {
-    let begin = if setting == durability {
+    let begin = if setting == Some(durability) {
         backend.begin_write()
     } else {
         backend.set_synchronous_and_begin_write(durability)
