@@ -4,6 +4,7 @@ use berth_types::{Digest, RepositoryName};
 use sqlx::AnyConnection;
 
 use crate::convert::{now_ms, stored_u64, to_bigint};
+use crate::manifests::{ReferenceKind, first_referrer};
 use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
@@ -124,17 +125,7 @@ async fn remove_link(
     if linked.is_none() {
         return Ok(UnlinkBlobOutcome::NotLinked);
     }
-    let referrer: Option<(String,)> = sqlx::query_as(
-        "SELECT m.digest FROM manifest_blob_references r \
-         JOIN manifests m ON m.id = r.manifest_id \
-         WHERE r.repository_id = $1 AND r.blob_digest = $2 \
-         ORDER BY m.digest LIMIT 1",
-    )
-    .bind(repository_id)
-    .bind(digest.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((manifest,)) = referrer {
+    if let Some(manifest) = first_referrer(&mut *conn, ReferenceKind::Blob, repository_id, digest).await? {
         return Ok(UnlinkBlobOutcome::ReferencedBy(manifest));
     }
     sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND blob_digest = $2")

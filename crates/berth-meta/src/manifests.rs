@@ -2,6 +2,7 @@
 //! the referrers index (manifests by `subject`).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use berth_types::{Digest, RepositoryName, Tag};
@@ -206,16 +207,6 @@ async fn manifest_id(conn: &mut AnyConnection, repository_id: i64, digest: &Dige
     Ok(row.map(|(id,)| id))
 }
 
-/// The references with each digest once (the first occurrence wins), in the order given.
-fn distinct(references: &[(Digest, u64)]) -> Vec<(&Digest, u64)> {
-    let mut seen = HashSet::new();
-    references
-        .iter()
-        .filter(|(digest, _)| seen.insert(digest.as_str()))
-        .map(|(digest, size)| (digest, *size))
-        .collect()
-}
-
 /// [`MetaError::SizeMismatch`] when a stored size differs from the declared one.
 fn mismatch(digest: &Digest, declared: u64, stored: i64) -> Option<MetaError> {
     (u64::try_from(stored).ok() != Some(declared)).then(|| MetaError::SizeMismatch {
@@ -231,67 +222,83 @@ const DIGESTS_PER_STATEMENT: usize = 500;
 /// Most digests in one script: its parameters stay well below SQLite's limit (32,766).
 const DIGESTS_PER_SCRIPT: usize = 20 * DIGESTS_PER_STATEMENT;
 
-/// Parameters every script of [`store_manifest`] binds first, in this order; the referenced
-/// digests follow from `$11`.
+/// Parameters every write script of [`store_manifest`] binds first, in this order; the
+/// referenced digests follow from `$11`.
 const MANIFEST_PARAMETERS: usize = 10;
 
 /// What a manifest reference points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum ReferenceKind {
+pub(crate) enum ReferenceKind {
     /// A blob linked in the repository (config, layer).
     Blob,
     /// A manifest stored in the repository (an index's child).
     Manifest,
 }
 
-/// The references of one manifest, of both kinds, each digest once per kind.
-struct References<'a> {
-    blobs: Vec<(&'a Digest, u64)>,
-    manifests: Vec<(&'a Digest, u64)>,
-}
-
-impl<'a> References<'a> {
-    /// Every reference with its kind: blobs first, in the order given.
-    fn all(&self) -> impl Iterator<Item = (ReferenceKind, &'a Digest, u64)> + '_ {
-        let blobs = self
-            .blobs
-            .iter()
-            .map(|&(digest, size)| (ReferenceKind::Blob, digest, size));
-        let manifests = self
-            .manifests
-            .iter()
-            .map(|&(digest, size)| (ReferenceKind::Manifest, digest, size));
-        blobs.chain(manifests)
+impl ReferenceKind {
+    /// The table recording references of this kind, and its column holding the digest.
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            ReferenceKind::Blob => ("manifest_blob_references", "blob_digest"),
+            ReferenceKind::Manifest => ("manifest_references", "child_digest"),
+        }
     }
 }
 
-/// `"$first, $first+1, …"`: `count` numbered placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// One reference of a manifest: what it points at, the digest, the declared size.
+type Reference<'a> = (ReferenceKind, &'a Digest, u64);
+
+/// The manifest's references, each digest once per kind (the first occurrence wins): blobs
+/// first, then manifests, each in the order given.
+fn manifest_references(manifest: &NewManifest) -> Vec<Reference<'_>> {
+    let mut seen = HashSet::new();
+    let blobs = manifest
+        .blob_references
+        .iter()
+        .map(|(d, s)| (ReferenceKind::Blob, d, *s));
+    let manifests = manifest
+        .manifest_references
+        .iter()
+        .map(|(d, s)| (ReferenceKind::Manifest, d, *s));
+    blobs
+        .chain(manifests)
+        .filter(|(kind, digest, _)| seen.insert((*kind, digest.as_str())))
+        .collect()
 }
 
-/// The stored size of each referenced digest present in `repository` (`$1`), by kind and
-/// digest. One script: a round trip for up to [`DIGESTS_PER_SCRIPT`] references.
+/// Splits `references` into runs of one kind of at most [`DIGESTS_PER_STATEMENT`], each with the
+/// numbers of the parameters holding its digests when the first digest is parameter `$first`.
+fn statement_runs(references: &[Reference<'_>], first: usize) -> Vec<(ReferenceKind, Range<usize>)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while let Some(&(kind, _, _)) = references.get(start) {
+        let same_kind = references[start..].iter().take_while(|(k, _, _)| *k == kind).count();
+        let end = start + same_kind.min(DIGESTS_PER_STATEMENT);
+        runs.push((kind, first + start..first + end));
+        start = end;
+    }
+    runs
+}
+
+/// `$n` for each parameter number, each formatted by `item` and joined with commas.
+fn parameter_list(numbers: Range<usize>, item: fn(usize) -> String) -> String {
+    numbers.map(item).collect::<Vec<_>>().join(", ")
+}
+
+/// The stored size of each referenced digest present in `repository`, by kind and digest: one
+/// script (one round trip) per [`DIGESTS_PER_SCRIPT`] references.
 async fn stored_sizes(
     conn: &mut AnyConnection,
     repository: &RepositoryName,
-    references: &References<'_>,
+    references: &[Reference<'_>],
 ) -> Result<HashMap<(ReferenceKind, String), i64>, MetaError> {
-    let all: Vec<_> = references.all().collect();
-    let mut sizes = HashMap::with_capacity(all.len());
-    for script_references in all.chunks(DIGESTS_PER_SCRIPT) {
-        let mut statements = Vec::new();
-        let mut next = 2;
-        for kind in [ReferenceKind::Blob, ReferenceKind::Manifest] {
-            let of_kind = script_references.iter().filter(|(k, _, _)| *k == kind).count();
-            let mut remaining = of_kind;
-            while remaining > 0 {
-                let count = remaining.min(DIGESTS_PER_STATEMENT);
-                let list = placeholders(next, count);
-                statements.push(match kind {
+    let mut sizes = HashMap::with_capacity(references.len());
+    for script in references.chunks(DIGESTS_PER_SCRIPT) {
+        let statements: Vec<String> = statement_runs(script, 2)
+            .into_iter()
+            .map(|(kind, numbers)| {
+                let list = parameter_list(numbers, |n| format!("${n}"));
+                match kind {
                     ReferenceKind::Blob => format!(
                         "SELECT 0, l.blob_digest, b.size FROM repositories r, repository_blobs l, blobs b \
                          WHERE l.repository_id = r.id AND b.digest = l.blob_digest AND r.name = $1 \
@@ -301,18 +308,13 @@ async fn stored_sizes(
                         "SELECT 1, m.digest, m.size FROM repositories r, manifests m \
                          WHERE m.repository_id = r.id AND r.name = $1 AND m.digest IN ({list})"
                     ),
-                });
-                next += count;
-                remaining -= count;
-            }
-        }
-        let sql = statements.join("; ");
-        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(sql)).bind(repository.as_str());
-        // Blobs then manifests, as the statements list them.
-        for kind in [ReferenceKind::Blob, ReferenceKind::Manifest] {
-            for (_, digest, _) in script_references.iter().filter(|(k, _, _)| *k == kind) {
-                query = query.bind(digest.as_str());
-            }
+                }
+            })
+            .collect();
+        let mut query =
+            sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(statements.join("; "))).bind(repository.as_str());
+        for (_, digest, _) in script {
+            query = query.bind(digest.as_str());
         }
         for (kind, digest, size) in query.fetch_all(&mut *conn).await? {
             let kind = if kind == 0 {
@@ -326,49 +328,57 @@ async fn stored_sizes(
     Ok(sizes)
 }
 
-/// The statements that insert `count` references of `kind` of the manifest (`$1` repository,
-/// `$3` digest) from parameter `$first` on, [`DIGESTS_PER_STATEMENT`] per statement.
-fn reference_inserts(kind: ReferenceKind, first: usize, count: usize) -> Vec<String> {
-    let (table, column) = match kind {
-        ReferenceKind::Blob => ("manifest_blob_references", "blob_digest"),
-        ReferenceKind::Manifest => ("manifest_references", "child_digest"),
-    };
-    let mut statements = Vec::new();
-    let (mut next, mut remaining) = (first, count);
-    while remaining > 0 {
-        let rows = remaining.min(DIGESTS_PER_STATEMENT);
-        let values = (next..next + rows)
-            .map(|n| format!("(${n})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!(
-            "INSERT INTO {table} (manifest_id, repository_id, {column}) \
-             SELECT m.id, m.repository_id, d.column1 FROM repositories r, manifests m, (VALUES {values}) AS d \
+/// The statements that record `references` for the manifest (`$1` repository name, `$3`
+/// digest), their digests in the parameters from `$first` on; existing rows stay.
+fn reference_inserts(references: &[Reference<'_>], first: usize) -> Vec<String> {
+    statement_runs(references, first)
+        .into_iter()
+        .map(|(kind, numbers)| {
+            let (table, column) = kind.table_and_column();
+            let values = parameter_list(numbers, |n| format!("(${n})"));
+            format!(
+                "INSERT INTO {table} (manifest_id, repository_id, {column}) \
+                 SELECT m.id, m.repository_id, d.column1 FROM repositories r, manifests m, (VALUES {values}) AS d \
+                 WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
+                 ON CONFLICT (manifest_id, {column}) DO NOTHING"
+            )
+        })
+        .collect()
+}
+
+/// The statements of the first write script of [`store_manifest`]: the repository if new, the
+/// manifest (an existing row for the digest in the repository stands) and its tag.
+fn manifest_inserts(tagged: bool) -> Vec<String> {
+    let mut statements = vec![
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned(),
+        "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
+         subject_digest, annotations, created_at) \
+         SELECT id, $3, $4, $5, $6, $7, $8, $9, $2 FROM repositories WHERE name = $1 \
+         ON CONFLICT (repository_id, digest) DO NOTHING"
+            .to_owned(),
+    ];
+    if tagged {
+        statements.push(
+            "INSERT INTO tags (repository_id, name, manifest_id, updated_at) \
+             SELECT m.repository_id, $10, m.id, $2 FROM repositories r, manifests m \
              WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
-             ON CONFLICT (manifest_id, {column}) DO NOTHING"
-        ));
-        next += rows;
-        remaining -= rows;
+             ON CONFLICT (repository_id, name) DO UPDATE \
+             SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at"
+                .to_owned(),
+        );
     }
     statements
 }
 
-/// The body of [`MetaStore::put_manifest`], inside the writer's transaction: one script that
-/// reads the stored sizes of the references, checks them here, then one script that writes
-/// everything (a round trip each for up to [`DIGESTS_PER_SCRIPT`] references).
+/// The body of [`MetaStore::put_manifest`], inside the writer's transaction: a script that reads
+/// the stored sizes of the references (checked here), then a script that writes the repository,
+/// the manifest, its references and its tag; a round trip each per [`DIGESTS_PER_SCRIPT`]
+/// references, whatever their number below that.
 async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
-    let references = References {
-        blobs: distinct(&manifest.blob_references),
-        manifests: distinct(&manifest.manifest_references),
-    };
-
-    let stored = if references.blobs.is_empty() && references.manifests.is_empty() {
-        HashMap::new()
-    } else {
-        stored_sizes(&mut *conn, &manifest.repository, &references).await?
-    };
+    let references = manifest_references(manifest);
+    let stored = stored_sizes(&mut *conn, &manifest.repository, &references).await?;
     let (mut missing_blobs, mut missing_manifests, mut size_mismatch) = (Vec::new(), Vec::new(), None);
-    for (kind, digest, declared) in references.all() {
+    for &(kind, digest, declared) in &references {
         match stored.get(&(kind, digest.as_str().to_owned())) {
             None if kind == ReferenceKind::Blob => missing_blobs.push(digest.clone()),
             None => missing_manifests.push(digest.clone()),
@@ -385,51 +395,20 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
         return Err(error);
     }
 
-    let all: Vec<_> = references.all().collect();
     let size = len_to_bigint("manifest size", manifest.content.len())?;
     let now = now_ms();
-    // Always one script (the manifest itself), more for very many references.
-    let scripts: Vec<&[(ReferenceKind, &Digest, u64)]> = if all.is_empty() {
-        vec![&[]]
-    } else {
-        all.chunks(DIGESTS_PER_SCRIPT).collect()
-    };
-    for (index, chunk) in scripts.into_iter().enumerate() {
-        let mut statements = Vec::new();
-        if index == 0 {
-            statements.push(
-                "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned(),
-            );
-            // An existing row for this digest in the repository stands.
-            statements.push(
-                "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
-                 subject_digest, annotations, created_at) \
-                 SELECT id, $3, $4, $5, $6, $7, $8, $9, $2 FROM repositories WHERE name = $1 \
-                 ON CONFLICT (repository_id, digest) DO NOTHING"
-                    .to_owned(),
-            );
-            if manifest.tag.is_some() {
-                statements.push(
-                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) \
-                     SELECT m.repository_id, $10, m.id, $2 FROM repositories r, manifests m \
-                     WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
-                     ON CONFLICT (repository_id, name) DO UPDATE \
-                     SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at"
-                        .to_owned(),
-                );
-            }
-        }
-        let blob_count = chunk.iter().filter(|(kind, _, _)| *kind == ReferenceKind::Blob).count();
-        statements.extend(reference_inserts(
-            ReferenceKind::Blob,
-            MANIFEST_PARAMETERS + 1,
-            blob_count,
-        ));
-        statements.extend(reference_inserts(
-            ReferenceKind::Manifest,
-            MANIFEST_PARAMETERS + 1 + blob_count,
-            chunk.len() - blob_count,
-        ));
+    // The manifest goes with the first script (also when it references nothing).
+    let mut scripts: Vec<&[Reference<'_>]> = references.chunks(DIGESTS_PER_SCRIPT).collect();
+    if scripts.is_empty() {
+        scripts.push(&[]);
+    }
+    for (index, script) in scripts.into_iter().enumerate() {
+        let mut statements = if index == 0 {
+            manifest_inserts(manifest.tag.is_some())
+        } else {
+            Vec::new()
+        };
+        statements.extend(reference_inserts(script, MANIFEST_PARAMETERS + 1));
         let mut query = sqlx::query(AssertSqlSafe(statements.join("; ")))
             .bind(manifest.repository.as_str())
             .bind(now)
@@ -441,13 +420,33 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
             .bind(manifest.subject.as_ref().map(Digest::as_str))
             .bind(manifest.annotations_json.as_deref())
             .bind(manifest.tag.as_ref().map(Tag::as_str));
-        // `all` lists blobs before manifests, as the statements do.
-        for (_, digest, _) in chunk {
+        for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The smallest digest of a manifest in the repository that references `digest` as `kind` (a
+/// layer or config for blobs, a child for manifests), if any: what blocks its removal.
+pub(crate) async fn first_referrer(
+    conn: &mut AnyConnection,
+    kind: ReferenceKind,
+    repository_id: i64,
+    digest: &Digest,
+) -> Result<Option<String>, MetaError> {
+    let (table, column) = kind.table_and_column();
+    let sql = format!(
+        "SELECT m.digest FROM {table} r JOIN manifests m ON m.id = r.manifest_id \
+         WHERE r.repository_id = $1 AND r.{column} = $2 ORDER BY m.digest LIMIT 1"
+    );
+    let row: Option<(String,)> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|(digest,)| digest))
 }
 
 /// The body of [`MetaStore::delete_manifest`], inside the writer's transaction.
@@ -462,17 +461,7 @@ async fn remove_manifest(
     let Some(id) = manifest_id(&mut *conn, repository_id, digest).await? else {
         return Ok(DeleteManifestOutcome::NotFound);
     };
-    let parent: Option<(String,)> = sqlx::query_as(
-        "SELECT p.digest FROM manifest_references r \
-         JOIN manifests p ON p.id = r.manifest_id \
-         WHERE r.repository_id = $1 AND r.child_digest = $2 \
-         ORDER BY p.digest LIMIT 1",
-    )
-    .bind(repository_id)
-    .bind(digest.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((parent,)) = parent {
+    if let Some(parent) = first_referrer(&mut *conn, ReferenceKind::Manifest, repository_id, digest).await? {
         return Ok(DeleteManifestOutcome::ReferencedBy(parent));
     }
     for statement in [
@@ -484,4 +473,32 @@ async fn remove_manifest(
         sqlx::query(statement).bind(id).execute(&mut *conn).await?;
     }
     Ok(DeleteManifestOutcome::Deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_runs_split_by_kind_and_size() {
+        let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest");
+        let mut references = vec![(ReferenceKind::Blob, &digest, 1); DIGESTS_PER_STATEMENT + 2];
+        references.extend([(ReferenceKind::Manifest, &digest, 1); 3]);
+        let first = MANIFEST_PARAMETERS + 1;
+        assert_eq!(
+            statement_runs(&references, first),
+            vec![
+                (ReferenceKind::Blob, first..first + DIGESTS_PER_STATEMENT),
+                (
+                    ReferenceKind::Blob,
+                    first + DIGESTS_PER_STATEMENT..first + DIGESTS_PER_STATEMENT + 2
+                ),
+                (
+                    ReferenceKind::Manifest,
+                    first + DIGESTS_PER_STATEMENT + 2..first + DIGESTS_PER_STATEMENT + 5
+                ),
+            ]
+        );
+        assert!(statement_runs(&[], first).is_empty());
+    }
 }
