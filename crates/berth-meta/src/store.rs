@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 use crate::MetaError;
 use crate::cache::ReadCache;
 use crate::pool::open_pools;
-use crate::writer::WriteQueue;
+use crate::writer::{Durability, WriteQueue};
 
 /// Handle on the metadata database. Cloning is cheap (the pools are reference-counted), and
 /// every clone shares the same connections.
@@ -47,9 +47,18 @@ impl MetaStore {
         })
     }
 
-    /// Checks that both pools can run a query (for `/readyz`).
+    /// Checks that the writer can take the write lock and that the reader pool can run a query
+    /// (for `/readyz`). The write check goes through the write queue: the writer task holds the
+    /// writer pool's connection between batches.
     pub async fn check_ready(&self) -> Result<(), MetaError> {
-        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        self.writes
+            .write(Durability::Deferred, |conn| {
+                Box::pin(async move {
+                    sqlx::query("SELECT 1").execute(conn).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }

@@ -325,3 +325,17 @@ async fn blobs_up_to_64_kib_are_kept_in_the_database_and_served_like_any_other()
         assert!(get.body == small, "{repository}: content differs");
     }
 }
+
+/// `/readyz` stays 200 once something has been written (the writer task keeps the write
+/// connection between writes; readiness must not wait for it).
+#[tokio::test]
+async fn readyz_stays_ready_after_pushes() {
+    let h = Harness::start();
+    h.get("/readyz").await.expect_status(200);
+    let name = repo("bl/ready");
+    h.push_blob(&name, &random_bytes(100)).await;
+    h.push_blob(&name, &random_bytes(200_000)).await;
+    for _ in 0..3 {
+        h.get("/readyz").await.expect_status(200);
+    }
+}

@@ -5,6 +5,21 @@ use berth_types::UploadId;
 
 use crate::common::{TestStore, blob, digest, image, link_all, repo, tag};
 
+/// The writer task keeps the write connection between batches: readiness must not wait for it
+/// (it once did, and `/readyz` answered 503 after the first write).
+#[tokio::test]
+async fn the_store_stays_ready_after_writes() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    link_all(&t.store, &repo("app"), &[1, 2]).await?;
+    for _ in 0..3 {
+        tokio::time::timeout(std::time::Duration::from_secs(10), t.store.check_ready()).await??;
+    }
+    // Writes still go through afterwards.
+    link_all(&t.store, &repo("app"), &[3]).await?;
+    assert_eq!(t.store.find_blob(&digest(3)).await?, Some(blob(3)));
+    Ok(())
+}
+
 #[tokio::test]
 async fn open_creates_the_file_in_wal_mode_and_is_ready() -> anyhow::Result<()> {
     let t = TestStore::new().await?;
