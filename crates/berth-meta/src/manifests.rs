@@ -285,47 +285,81 @@ fn parameter_list(numbers: Range<usize>, item: fn(usize) -> String) -> String {
     numbers.map(item).collect::<Vec<_>>().join(", ")
 }
 
-/// The stored size of each referenced digest present in `repository`, by kind and digest: one
-/// script (one round trip) per [`DIGESTS_PER_SCRIPT`] references.
+/// The stored sizes of each referenced digest present in the repository (`$1`): what
+/// [`StoredSizes`] collects, one statement per run, the digests from parameter `$first` on.
+fn size_queries(references: &[Reference<'_>], first: usize) -> Vec<String> {
+    statement_runs(references, first)
+        .into_iter()
+        .map(|(kind, numbers)| {
+            let list = parameter_list(numbers, |n| format!("${n}"));
+            match kind {
+                ReferenceKind::Blob => format!(
+                    "SELECT 0, l.blob_digest, b.size FROM repositories r, repository_blobs l, blobs b \
+                     WHERE l.repository_id = r.id AND b.digest = l.blob_digest AND r.name = $1 \
+                     AND l.blob_digest IN ({list})"
+                ),
+                ReferenceKind::Manifest => format!(
+                    "SELECT 1, m.digest, m.size FROM repositories r, manifests m \
+                     WHERE m.repository_id = r.id AND r.name = $1 AND m.digest IN ({list})"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Stored sizes by reference kind and digest, from the rows of [`size_queries`].
+type StoredSizes = HashMap<(ReferenceKind, String), i64>;
+
+/// Adds rows of [`size_queries`] (kind 0 blob, 1 manifest; digest; size) to `sizes`.
+fn collect_sizes(sizes: &mut StoredSizes, rows: Vec<(i64, String, i64)>) {
+    for (kind, digest, size) in rows {
+        let kind = if kind == 0 {
+            ReferenceKind::Blob
+        } else {
+            ReferenceKind::Manifest
+        };
+        sizes.insert((kind, digest), size);
+    }
+}
+
+/// The stored size of each referenced digest present in `repository`: one script (one round
+/// trip) per [`DIGESTS_PER_SCRIPT`] references.
 async fn stored_sizes(
     conn: &mut AnyConnection,
     repository: &RepositoryName,
     references: &[Reference<'_>],
-) -> Result<HashMap<(ReferenceKind, String), i64>, MetaError> {
+) -> Result<StoredSizes, MetaError> {
     let mut sizes = HashMap::with_capacity(references.len());
     for script in references.chunks(DIGESTS_PER_SCRIPT) {
-        let statements: Vec<String> = statement_runs(script, 2)
-            .into_iter()
-            .map(|(kind, numbers)| {
-                let list = parameter_list(numbers, |n| format!("${n}"));
-                match kind {
-                    ReferenceKind::Blob => format!(
-                        "SELECT 0, l.blob_digest, b.size FROM repositories r, repository_blobs l, blobs b \
-                         WHERE l.repository_id = r.id AND b.digest = l.blob_digest AND r.name = $1 \
-                         AND l.blob_digest IN ({list})"
-                    ),
-                    ReferenceKind::Manifest => format!(
-                        "SELECT 1, m.digest, m.size FROM repositories r, manifests m \
-                         WHERE m.repository_id = r.id AND r.name = $1 AND m.digest IN ({list})"
-                    ),
-                }
-            })
-            .collect();
-        let mut query =
-            sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(statements.join("; "))).bind(repository.as_str());
+        let sql = size_queries(script, 2).join("; ");
+        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(sql)).bind(repository.as_str());
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
-        for (kind, digest, size) in query.fetch_all(&mut *conn).await? {
-            let kind = if kind == 0 {
-                ReferenceKind::Blob
-            } else {
-                ReferenceKind::Manifest
-            };
-            sizes.insert((kind, digest), size);
-        }
+        collect_sizes(&mut sizes, query.fetch_all(&mut *conn).await?);
     }
     Ok(sizes)
+}
+
+/// [`MetaError::MissingReferences`] listing every reference absent from `stored` (each once,
+/// blobs then manifests, in the order given), else [`MetaError::SizeMismatch`] for the first
+/// whose stored size differs from the declared one.
+fn check_references(references: &[Reference<'_>], stored: &StoredSizes) -> Result<(), MetaError> {
+    let (mut missing_blobs, mut missing_manifests, mut size_mismatch) = (Vec::new(), Vec::new(), None);
+    for &(kind, digest, declared) in references {
+        match stored.get(&(kind, digest.as_str().to_owned())) {
+            None if kind == ReferenceKind::Blob => missing_blobs.push(digest.clone()),
+            None => missing_manifests.push(digest.clone()),
+            Some(&stored) => size_mismatch = size_mismatch.or_else(|| mismatch(digest, declared, stored)),
+        }
+    }
+    if !missing_blobs.is_empty() || !missing_manifests.is_empty() {
+        return Err(MetaError::MissingReferences {
+            blobs: missing_blobs,
+            manifests: missing_manifests,
+        });
+    }
+    size_mismatch.map_or(Ok(()), Err)
 }
 
 /// The statements that record `references` for the manifest (`$1` repository name, `$3`
@@ -370,31 +404,32 @@ fn manifest_inserts(tagged: bool) -> Vec<String> {
     statements
 }
 
-/// The body of [`MetaStore::put_manifest`], inside the writer's transaction: a script that reads
-/// the stored sizes of the references (checked here), then a script that writes the repository,
-/// the manifest, its references and its tag; a round trip each per [`DIGESTS_PER_SCRIPT`]
-/// references, whatever their number below that.
+/// The body of [`MetaStore::put_manifest`], inside the writer's transaction: one script writes
+/// the repository, the manifest, its references and its tag, and reads back the stored sizes of
+/// the references (one round trip per [`DIGESTS_PER_SCRIPT`] references). The foreign keys of
+/// the reference tables refuse a reference to a blob not linked in the repository or a manifest
+/// not stored in it; then a second query finds which, for the error. On any error the caller
+/// (the writer) rolls the partial write back.
 async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
     let references = manifest_references(manifest);
-    let stored = stored_sizes(&mut *conn, &manifest.repository, &references).await?;
-    let (mut missing_blobs, mut missing_manifests, mut size_mismatch) = (Vec::new(), Vec::new(), None);
-    for &(kind, digest, declared) in &references {
-        match stored.get(&(kind, digest.as_str().to_owned())) {
-            None if kind == ReferenceKind::Blob => missing_blobs.push(digest.clone()),
-            None => missing_manifests.push(digest.clone()),
-            Some(&stored) => size_mismatch = size_mismatch.or_else(|| mismatch(digest, declared, stored)),
+    match write_manifest(&mut *conn, manifest, &references).await {
+        Ok(stored) => check_references(&references, &stored),
+        Err(MetaError::Database(error)) if error.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) => {
+            let stored = stored_sizes(&mut *conn, &manifest.repository, &references).await?;
+            check_references(&references, &stored)?;
+            // Every reference is there after all: the violation was something else.
+            Err(MetaError::Database(error))
         }
+        Err(error) => Err(error),
     }
-    if !missing_blobs.is_empty() || !missing_manifests.is_empty() {
-        return Err(MetaError::MissingReferences {
-            blobs: missing_blobs,
-            manifests: missing_manifests,
-        });
-    }
-    if let Some(error) = size_mismatch {
-        return Err(error);
-    }
+}
 
+/// The write scripts of [`store_manifest`]; returns the stored sizes of the references.
+async fn write_manifest(
+    conn: &mut AnyConnection,
+    manifest: &NewManifest,
+    references: &[Reference<'_>],
+) -> Result<StoredSizes, MetaError> {
     let size = len_to_bigint("manifest size", manifest.content.len())?;
     let now = now_ms();
     // The manifest goes with the first script (also when it references nothing).
@@ -402,6 +437,7 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
     if scripts.is_empty() {
         scripts.push(&[]);
     }
+    let mut stored = HashMap::with_capacity(references.len());
     for (index, script) in scripts.into_iter().enumerate() {
         let mut statements = if index == 0 {
             manifest_inserts(manifest.tag.is_some())
@@ -409,7 +445,8 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
             Vec::new()
         };
         statements.extend(reference_inserts(script, MANIFEST_PARAMETERS + 1));
-        let mut query = sqlx::query(AssertSqlSafe(statements.join("; ")))
+        statements.extend(size_queries(script, MANIFEST_PARAMETERS + 1));
+        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(statements.join("; ")))
             .bind(manifest.repository.as_str())
             .bind(now)
             .bind(manifest.digest.as_str())
@@ -423,9 +460,9 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
-        query.execute(&mut *conn).await?;
+        collect_sizes(&mut stored, query.fetch_all(&mut *conn).await?);
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// The smallest digest of a manifest in the repository that references `digest` as `kind` (a
