@@ -270,7 +270,7 @@ pub fn inspect_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manif
             .ok_or_else(|| ManifestError::Malformed("manifests is required in an index".to_owned()))?;
         for (i, child) in manifests.iter().enumerate() {
             let child = descriptor(child, &format!("manifests[{i}]"))?;
-            manifest_references.insert(child.digest, child.size);
+            add_reference(&mut manifest_references, child.digest, child.size)?;
         }
         artifact_type = raw.artifact_type.clone();
     } else {
@@ -292,11 +292,11 @@ pub fn inspect_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manif
         for (i, layer) in layers.iter().enumerate() {
             let layer = descriptor(layer, &format!("layers[{i}]"))?;
             if !is_external_layer(&layer) {
-                blob_references.insert(layer.digest, layer.size);
+                add_reference(&mut blob_references, layer.digest, layer.size)?;
             }
         }
         artifact_type = raw.artifact_type.clone().or_else(|| Some(config.media_type.clone()));
-        blob_references.insert(config.digest, config.size);
+        add_reference(&mut blob_references, config.digest, config.size)?;
     }
     Ok(ManifestInspection {
         kind,
@@ -306,6 +306,21 @@ pub fn inspect_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manif
         artifact_type,
         annotations_json,
     })
+}
+
+/// Records a reference; a digest listed again must declare the same size (a content digest has
+/// one size). Errors: [`ManifestError::Malformed`] naming the digest and both sizes.
+fn add_reference(references: &mut BTreeMap<Digest, u64>, digest: Digest, size: u64) -> Result<(), ManifestError> {
+    match references.get(&digest) {
+        Some(&listed) if listed != size => Err(ManifestError::Malformed(format!(
+            "{digest} is listed with size {listed} and again with size {size}"
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            references.insert(digest, size);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +337,42 @@ mod tests {
             "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{A}","size":2}},
             "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{B}","size":10}}]{extra}}}"#
         )
+    }
+
+    #[test]
+    fn a_digest_listed_twice_must_declare_one_size() {
+        let layer = |size: u64| {
+            format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{B}","size":{size}}}"#)
+        };
+        let with_layers = |layers: &[String]| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_IMAGE_MANIFEST}",
+                "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{A}","size":2}},
+                "layers":[{}]}}"#,
+                layers.join(",")
+            )
+        };
+        let same = with_layers(&[layer(10), layer(10)]);
+        let inspection = inspect_manifest(Some(OCI_IMAGE_MANIFEST), same.as_bytes()).expect("same size twice is fine");
+        assert_eq!(inspection.blob_references.len(), 2);
+        for layers in [[layer(999), layer(10)], [layer(10), layer(999)]] {
+            let body = with_layers(&layers);
+            assert!(
+                matches!(
+                    inspect_manifest(Some(OCI_IMAGE_MANIFEST), body.as_bytes()),
+                    Err(ManifestError::Malformed(_))
+                ),
+                "{body}"
+            );
+        }
+        // The config's digest listed as a layer with another size.
+        let config_as_layer = with_layers(&[format!(
+            r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{A}","size":12345}}"#
+        )]);
+        assert!(matches!(
+            inspect_manifest(Some(OCI_IMAGE_MANIFEST), config_as_layer.as_bytes()),
+            Err(ManifestError::Malformed(_))
+        ));
     }
 
     #[test]
