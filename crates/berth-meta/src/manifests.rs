@@ -272,15 +272,19 @@ fn statement_runs(references: &[Reference<'_>], first: usize) -> Vec<(ReferenceK
     let mut runs = Vec::new();
     let mut start = 0;
     while let Some(&(kind, _, _)) = references.get(start) {
-        let same_kind = references[start..].iter().take_while(|(k, _, _)| *k == kind).count();
-        let end = start + same_kind.min(DIGESTS_PER_STATEMENT);
+        let run = references[start..]
+            .iter()
+            .take(DIGESTS_PER_STATEMENT)
+            .take_while(|(k, _, _)| *k == kind)
+            .count();
+        let end = start + run;
         runs.push((kind, first + start..first + end));
         start = end;
     }
     runs
 }
 
-/// `$n` for each parameter number, each formatted by `item` and joined with commas.
+/// Each parameter number formatted by `item` (e.g. `$7` or `($7)`), joined with commas.
 fn parameter_list(numbers: Range<usize>, item: fn(usize) -> String) -> String {
     numbers.map(item).collect::<Vec<_>>().join(", ")
 }
