@@ -11,9 +11,12 @@
 //! either no file or the complete file at a blob path, never a partial one.
 //!
 //! All blocking file-system work runs on tokio's blocking pool, grouped so that one operation
-//! costs few `spawn_blocking` round trips. Appends coalesce small body chunks into a buffer of up
-//! to [`WRITE_BUFFER_BYTES`] and overlap one write with reading the next part of the body, so
-//! memory stays bounded (about two buffers plus one body chunk) whatever the body size.
+//! costs few `spawn_blocking` round trips. Appends (module `append`) copy the body into buffers
+//! of [`WRITE_BUFFER_BYTES`], written with direct I/O where the filesystem allows it, one write
+//! overlapping the reading of the next part of the body, so memory stays bounded (two buffers
+//! plus one body chunk) whatever the body size.
+
+mod append;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -24,10 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_types::{Digest, UploadId};
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::task::JoinHandle;
 
-use crate::{AppendError, AppendOutcome, BlobError, BlobStore, ByteStream, StorageKey};
+use crate::{AppendOutcome, BlobError, BlobStore, ByteStream, StorageKey};
 
 /// Name of the directory, under the root, that holds upload session files.
 const UPLOADS_DIR: &str = "uploads";
@@ -38,9 +39,6 @@ const PROBE_PREFIX: &str = ".ready-probe-";
 
 /// Size in bytes of the buffer small body chunks are coalesced into before one write.
 pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
-/// Body chunks of at least this many bytes arriving with an empty buffer are written as they are,
-/// without copying into the buffer.
-const DIRECT_WRITE_BYTES: usize = 256 << 10;
 /// Size in bytes of the chunks yielded by [`BlobStore::read_upload`] and
 /// [`BlobStore::read_blob`] streams (the last chunk may be shorter).
 pub const READ_CHUNK_BYTES: usize = 512 << 10;
@@ -59,7 +57,23 @@ struct Inner {
     root: PathBuf,
     uploads: PathBuf,
     blobs: PathBuf,
+    options: FilesystemOptions,
     probe_counter: AtomicU64,
+}
+
+/// Settings of a [`FilesystemBlobStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesystemOptions {
+    /// Write upload data with direct I/O (`O_DIRECT`, bypassing the page cache) where the
+    /// filesystem allows it; where it does not, or with `false`, through the page cache.
+    /// Default `true`.
+    pub direct_io: bool,
+}
+
+impl Default for FilesystemOptions {
+    fn default() -> Self {
+        FilesystemOptions { direct_io: true }
+    }
 }
 
 impl FilesystemBlobStore {
@@ -69,6 +83,16 @@ impl FilesystemBlobStore {
     /// Errors: [`BlobError::Io`] (or [`BlobError::StorageFull`]) when the directories cannot be
     /// created, e.g. `root` is a regular file or not writable.
     pub async fn open(root: impl Into<PathBuf>) -> Result<FilesystemBlobStore, BlobError> {
+        FilesystemBlobStore::open_with(root, FilesystemOptions::default()).await
+    }
+
+    /// Like [`FilesystemBlobStore::open`], with explicit [`FilesystemOptions`].
+    ///
+    /// Errors: as [`FilesystemBlobStore::open`].
+    pub async fn open_with(
+        root: impl Into<PathBuf>,
+        options: FilesystemOptions,
+    ) -> Result<FilesystemBlobStore, BlobError> {
         let root = root.into();
         let uploads = root.join(UPLOADS_DIR);
         let blobs = root.join(BLOBS_DIR);
@@ -93,6 +117,7 @@ impl FilesystemBlobStore {
                 root,
                 uploads,
                 blobs,
+                options,
                 probe_counter: AtomicU64::new(0),
             }),
         })
@@ -101,6 +126,13 @@ impl FilesystemBlobStore {
     /// The root directory this store was opened on.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    fn append_mode(&self, sync: bool) -> append::AppendMode {
+        append::AppendMode {
+            sync,
+            direct_io: self.inner.options.direct_io,
+        }
     }
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {
@@ -239,333 +271,6 @@ fn file_stream(file: File, length: u64) -> ByteStream {
     Box::pin(stream)
 }
 
-/// Opens an upload file for an append at `offset`: checks its length, discards any leftover
-/// beyond `offset` and positions the cursor at `offset`.
-fn open_for_append(path: &Path, id: &UploadId, offset: u64) -> Result<File, BlobError> {
-    let context = || format!("opening upload {id} for append");
-    let mut file = match OpenOptions::new().write(true).open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return Err(BlobError::UploadNotFound { id: id.clone() });
-        }
-        Err(error) => return Err(storage_error(context(), error)),
-    };
-    let stored = file
-        .metadata()
-        .map_err(|source| storage_error(context(), source))?
-        .len();
-    if stored < offset {
-        return Err(BlobError::UploadTruncated {
-            id: id.clone(),
-            expected: offset,
-            stored,
-        });
-    }
-    if stored > offset {
-        tracing::debug!(
-            upload = %id,
-            offset,
-            stored,
-            "discarding leftover of an interrupted append"
-        );
-        file.set_len(offset)
-            .map_err(|source| storage_error(format!("truncating upload {id}"), source))?;
-    }
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|source| storage_error(context(), source))?;
-    Ok(file)
-}
-
-/// Bytes handed to one blocking write.
-enum Payload {
-    /// The coalescing buffer; handed back (cleared) for reuse after the write.
-    Buffer(Vec<u8>),
-    /// A large body chunk written without copying.
-    Chunk(Bytes),
-}
-
-impl Payload {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Payload::Buffer(buffer) => buffer,
-            Payload::Chunk(chunk) => chunk,
-        }
-    }
-}
-
-/// What a finished blocking write hands back.
-struct WriteDone {
-    file: File,
-    /// The coalescing buffer, cleared, when the payload was one.
-    buffer: Option<Vec<u8>>,
-    result: io::Result<()>,
-}
-
-/// A write that failed; the file may hold part of it.
-struct WriteFailure {
-    error: io::Error,
-    /// Length of the failed write: at most this many bytes past the confirmed ones may be stored.
-    unconfirmed: u64,
-}
-
-/// Streams body chunks into an upload file: coalesces small chunks, keeps at most one blocking
-/// write in flight, and tracks how many bytes are confirmed written.
-///
-/// Every [`EARLY_FLUSH_BYTES`] written, it starts an `fdatasync` on a second handle of the file
-/// in the background (at most one at a time), so the disk writes the upload while the rest of
-/// the body is still arriving: the sync that makes the upload durable then waits only for the
-/// tail, instead of for the whole body after it has arrived.
-struct Appender {
-    /// The file, when no write is in flight (the in-flight write owns it otherwise).
-    file: Option<File>,
-    in_flight: Option<(JoinHandle<WriteDone>, u64)>,
-    buffer: Vec<u8>,
-    spare: Option<Vec<u8>>,
-    /// Bytes after the append offset whose writes completed.
-    written: u64,
-    failure: Option<WriteFailure>,
-    /// A second handle for background flushes (`None` if it could not be opened).
-    flusher: Option<Arc<File>>,
-    flush_in_flight: Option<JoinHandle<io::Result<()>>>,
-    /// Bytes written since the last background flush started.
-    unflushed: u64,
-    /// The first background flush error: the append fails with it (a later sync on the same
-    /// file may no longer report it).
-    flush_error: Option<io::Error>,
-}
-
-/// Bytes written between two background flushes of an append.
-const EARLY_FLUSH_BYTES: u64 = 8 << 20;
-
-impl Appender {
-    fn new(file: File) -> Appender {
-        let flusher = file.try_clone().ok().map(Arc::new);
-        Appender {
-            file: Some(file),
-            in_flight: None,
-            buffer: Vec::new(),
-            spare: None,
-            written: 0,
-            failure: None,
-            flusher,
-            flush_in_flight: None,
-            unflushed: 0,
-            flush_error: None,
-        }
-    }
-
-    /// Collects a finished background flush; with `wait`, waits for one in flight.
-    async fn reap_flush(&mut self, wait: bool) {
-        let finished = self.flush_in_flight.as_ref().is_some_and(JoinHandle::is_finished);
-        if !(finished || wait) {
-            return;
-        }
-        if let Some(handle) = self.flush_in_flight.take() {
-            let result = handle.await.unwrap_or_else(|join| Err(io::Error::other(join)));
-            if let Err(error) = result {
-                self.flush_error.get_or_insert(error);
-            }
-        }
-    }
-
-    /// Starts a background flush when enough was written since the last one and none runs.
-    async fn maybe_flush(&mut self) {
-        self.reap_flush(false).await;
-        if self.unflushed < EARLY_FLUSH_BYTES || self.flush_in_flight.is_some() {
-            return;
-        }
-        if let Some(flusher) = &self.flusher {
-            let flusher = Arc::clone(flusher);
-            self.unflushed = 0;
-            self.flush_in_flight = Some(tokio::task::spawn_blocking(move || flusher.sync_data()));
-        }
-    }
-
-    /// Waits for the in-flight write, if any. Returns `false` once a write has failed.
-    async fn settle(&mut self) -> bool {
-        if let Some((handle, length)) = self.in_flight.take() {
-            match handle.await {
-                Ok(done) => {
-                    self.file = Some(done.file);
-                    if let Some(buffer) = done.buffer {
-                        self.spare = Some(buffer);
-                    }
-                    match done.result {
-                        Ok(()) => {
-                            self.written += length;
-                            self.unflushed += length;
-                        }
-                        Err(error) => {
-                            self.failure = Some(WriteFailure {
-                                error,
-                                unconfirmed: length,
-                            });
-                        }
-                    }
-                }
-                Err(join) => {
-                    // The file handle went down with the task; `finish` reopens the file.
-                    self.failure = Some(WriteFailure {
-                        error: io::Error::other(join),
-                        unconfirmed: length,
-                    });
-                }
-            }
-        }
-        self.failure.is_none()
-    }
-
-    /// Starts writing `payload` once the previous write is done. Returns `false` once a write
-    /// has failed.
-    async fn submit(&mut self, payload: Payload) -> bool {
-        if !self.settle().await {
-            return false;
-        }
-        self.maybe_flush().await;
-        let Some(mut file) = self.file.take() else {
-            return false;
-        };
-        let length = payload.as_slice().len() as u64;
-        let handle = tokio::task::spawn_blocking(move || {
-            let result = file.write_all(payload.as_slice());
-            let buffer = match payload {
-                Payload::Buffer(mut buffer) => {
-                    buffer.clear();
-                    Some(buffer)
-                }
-                Payload::Chunk(_) => None,
-            };
-            WriteDone { file, buffer, result }
-        });
-        self.in_flight = Some((handle, length));
-        true
-    }
-
-    /// Hands the coalescing buffer to a write, replacing it with the spare one.
-    async fn submit_buffer(&mut self) -> bool {
-        let next = self
-            .spare
-            .take()
-            .unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER_BYTES));
-        let full = std::mem::replace(&mut self.buffer, next);
-        self.submit(Payload::Buffer(full)).await
-    }
-
-    /// Accepts one body chunk. Returns `false` once a write has failed.
-    async fn push(&mut self, chunk: Bytes) -> bool {
-        if chunk.is_empty() {
-            return self.failure.is_none();
-        }
-        if !self.buffer.is_empty()
-            && self.buffer.len() + chunk.len() > WRITE_BUFFER_BYTES
-            && !self.submit_buffer().await
-        {
-            return false;
-        }
-        if self.buffer.is_empty() && chunk.len() >= DIRECT_WRITE_BYTES {
-            return self.submit(Payload::Chunk(chunk)).await;
-        }
-        if self.buffer.capacity() == 0 {
-            self.buffer.reserve_exact(WRITE_BUFFER_BYTES);
-        }
-        self.buffer.extend_from_slice(&chunk);
-        if self.buffer.len() >= WRITE_BUFFER_BYTES {
-            return self.submit_buffer().await;
-        }
-        true
-    }
-
-    /// Writes what is buffered, waits for the last write, then (with `sync`) makes the appended
-    /// bytes durable. Returns how many bytes after `offset` are stored (durably, with `sync`),
-    /// and the storage error that stopped the append, if any.
-    async fn finish(mut self, path: PathBuf, id: UploadId, offset: u64, sync: bool) -> (u64, Option<BlobError>) {
-        if self.failure.is_none() && !self.buffer.is_empty() {
-            let buffer = std::mem::take(&mut self.buffer);
-            self.submit(Payload::Buffer(buffer)).await;
-        }
-        self.settle().await;
-        self.reap_flush(true).await;
-        if let Some(error) = self.flush_error.take() {
-            // Nothing of this append is known durable; the caller keeps its previous length.
-            return (0, Some(storage_error(format!("flushing upload {id}"), error)));
-        }
-        let Appender {
-            file, written, failure, ..
-        } = self;
-        let finished =
-            tokio::task::spawn_blocking(move || finalize_append(file, &path, &id, offset, written, failure, sync))
-                .await;
-        finished.unwrap_or_else(|join| {
-            (
-                0,
-                Some(BlobError::Io {
-                    context: "blocking storage task failed".to_owned(),
-                    source: io::Error::other(join),
-                }),
-            )
-        })
-    }
-}
-
-/// The blocking end of an append: accounts for a failed write by re-reading the file length
-/// (cutting any tail that cannot be accounted for), then, with `sync`, `sync_data`. If the sync
-/// fails nothing new is known durable, so the appended count is 0.
-fn finalize_append(
-    file: Option<File>,
-    path: &Path,
-    id: &UploadId,
-    offset: u64,
-    written: u64,
-    failure: Option<WriteFailure>,
-    sync: bool,
-) -> (u64, Option<BlobError>) {
-    let mut error = None;
-    let mut appended = written;
-    let file = match file {
-        Some(file) => file,
-        None => match OpenOptions::new().write(true).open(path) {
-            Ok(file) => file,
-            Err(reopen) => {
-                tracing::warn!(upload = %id, error = %reopen, "cannot reopen upload after a failed write");
-                let error = failure.map_or(reopen, |failure| failure.error);
-                return (0, Some(storage_error(format!("writing to upload {id}"), error)));
-            }
-        },
-    };
-    if let Some(failure) = failure {
-        match file.metadata() {
-            Ok(metadata) => {
-                let stored = metadata.len().saturating_sub(offset);
-                appended = stored.min(written + failure.unconfirmed);
-                if metadata.len() > offset + appended
-                    && let Err(cut) = file.set_len(offset + appended)
-                {
-                    // The tail beyond offset + appended is discarded by the next append anyway.
-                    tracing::warn!(upload = %id, error = %cut, "cannot cut a torn tail");
-                }
-            }
-            Err(stat) => {
-                tracing::warn!(upload = %id, error = %stat, "cannot re-read upload length after a failed write");
-            }
-        }
-        error = Some(storage_error(format!("writing to upload {id}"), failure.error));
-    }
-    if !sync {
-        return (appended, error);
-    }
-    if let Err(sync) = file.sync_data() {
-        let sync_error = storage_error(format!("syncing upload {id}"), sync);
-        return match error {
-            Some(error) => {
-                tracing::warn!(upload = %id, error = %sync_error, "sync after a failed write also failed");
-                (0, Some(error))
-            }
-            None => (0, Some(sync_error)),
-        };
-    }
-    (appended, error)
-}
-
 /// Whether the upload file is gone because an earlier commit of it already renamed it to
 /// `blob_path` (the process stopped before the caller recorded that commit): then `blob_path`
 /// holds `length` bytes. A file at a blob path is always complete (it is synced before the rename),
@@ -645,58 +350,6 @@ fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: 
     sync_dir(dir)
 }
 
-impl FilesystemBlobStore {
-    /// Appends `body` at `offset` (see [`BlobStore::append_upload`]); with `sync`, the appended
-    /// bytes are fsync'd before this returns.
-    async fn append(&self, id: &UploadId, offset: u64, mut body: ByteStream, sync: bool) -> AppendOutcome {
-        let path = self.upload_path(id);
-        let opened = {
-            let (path, id) = (path.clone(), id.clone());
-            blocking(move || open_for_append(&path, &id, offset)).await
-        };
-        let file = match opened {
-            Ok(file) => file,
-            Err(error) => {
-                return AppendOutcome {
-                    appended: 0,
-                    error: Some(AppendError::Storage(error)),
-                };
-            }
-        };
-
-        let mut appender = Appender::new(file);
-        let mut body_error = None;
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    if !appender.push(chunk).await {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    body_error = Some(error);
-                    break;
-                }
-            }
-        }
-        drop(body);
-        let (appended, storage) = appender.finish(path, id.clone(), offset, sync).await;
-
-        let error = match (storage, body_error) {
-            (Some(storage), Some(body)) => {
-                // The body failed first; the storage error came while flushing what was read.
-                tracing::warn!(upload = %id, error = %storage, "storage error while saving an interrupted append");
-                Some(AppendError::Body(body))
-            }
-            (Some(storage), None) => Some(AppendError::Storage(storage)),
-            (None, Some(body)) => Some(AppendError::Body(body)),
-            (None, None) => None,
-        };
-        tracing::debug!(upload = %id, offset, appended, failed = error.is_some(), "append finished");
-        AppendOutcome { appended, error }
-    }
-}
-
 #[async_trait::async_trait]
 impl BlobStore for FilesystemBlobStore {
     /// Creates `uploads/<id>` if missing (an existing file is left as it is). The new entry is
@@ -717,11 +370,11 @@ impl BlobStore for FilesystemBlobStore {
     }
 
     async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
-        self.append(id, offset, body, true).await
+        append::append(self.upload_path(id), id, offset, body, self.append_mode(true)).await
     }
 
     async fn append_upload_unsynced(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
-        self.append(id, offset, body, false).await
+        append::append(self.upload_path(id), id, offset, body, self.append_mode(false)).await
     }
 
     async fn upload_length(&self, id: &UploadId) -> Result<Option<u64>, BlobError> {

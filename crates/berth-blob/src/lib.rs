@@ -23,7 +23,7 @@ pub mod fs;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
-pub use fs::FilesystemBlobStore;
+pub use fs::{FilesystemBlobStore, FilesystemOptions};
 
 /// A stream of body bytes, as received from a client or read from storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;

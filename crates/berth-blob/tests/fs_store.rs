@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use berth_blob::testsuite::{body, collect, random_bytes, sha256_digest, upload_with};
-use berth_blob::{AppendError, BlobError, BlobStore, FilesystemBlobStore, StorageKey};
+use berth_blob::{AppendError, BlobError, BlobStore, FilesystemBlobStore, FilesystemOptions, StorageKey};
 use berth_types::{Digest, DigestAlgorithm, UploadId};
 use bytes::Bytes;
 use tempfile::TempDir;
@@ -18,6 +18,19 @@ async fn fresh_store() -> (FilesystemBlobStore, TempDir) {
 
 mod suite {
     berth_blob::blob_store_suite!(super::fresh_store);
+}
+
+/// A store that appends through the page cache (`direct_io = false`): the path taken where the
+/// filesystem refuses direct I/O.
+async fn fresh_buffered_store() -> (FilesystemBlobStore, TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = FilesystemOptions { direct_io: false };
+    let store = FilesystemBlobStore::open_with(dir.path(), options).await.expect("open");
+    (store, dir)
+}
+
+mod buffered_suite {
+    berth_blob::blob_store_suite!(super::fresh_buffered_store);
 }
 
 fn names_in(dir: &Path) -> Vec<String> {

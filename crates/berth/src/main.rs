@@ -99,7 +99,10 @@ fn init_tracing(format: LogFormat) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let blobs = berth_blob::FilesystemBlobStore::open(&config.data_dir)
+    let blob_options = berth_blob::FilesystemOptions {
+        direct_io: config.uploads.direct_io,
+    };
+    let blobs = berth_blob::FilesystemBlobStore::open_with(&config.data_dir, blob_options)
         .await
         .context("opening blob storage")?;
     let meta = berth_meta::MetaStore::open(&config.database_url())
