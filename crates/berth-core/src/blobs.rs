@@ -123,11 +123,12 @@ impl Registry {
         repository: &RepositoryName,
         mount: &MountRequest,
     ) -> Result<MountOutcome, RegistryError> {
+        // The source's link is trusted without checking the bytes are in storage: a blob's bytes
+        // are durable before its record is written, and a HEAD right after answers from the
+        // records too (FC-14: 201 only if that HEAD succeeds).
         if let Some(from) = &mount.from
-            && let Some(record) = self.meta.blob_in_repository(from, &mount.digest).await?
-            && self.blob_present(&record).await?
+            && let Some(record) = self.meta.mount_blob(repository, from, &mount.digest).await?
         {
-            self.meta.link_blob(repository, &record).await?;
             return Ok(MountOutcome::Mounted(record));
         }
         Ok(MountOutcome::UploadStarted(self.start_upload(repository).await?))

@@ -83,6 +83,58 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Mounts a blob: links `digest` into `target` if it is linked in `source` (creating
+    /// `target` if needed), in one transaction and one script. Returns the blob's record when
+    /// `source` has it (it is then linked in `target`), `None` when `source` does not have it,
+    /// whether or not `target` does (nothing is written then).
+    ///
+    /// Source: distribution-spec §Mounting a blob from another repository.
+    pub async fn mount_blob(
+        &self,
+        target: &RepositoryName,
+        source: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<BlobRecord>, MetaError> {
+        const MOUNT_SCRIPT: &str = concat!(
+            // $1 target, $2 now, $3 source, $4 digest.
+            "INSERT INTO repositories (name, created_at) SELECT $1, $2 WHERE EXISTS (",
+            "SELECT 1 FROM repositories s JOIN repository_blobs l ON l.repository_id = s.id ",
+            "WHERE s.name = $3 AND l.blob_digest = $4) ON CONFLICT (name) DO NOTHING; ",
+            "INSERT INTO repository_blobs (repository_id, blob_digest, created_at) ",
+            "SELECT t.id, $4, $2 FROM repositories t WHERE t.name = $1 AND EXISTS (",
+            "SELECT 1 FROM repositories s JOIN repository_blobs l ON l.repository_id = s.id ",
+            "WHERE s.name = $3 AND l.blob_digest = $4) ",
+            "ON CONFLICT (repository_id, blob_digest) DO NOTHING; ",
+            "SELECT b.size, b.storage_key FROM repositories s ",
+            "JOIN repository_blobs l ON l.repository_id = s.id ",
+            "JOIN blobs b ON b.digest = l.blob_digest WHERE s.name = $3 AND l.blob_digest = $4"
+        );
+        let (owned_target, owned_source, owned_digest) = (target.clone(), source.clone(), digest.clone());
+        // `fetch_all`: on a script, `fetch_optional` stops at the first statement's (empty) result.
+        let rows: Vec<(i64, String)> = self
+            .writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query_as(MOUNT_SCRIPT)
+                        .bind(owned_target.as_str())
+                        .bind(now_ms())
+                        .bind(owned_source.as_str())
+                        .bind(owned_digest.as_str())
+                        .fetch_all(&mut *conn)
+                        .await?)
+                })
+            })
+            .await?;
+        let record = rows
+            .into_iter()
+            .next()
+            .and_then(|(size, storage_key)| blob_record(digest, size, storage_key));
+        if record.is_some() {
+            self.repository_changed(target);
+        }
+        Ok(record)
+    }
+
     /// The bytes of a blob kept in the database ([`INLINE_STORAGE_KEY`]), if recorded.
     pub async fn inline_blob_content(&self, digest: &Digest) -> Result<Option<Vec<u8>>, MetaError> {
         let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT content FROM blob_contents WHERE digest = $1")

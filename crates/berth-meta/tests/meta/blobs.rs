@@ -42,6 +42,37 @@ async fn link_blob_is_idempotent_and_keeps_the_first_record() -> anyhow::Result<
 }
 
 #[tokio::test]
+async fn mount_links_a_blob_only_from_a_source_that_has_it() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    let (source, target, empty) = (repo("source"), repo("target"), repo("empty"));
+    link_all(&t.store, &source, &[1]).await?;
+    link_all(&t.store, &repo("elsewhere"), &[2]).await?;
+
+    // Known globally but not in the source: nothing is written, not even the target repository.
+    assert_eq!(t.store.mount_blob(&target, &source, &digest(2)).await?, None);
+    assert_eq!(t.store.mount_blob(&target, &empty, &digest(1)).await?, None);
+    assert_eq!(t.store.blob_in_repository(&target, &digest(2)).await?, None);
+    assert!(!t.store.list_repositories(None, 10).await?.contains(&target));
+
+    // In the source: linked into a new target, idempotently.
+    assert_eq!(t.store.mount_blob(&target, &source, &digest(1)).await?, Some(blob(1)));
+    assert_eq!(t.store.mount_blob(&target, &source, &digest(1)).await?, Some(blob(1)));
+    assert_eq!(t.store.blob_in_repository(&target, &digest(1)).await?, Some(blob(1)));
+    assert!(t.store.list_repositories(None, 10).await?.contains(&target));
+
+    // The source unlinks it: the target keeps its own link, a third repository cannot mount it.
+    assert_eq!(
+        t.store.unlink_blob(&source, &digest(1)).await?,
+        UnlinkBlobOutcome::Unlinked
+    );
+    assert_eq!(t.store.blob_in_repository(&target, &digest(1)).await?, Some(blob(1)));
+    assert_eq!(t.store.mount_blob(&repo("third"), &source, &digest(1)).await?, None);
+    // Nor does the target, from a source without it, though the target has it itself.
+    assert_eq!(t.store.mount_blob(&target, &source, &digest(1)).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
 async fn unlink_blob_removes_only_the_link() -> anyhow::Result<()> {
     let t = TestStore::new().await?;
     let (app, other) = (repo("app"), repo("other"));
