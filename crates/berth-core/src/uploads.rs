@@ -379,12 +379,20 @@ impl Registry {
             self.blobs.create_upload(&session.id).await?;
         }
         let hasher = self.sha256_state(session).await?;
+        let hashing = Arc::new(Mutex::new((hasher, 0u64)));
+        let observer = Arc::clone(&hashing);
         let overflowed = Arc::new(AtomicBool::new(false));
         let body = match declared {
             Some(limit) => limit_body(chunk.body, limit, Arc::clone(&overflowed)),
             None => chunk.body,
         };
-        let (body, hashing) = hashing::sha256_alongside(hasher, body);
+        let body: ByteStream = Box::pin(body.inspect(move |item| {
+            if let Ok(bytes) = item {
+                let mut state = observer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.0.update(bytes);
+                state.1 += bytes.len() as u64;
+            }
+        }));
         let outcome = match mode {
             ChunkMode::Resumable => self.blobs.append_upload(&session.id, session.offset, body).await,
             ChunkMode::BeforeCommit => {
@@ -393,11 +401,12 @@ impl Registry {
                     .await
             }
         };
+        let (hasher, hashed) = hashing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let new_offset = session.offset + outcome.appended;
-        let hash_state = match hashing.finish().await {
-            Some((hasher, hashed)) if hashed == outcome.appended => Some(hashing::save(&hasher)),
-            _ => None,
-        };
+        let hash_state = (hashed == outcome.appended).then(|| hashing::save(&hasher));
         let overflowed = overflowed.load(Ordering::Relaxed);
         let whole_chunk = outcome.error.is_none() && declared.is_none_or(|declared| declared == outcome.appended);
         if mode == ChunkMode::BeforeCommit {
