@@ -1,5 +1,6 @@
 //! Berth's metadata store: the source of truth for repositories, blob links, manifests, tags,
-//! the manifest reference graph, the referrers index and upload sessions.
+//! the manifest reference graph, the referrers index, upload sessions, and access control (users,
+//! projects and their members).
 //!
 //! Built on sqlx's `Any` driver so that one body of portable SQL (`$N` placeholders, BIGINT,
 //! TEXT and BLOB columns only; booleans and timestamps as BIGINT unix milliseconds) runs on the
@@ -8,7 +9,7 @@
 //! into a linked blob) is a single transaction.
 //!
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
-//! `repositories`, `blobs`, `uploads`, `manifests` and `tags`, and `pool` holds the
+//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users` and `projects`, and `pool` holds the
 //! engine-specific connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -18,13 +19,17 @@ mod cache;
 mod convert;
 mod manifests;
 mod pool;
+mod projects;
 mod repositories;
 mod store;
 mod tags;
 mod uploads;
+mod users;
 mod writer;
 
+pub use projects::{MemberRecord, ProjectRecord};
 pub use store::MetaStore;
+pub use users::{NewUser, UserImport, UserRecord};
 
 /// The storage key of a blob whose bytes are kept in the database (table `blob_contents`)
 /// rather than in the blob store: small blobs, see [`MetaStore::complete_upload_inline`].
@@ -202,5 +207,17 @@ pub enum MetaError {
         field: &'static str,
         /// The value given.
         value: u64,
+    },
+    /// The thing to create exists already (a user or project name is taken).
+    #[error("{what}")]
+    Conflict {
+        /// What exists, e.g. `user alice exists already`.
+        what: String,
+    },
+    /// The thing a change refers to does not exist (e.g. a member added to a missing project).
+    #[error("{what}")]
+    NotFound {
+        /// What is missing, e.g. `no project team-a`.
+        what: String,
     },
 }

@@ -11,6 +11,6 @@ mod reference;
 mod upload;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};
-pub use name::{MAX_REPOSITORY_NAME_LEN, MAX_TAG_LEN, NameError, RepositoryName, Tag, TagError};
+pub use name::{MAX_REPOSITORY_NAME_LEN, MAX_TAG_LEN, NameError, RepositoryName, Tag, TagError, is_path_component};
 pub use reference::{Reference, ReferenceError};
 pub use upload::{UploadId, UploadIdError};

@@ -57,8 +57,9 @@ impl RepositoryName {
     }
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn is_path_component(component: &str) -> bool {
+/// Whether `component` is one path component of a repository name:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` (distribution-spec §Pulling manifests).
+pub fn is_path_component(component: &str) -> bool {
     let bytes = component.as_bytes();
     let is_alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let mut i = 0;

@@ -1,6 +1,8 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; `berth config check` prints
-//! the effective configuration.
+//! the effective configuration; `berth user …` and `berth project …` manage accounts and
+//! projects (module `admin`).
 
+mod admin;
 mod config;
 
 use std::io::{IsTerminal, Write};
@@ -13,14 +15,31 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::admin::{OutputFormat, ProjectCommand, UserCommand};
 use crate::config::{Config, LogFormat, Overrides};
 
 /// Berth: an OCI container registry.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Flags every subcommand accepts, in any position.
+#[derive(Args)]
+struct GlobalArgs {
+    /// Data directory (blobs, uploads, SQLite database).
+    #[arg(long, value_name = "DIR", global = true)]
+    data: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Output of commands that print results: `text` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    output: OutputFormat,
 }
 
 #[derive(Subcommand)]
@@ -34,6 +53,12 @@ enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage users (on the data directory's database; a running server sees changes at once).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage projects and their members.
+    #[command(subcommand)]
+    Project(ProjectCommand),
 }
 
 #[derive(Subcommand)]
@@ -47,18 +72,12 @@ struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:5000 or 0.0.0.0:5000 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Data directory (blobs, uploads, SQLite database).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
 }
 
-impl ServeArgs {
-    fn load(&self) -> anyhow::Result<Config> {
+impl GlobalArgs {
+    fn load(&self, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
         let overrides = Overrides {
-            listen: self.listen,
+            listen,
             data_dir: self.data.clone(),
         };
         Config::load(self.config.as_deref(), &overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))
@@ -67,19 +86,37 @@ impl ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Command::Serve(args) => {
-            let config = args.load()?;
+            let config = cli.global.load(args.listen)?;
             init_tracing(config.log_format);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(config))
+            runtime()?.block_on(serve(config))
         }
         Command::Config(ConfigCommand::Check(args)) => {
-            let config = args.load()?;
+            let config = cli.global.load(args.listen)?;
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
+        }
+        Command::User(command) => {
+            let config = cli.global.load(None)?;
+            let output = cli.global.output;
+            runtime()?.block_on(async move {
+                let meta = admin::open_metadata(&config).await?;
+                let result = admin::run_user_command(&meta, command, output).await;
+                meta.close().await;
+                result
+            })
+        }
+        Command::Project(command) => {
+            let config = cli.global.load(None)?;
+            let output = cli.global.output;
+            runtime()?.block_on(async move {
+                let meta = admin::open_metadata(&config).await?;
+                let result = admin::run_project_command(&meta, command, output).await;
+                meta.close().await;
+                result
+            })
         }
     }
 }

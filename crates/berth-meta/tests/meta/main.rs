@@ -1,5 +1,6 @@
 //! Crate tests of `MetaStore` against a temporary SQLite file.
 
+mod access;
 mod blobs;
 mod catalog;
 mod common;
