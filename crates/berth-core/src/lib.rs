@@ -5,6 +5,7 @@
 //! parsed types and byte streams, never HTTP types, and reports outcomes as [`RegistryError`]
 //! variants that the HTTP layer maps to the specification's error codes.
 
+mod access;
 mod blobs;
 mod error;
 mod hashing;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use berth_blob::BlobStore;
 use berth_meta::MetaStore;
 
+pub use access::{AccessMode, Caller};
 pub use berth_blob::ByteStream;
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
@@ -31,15 +33,23 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     meta: MetaStore,
     upload_locks: Arc<uploads::UploadLocks>,
+    access: Arc<access::AccessControl>,
 }
 
 impl Registry {
-    /// Builds a registry over a blob store and a metadata store.
+    /// Builds a registry over a blob store and a metadata store, with open access
+    /// ([`AccessMode::Open`]).
     pub fn new(blobs: Arc<dyn BlobStore>, meta: MetaStore) -> Registry {
+        Registry::with_access(blobs, meta, AccessMode::Open)
+    }
+
+    /// Builds a registry with the given access mode.
+    pub fn with_access(blobs: Arc<dyn BlobStore>, meta: MetaStore, mode: AccessMode) -> Registry {
         Registry {
             blobs,
             meta,
             upload_locks: Arc::default(),
+            access: Arc::new(access::AccessControl::new(mode)),
         }
     }
 

@@ -8,6 +8,7 @@
 //!
 //! This crate is the one place where errors become responses ([`error::ApiError`]).
 
+mod auth;
 mod drain;
 mod error;
 mod handlers;
@@ -29,6 +30,7 @@ use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub use auth::AuthSettings;
 pub use error::ApiError;
 
 /// Shared state of the HTTP handlers.
@@ -36,11 +38,16 @@ pub use error::ApiError;
 pub struct AppState {
     /// The registry service.
     pub registry: Registry,
+    /// Access-control settings of the HTTP layer.
+    pub auth: Arc<AuthSettings>,
 }
 
 /// Builds the router: `/v2` API, health endpoints and middleware.
-pub fn router(registry: Registry) -> Router {
-    let state = AppState { registry };
+pub fn router(registry: Registry, auth: AuthSettings) -> Router {
+    let state = AppState {
+        registry,
+        auth: Arc::new(auth),
+    };
     Router::new()
         .route("/v2", any(handlers::dispatch))
         .route("/v2/", any(handlers::dispatch))
@@ -124,13 +131,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Serves `registry` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `registry` on `listener` (with access-control settings `auth`) until `shutdown` completes, then finishes in-flight requests.
 /// Connections have `TCP_NODELAY` set, so a response never waits for the client's delayed ACK.
 ///
 /// Errors: the listener's I/O errors.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
+    auth: AuthSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = listener.tap_io(|connection| {
@@ -138,7 +146,7 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(registry))
+    axum::serve(listener, router(registry, auth))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -27,6 +27,30 @@ pub struct Config {
     pub uploads: UploadsConfig,
     /// Seconds to let in-flight requests finish after SIGTERM. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Access control.
+    pub auth: AuthConfig,
+}
+
+/// Access control (`[auth]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `none` (default): no checks, every caller counts as a system administrator — only for a
+    /// registry reachable from loopback. `basic`: HTTP Basic credentials of Berth users on
+    /// every request, checked against projects and roles.
+    pub mode: AuthMode,
+    /// Realm named in the Basic challenge. Default `Berth`.
+    pub realm: String,
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication; everyone may do everything.
+    None,
+    /// HTTP Basic with Berth users' passwords.
+    Basic,
 }
 
 /// Log output format.
@@ -66,6 +90,10 @@ impl Default for Config {
                 direct_io: true,
             },
             shutdown_grace_secs: 30,
+            auth: AuthConfig {
+                mode: AuthMode::None,
+                realm: "Berth".to_owned(),
+            },
         }
     }
 }
@@ -83,13 +111,14 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 6] = [
+const ENV_KEYS: [&str; 7] = [
     "listen",
     "data_dir",
     "database_url",
     "log_format",
     "uploads",
     "shutdown_grace_secs",
+    "auth",
 ];
 
 impl Config {
@@ -148,6 +177,35 @@ mod tests {
             assert_eq!(config.listen.port(), 7000);
             jail.create_file("bad.toml", "lisen = \"x\"\n")?;
             assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn auth_mode_comes_from_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.mode, AuthMode::None, "open by default");
+            jail.create_file("berth.toml", "[auth]\nmode = \"basic\"\nrealm = \"Acme\"\n")?;
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (config.auth.mode, config.auth.realm.as_str()),
+                (AuthMode::Basic, "Acme")
+            );
+            jail.set_env("BERTH_AUTH__MODE", "none");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.mode, AuthMode::None);
+            jail.set_env("BERTH_AUTH__MODE", "tokens");
+            assert!(
+                Config::load(None, &Overrides::default()).is_err(),
+                "an unknown mode is refused"
+            );
             Ok(())
         });
     }

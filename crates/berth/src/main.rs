@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{OutputFormat, ProjectCommand, UserCommand};
-use crate::config::{Config, LogFormat, Overrides};
+use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
 /// Berth: an OCI container registry.
 #[derive(Parser)]
@@ -145,19 +145,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let meta = berth_meta::MetaStore::open(&config.database_url())
         .await
         .context("opening the metadata database")?;
-    let registry = berth_core::Registry::new(Arc::new(blobs), meta);
+    let access = match config.auth.mode {
+        AuthMode::None => berth_core::AccessMode::Open,
+        AuthMode::Basic => berth_core::AccessMode::Enforced,
+    };
+    let registry = berth_core::Registry::with_access(Arc::new(blobs), meta, access);
+    let auth = berth_http::AuthSettings {
+        basic_realm: config.auth.realm.clone(),
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    if !address.ip().is_loopback() {
+    if !address.ip().is_loopback() && config.auth.mode == AuthMode::None {
         tracing::warn!(
             %address,
             "LISTENING ON A NON-LOOPBACK ADDRESS WITHOUT AUTHENTICATION: anyone who can reach it can push, pull and delete"
         );
     }
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "berth is ready");
+    if !address.ip().is_loopback() && config.auth.mode == AuthMode::Basic {
+        tracing::warn!(
+            %address,
+            "HTTP Basic credentials cross the network in clear text: serve Berth behind a TLS-terminating proxy"
+        );
+    }
+    tracing::info!(%address, data_dir = %config.data_dir.display(), auth = ?config.auth.mode, "berth is ready");
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "berth listening on http://{address}")?;
@@ -175,7 +188,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         let _ = stop_tx.send(true);
     };
-    let server = berth_http::serve(listener, registry, shutdown);
+    let server = berth_http::serve(listener, registry, auth, shutdown);
     let mut stopped = stop_rx;
     let grace_expired = async move {
         let _ = stopped.wait_for(|stop| *stop).await;

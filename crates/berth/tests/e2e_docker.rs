@@ -310,3 +310,122 @@ fn docker_import_push_pull_run_large_image() {
         "the pulled image's copy of the large file differs"
     );
 }
+
+/// `berth ARGS --data DATA` with `stdin`, which must succeed.
+fn berth_cli(data: &Path, args: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(berth_binary())
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    let output = child.wait_with_output().expect("berth");
+    assert!(
+        output.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `[auth] mode = "basic"`: `docker login` with a Berth user, then push and pull into a private
+/// project; without credentials both are refused.
+#[test]
+fn docker_login_push_pull_with_basic_auth() {
+    if !docker_ready() {
+        return;
+    }
+    if std::env::var(berth_testkit::e2e::EXTERNAL_REGISTRY_ENV).is_ok_and(|host| !host.is_empty()) {
+        eprintln!("skipping: Berth's own access control is tested against Berth only");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    let password = "docker login works";
+    berth_cli(&data, &["user", "add", "alice", "--password-stdin"], password);
+    berth_cli(&data, &["project", "create", "team-a"], "");
+    berth_cli(&data, &["project", "member", "add", "team-a", "alice", "developer"], "");
+    let config = work.path().join("berth.toml");
+    std::fs::write(&config, "[auth]\nmode = \"basic\"\n").expect("write config");
+    let berth =
+        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
+            .expect("start berth");
+    let host = berth.host();
+
+    // Docker keeps credentials in DOCKER_CONFIG: a directory of this test's own.
+    let docker_config = work.path().join("docker-config");
+    std::fs::create_dir_all(&docker_config).expect("docker config dir");
+    let client = |args: &[&str]| {
+        let mut command = docker(args);
+        command.env("DOCKER_CONFIG", &docker_config);
+        command
+    };
+    let image = format!("{host}/team-a/{}:{}", unique_repo("login"), unique_tag());
+    let mut cleanup = Cleanup::new();
+    cleanup.defer(docker(["rmi", "-f", image.as_str()]));
+    let token = format!("basic-auth-{}", unique_suffix());
+    let layer = tar(&[TarEntry {
+        path: "token",
+        data: token.as_bytes(),
+        mode: 0o644,
+    }])
+    .expect("tar");
+    let layer_path = work.path().join("layer.tar");
+    std::fs::write(&layer_path, layer).expect("write layer");
+    run_ok(&mut docker([
+        "import",
+        layer_path.to_str().expect("utf-8"),
+        image.as_str(),
+    ]))
+    .expect("docker import");
+
+    let refused = run_expect_failure(&mut client(&["push", image.as_str()])).expect("push without login");
+    assert!(
+        // Docker's words for a Basic challenge it has no credentials for.
+        refused.stderr.contains("no basic auth credentials"),
+        "{}",
+        refused.report()
+    );
+    let wrong = run_expect_failure(&mut client(&[
+        "login",
+        host.as_str(),
+        "-u",
+        "alice",
+        "-p",
+        "wrong password",
+    ]))
+    .expect("login with a wrong password");
+    assert!(
+        wrong.stderr.to_lowercase().contains("unauthorized"),
+        "{}",
+        wrong.report()
+    );
+    run_ok(&mut client(&["login", host.as_str(), "-u", "alice", "-p", password])).expect("docker login");
+    let pushed = run_ok(&mut client(&["push", image.as_str()])).expect("docker push after login");
+    let (digest, _) = pushed_digest_and_size(&pushed);
+
+    run_ok(&mut docker(["rmi", "-f", image.as_str()])).expect("docker rmi");
+    run_ok(&mut client(&["pull", image.as_str()])).expect("docker pull after login");
+    let pulled = run_ok(&mut docker([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        image.as_str(),
+    ]))
+    .expect("inspect the pulled image");
+    assert!(pulled.stdout.contains(&digest), "{}", pulled.report());
+
+    run_ok(&mut client(&["logout", host.as_str()])).expect("docker logout");
+    run_ok(&mut docker(["rmi", "-f", image.as_str()])).expect("docker rmi");
+    run_expect_failure(&mut client(&["pull", image.as_str()])).expect("an anonymous pull of a private project fails");
+}

@@ -3,7 +3,8 @@
 //! Registry HTTP API V2.
 
 use axum::http::StatusCode;
-use berth_core::Registry;
+use axum::response::Response;
+use berth_core::{Caller, Referrer, Registry};
 use berth_oci::PageRequest;
 use berth_oci::manifest::OCI_IMAGE_INDEX;
 use berth_oci::pagination::next_link;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiResult, json_response, set};
-use crate::headers;
+use crate::{AppState, headers};
 
 /// The body of `tags/list`.
 #[derive(Serialize)]
@@ -52,14 +53,17 @@ pub async fn list_tags(registry: &Registry, repository: &RepositoryName, page: &
 }
 
 /// `GET /v2/_catalog`: `{"repositories": […]}`, with `Link` when more remain.
-pub async fn list_repositories(registry: &Registry, page: &PageRequest) -> ApiResult {
-    let repositories = registry.list_repositories(page).await?;
+pub async fn list_repositories(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiResult {
+    let repositories = state.registry.list_repositories(page).await?;
+    // The next page starts after the last repository of this one, listed or not.
+    let last = repositories.items.last().cloned();
+    let visible = crate::auth::visible_repositories(state, caller, repositories.items).await?;
     let body = to_json(&Catalog {
-        repositories: repositories.items.iter().map(|r| r.as_str()).collect(),
+        repositories: visible.iter().map(|r| r.as_str()).collect(),
     });
     let mut response = json_response(StatusCode::OK, body);
     if repositories.more
-        && let Some(last) = repositories.items.last()
+        && let Some(last) = last
     {
         set(
             response.headers_mut(),
@@ -79,6 +83,12 @@ pub async fn list_referrers(
     artifact_type: Option<&str>,
 ) -> ApiResult {
     let referrers = registry.list_referrers(repository, subject, artifact_type).await?;
+    Ok(referrers_response(&referrers, artifact_type))
+}
+
+/// The referrers response: an OCI image index of `referrers`, with `OCI-Filters-Applied:
+/// artifactType` when `artifact_type` filtered them.
+pub(crate) fn referrers_response(referrers: &[Referrer], artifact_type: Option<&str>) -> Response {
     let manifests: Vec<serde_json::Value> = referrers
         .iter()
         .map(|r| {
@@ -102,5 +112,5 @@ pub async fn list_referrers(
     if artifact_type.is_some() {
         set(response.headers_mut(), headers::OCI_FILTERS_APPLIED, "artifactType");
     }
-    Ok(response)
+    response
 }

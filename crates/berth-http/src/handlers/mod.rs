@@ -1,7 +1,7 @@
 //! `/v2` handlers: parse the endpoint, call one registry method, shape the response.
 
 mod blobs;
-mod listing;
+pub(crate) mod listing;
 mod manifests;
 mod uploads;
 
@@ -9,10 +9,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use berth_core::Caller;
 use berth_oci::{Endpoint, Method};
 use futures::TryStreamExt;
 
 use crate::AppState;
+use crate::auth::{self, Authorized};
 use crate::drain;
 use crate::error::ApiError;
 use crate::headers;
@@ -30,7 +32,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
             drop(request);
             Err(ApiError::from(error))
         }
-        Ok(endpoint) => handle(&state, endpoint, request).await,
+        Ok(endpoint) => authorized(&state, endpoint, request).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(leftover) = leftover {
@@ -43,11 +45,20 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-async fn handle(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
+/// Authenticates the caller, checks that they may use `endpoint` (module `auth`), then handles it.
+async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
+    let caller = auth::authenticate(state, request.headers()).await?;
+    match auth::authorize(state, &caller, endpoint).await? {
+        Authorized::Proceed(endpoint) => handle(state, &caller, endpoint, request).await,
+        Authorized::Respond(response) => Ok(response),
+    }
+}
+
+async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: Request) -> ApiResult {
     let registry = &state.registry;
     match endpoint {
         Endpoint::ApiVersion => Ok(json_response(StatusCode::OK, "{}".to_owned())),
-        Endpoint::ListRepositories { page } => listing::list_repositories(registry, &page).await,
+        Endpoint::ListRepositories { page } => listing::list_repositories(state, caller, &page).await,
         Endpoint::ListTags { repository, page } => listing::list_tags(registry, &repository, &page).await,
         Endpoint::ListReferrers {
             repository,

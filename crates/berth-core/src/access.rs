@@ -1,0 +1,198 @@
+//! Who may do what: callers, password authentication, and the actions a caller has on a
+//! repository.
+//!
+//! Rules (README "Securing Berth"): a repository belongs to the project named by its first path
+//! component (`berth_auth::project_of`; single-component names belong to `library`). System
+//! administrators may do everything, and their first push into a missing project creates it
+//! (private). Anyone, even anonymous, may pull from a public project. A project member has the
+//! actions of their role there. Nobody else has any action. With [`AccessMode::Open`]
+//! (`[auth] mode = "none"`) every caller counts as a system administrator.
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+
+use berth_auth::passwords::{generate_secret, hash_password, verify_password};
+use berth_auth::{AccountName, Action, Actions, ProjectName, project_of};
+use berth_meta::{MetaError, UserRecord};
+use berth_types::RepositoryName;
+use quick_cache::sync::Cache;
+use sha2::{Digest as _, Sha256};
+
+use crate::{Registry, RegistryError};
+
+/// Whether access is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessMode {
+    /// No checks: every caller counts as a system administrator (`[auth] mode = "none"`, the
+    /// embedded default on loopback).
+    Open,
+    /// Callers authenticate and get what their account and the projects grant.
+    Enforced,
+}
+
+/// Who makes a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials.
+    Anonymous,
+    /// A user who authenticated.
+    User(UserRecord),
+}
+
+impl Caller {
+    /// The user name, if any (for logs and the audit log).
+    pub fn name(&self) -> Option<&AccountName> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User(user) => Some(&user.name),
+        }
+    }
+}
+
+/// Passwords verified recently, so that HTTP Basic on every request (as clients send it) costs
+/// one argon2 or bcrypt verification per user and password rather than per request. Keyed by
+/// SHA-256 of the stored hash and the password: a changed password (new stored hash) misses.
+const VERIFIED_PASSWORDS: usize = 4096;
+
+/// Access-control state kept by a [`Registry`].
+pub(crate) struct AccessControl {
+    mode: AccessMode,
+    /// Projects known to exist (projects are never deleted), so that a push checks the
+    /// database only for a project's first push.
+    known_projects: RwLock<HashSet<ProjectName>>,
+    verified_passwords: Cache<[u8; 32], ()>,
+    /// An argon2id hash of a random password, made on first need: verified against when a user
+    /// does not exist, so that an unknown name costs as much time as a wrong password.
+    dummy_password_hash: std::sync::OnceLock<String>,
+}
+
+impl AccessControl {
+    pub(crate) fn new(mode: AccessMode) -> AccessControl {
+        AccessControl {
+            mode,
+            known_projects: RwLock::default(),
+            verified_passwords: Cache::new(VERIFIED_PASSWORDS),
+            dummy_password_hash: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn project_known(&self, project: &ProjectName) -> bool {
+        self.known_projects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(project)
+    }
+
+    fn remember_project(&self, project: ProjectName) {
+        self.known_projects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(project);
+    }
+}
+
+impl Registry {
+    /// Whether access is checked.
+    pub fn access_mode(&self) -> AccessMode {
+        self.access.mode
+    }
+
+    /// Checks a user name and password (HTTP Basic). Returns the user when the name exists,
+    /// the user is not disabled and the password matches; `None` otherwise (the cases are not
+    /// told apart, and take about as long). The password hash is verified on the blocking pool.
+    pub async fn authenticate_password(&self, name: &str, password: &str) -> Result<Option<UserRecord>, RegistryError> {
+        let found = match AccountName::parse(name) {
+            Ok(name) => self.meta.user_with_password_hash(&name).await?,
+            Err(_) => None,
+        };
+        let (user, stored) = match found {
+            Some((user, stored)) => (Some(user), stored),
+            None => (None, self.dummy_password_hash().await),
+        };
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(stored.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
+        let matches = if self.access.verified_passwords.get(&key).is_some() {
+            true
+        } else {
+            let password = password.to_owned();
+            let matches = tokio::task::spawn_blocking(move || verify_password(&stored, &password))
+                .await
+                .unwrap_or(false);
+            if matches && user.is_some() {
+                self.access.verified_passwords.insert(key, ());
+            }
+            matches
+        };
+        Ok(user.filter(|user| matches && !user.disabled))
+    }
+
+    async fn dummy_password_hash(&self) -> String {
+        if let Some(hash) = self.access.dummy_password_hash.get() {
+            return hash.clone();
+        }
+        let made = tokio::task::spawn_blocking(|| {
+            let random = generate_secret().unwrap_or_else(|_| "berth-dummy-password".to_owned());
+            hash_password(&random).unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default();
+        self.access.dummy_password_hash.get_or_init(|| made).clone()
+    }
+
+    /// The actions `caller` has on `repository` (see the module documentation for the rules).
+    pub async fn actions_on(&self, caller: &Caller, repository: &RepositoryName) -> Result<Actions, RegistryError> {
+        if self.access.mode == AccessMode::Open {
+            return Ok(Actions::ALL);
+        }
+        if let Caller::User(user) = caller
+            && user.admin
+        {
+            return Ok(Actions::ALL);
+        }
+        let project_name = project_of(repository);
+        let Some(project) = self.meta.find_project(&project_name).await? else {
+            return Ok(Actions::NONE);
+        };
+        let mut actions = if project.public {
+            Actions::NONE.with(Action::Pull)
+        } else {
+            Actions::NONE
+        };
+        if let Caller::User(user) = caller
+            && let Some(role) = self.meta.member_role(&project_name, &user.name).await?
+        {
+            actions = actions.union(role.actions());
+        }
+        Ok(actions)
+    }
+
+    /// Before a push into `repository` by `caller`, who may push there: when the caller is a
+    /// system administrator (or access is open) and the repository's project does not exist
+    /// yet, creates it, private. Cheap after a project's first push (an in-memory check).
+    pub async fn prepare_push(&self, caller: &Caller, repository: &RepositoryName) -> Result<(), RegistryError> {
+        let project = project_of(repository);
+        if self.access.project_known(&project) {
+            return Ok(());
+        }
+        let may_create = self.access.mode == AccessMode::Open || matches!(caller, Caller::User(user) if user.admin);
+        if self.meta.find_project(&project).await?.is_none() {
+            if !may_create {
+                return Ok(());
+            }
+            match self.meta.create_project(&project, false).await {
+                Ok(_) => {
+                    tracing::info!(%project, by = ?caller.name().map(AccountName::as_str), "created project on first push")
+                }
+                // A concurrent push created it.
+                Err(MetaError::Conflict { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.access.remember_project(project);
+        Ok(())
+    }
+}

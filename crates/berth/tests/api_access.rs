@@ -1,0 +1,362 @@
+//! Access control with `[auth] mode = "basic"`: every role and kind of caller tried on every
+//! kind of operation, including what must be refused and how.
+//!
+//! Source: README "Securing Berth"; distribution-spec §Error Codes (UNAUTHORIZED, DENIED).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{
+    Desc, Harness, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Resp, berth_binary, oci_manifest, random_bytes, send, sha256,
+    with_query,
+};
+use reqwest::{Method, RequestBuilder};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Runs `berth ARGS --data DIR` (the CLI on the running server's data directory).
+fn cli(h: &Harness, args: &[&str], stdin: &str) {
+    let mut child = Command::new(berth_binary())
+        .args(args)
+        .arg("--data")
+        .arg(h.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    let output = child.wait_with_output().expect("berth");
+    assert!(
+        output.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Anonymous,
+    User(&'static str),
+    WrongPassword(&'static str),
+}
+
+fn as_who(h: &Harness, who: Who, method: Method, target: &str) -> RequestBuilder {
+    let rb = h.rb(method, target);
+    match who {
+        Who::Anonymous => rb,
+        Who::User(name) => rb.basic_auth(name, Some(PASSWORD)),
+        Who::WrongPassword(name) => rb.basic_auth(name, Some("not the password")),
+    }
+}
+
+/// Pushes a blob as `who` (POST then PUT); returns the final response.
+async fn push_blob(h: &Harness, who: Who, repo: &str, bytes: &[u8]) -> Resp {
+    let started = send(as_who(h, who, Method::POST, &format!("/v2/{repo}/blobs/uploads/"))).await;
+    if started.status != 202 {
+        return started;
+    }
+    let location = with_query(started.require_header("location"), "digest", &sha256(bytes));
+    send(as_who(h, who, Method::PUT, &location).body(bytes.to_vec())).await
+}
+
+/// Pushes a small image as `who`; returns the manifest and layer descriptors.
+async fn push_image(h: &Harness, who: Who, repo: &str, tag: &str) -> (Desc, Desc) {
+    let config_bytes = format!("{{\"n\":\"{}\"}}", hex::encode(random_bytes(8))).into_bytes();
+    let layer_bytes = random_bytes(2000);
+    for bytes in [&config_bytes, &layer_bytes] {
+        push_blob(h, who, repo, bytes).await.expect_status(201);
+    }
+    let config = Desc::new(OCI_CONFIG, &sha256(&config_bytes), config_bytes.len());
+    let layer = Desc::new(OCI_LAYER, &sha256(&layer_bytes), layer_bytes.len());
+    let manifest = oci_manifest(&config, std::slice::from_ref(&layer), json!({}));
+    send(
+        as_who(h, who, Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+            .header("content-type", OCI_MANIFEST)
+            .body(manifest.clone()),
+    )
+    .await
+    .expect_status(201);
+    (Desc::new(OCI_MANIFEST, &sha256(&manifest), manifest.len()), layer)
+}
+
+/// A registry in basic mode with users, a private project `team-a` holding `team-a/app:v1`,
+/// and a public project `tools` holding `tools/app:v1`.
+async fn setup() -> Harness {
+    let h = Harness::start_with_env(&[("BERTH_AUTH__MODE", "basic")]);
+    cli(&h, &["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
+    for user in ["owner", "maint", "dev", "guest", "outsider", "tooldev", "gone"] {
+        cli(&h, &["user", "add", user, "--password-stdin"], PASSWORD);
+    }
+    cli(&h, &["project", "create", "team-a"], "");
+    cli(&h, &["project", "create", "tools", "--public"], "");
+    for (user, role) in [
+        ("owner", "owner"),
+        ("maint", "maintainer"),
+        ("dev", "developer"),
+        ("guest", "guest"),
+        ("gone", "owner"),
+    ] {
+        cli(&h, &["project", "member", "add", "team-a", user, role], "");
+    }
+    cli(&h, &["project", "member", "add", "tools", "tooldev", "developer"], "");
+    cli(&h, &["user", "disable", "gone"], "");
+    push_image(&h, Who::User("root"), "team-a/app", "v1").await;
+    push_image(&h, Who::User("root"), "tools/app", "v1").await;
+    h
+}
+
+/// The expected answer to one operation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    /// 2xx.
+    Allowed,
+    /// 401 UNAUTHORIZED with a Basic challenge.
+    Unauthorized,
+    /// 403 DENIED.
+    Denied,
+    /// The answer of a repository that does not exist.
+    Hidden,
+}
+
+fn check(resp: &Resp, expected: Outcome, what: &str) {
+    match expected {
+        Outcome::Allowed => assert!(
+            (200..300).contains(&resp.status),
+            "{what}: expected success\n{}",
+            resp.report()
+        ),
+        Outcome::Unauthorized => {
+            resp.expect_error(401, "UNAUTHORIZED");
+            let challenge = resp.header("www-authenticate").unwrap_or_default();
+            assert_eq!(challenge, "Basic realm=\"Berth\"", "{what}\n{}", resp.report());
+        }
+        Outcome::Denied => {
+            resp.expect_error(403, "DENIED");
+        }
+        Outcome::Hidden => assert_eq!(
+            resp.status,
+            404,
+            "{what}: expected the answer of a missing repository\n{}",
+            resp.report()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn every_role_on_every_operation() {
+    use Outcome::{Allowed, Denied, Hidden, Unauthorized};
+    let h = setup().await;
+    // pull, push, delete on the private project team-a, for each kind of caller.
+    let table: [(Who, Outcome, Outcome, Outcome); 9] = [
+        (Who::User("root"), Allowed, Allowed, Allowed),
+        (Who::User("owner"), Allowed, Allowed, Allowed),
+        (Who::User("maint"), Allowed, Allowed, Allowed),
+        (Who::User("dev"), Allowed, Allowed, Denied),
+        (Who::User("guest"), Allowed, Denied, Denied),
+        (Who::User("outsider"), Hidden, Denied, Denied),
+        (Who::User("gone"), Unauthorized, Unauthorized, Unauthorized),
+        (Who::WrongPassword("owner"), Unauthorized, Unauthorized, Unauthorized),
+        (Who::Anonymous, Unauthorized, Unauthorized, Unauthorized),
+    ];
+    for (who, pull, push, delete) in table {
+        let what = format!("{who:?}");
+        // Pull: manifest by tag (GET and HEAD), a blob, the tag list.
+        let got =
+            send(as_who(&h, who, Method::GET, "/v2/team-a/app/manifests/v1").header("accept", OCI_MANIFEST)).await;
+        check(&got, pull, &format!("{what} GET manifest"));
+        let head =
+            send(as_who(&h, who, Method::HEAD, "/v2/team-a/app/manifests/v1").header("accept", OCI_MANIFEST)).await;
+        assert_eq!(head.status, got.status, "{what} HEAD manifest\n{}", head.report());
+        let tags = send(as_who(&h, who, Method::GET, "/v2/team-a/app/tags/list")).await;
+        check(&tags, pull, &format!("{what} tags/list"));
+        // Push: a new image (blob uploads and a manifest).
+        let pushed = push_blob(&h, who, "team-a/app", &random_bytes(100)).await;
+        check(&pushed, push, &format!("{what} blob push"));
+        if push == Allowed {
+            let (manifest, layer) = push_image(&h, who, "team-a/app", &format!("by-{}", what.len())).await;
+            // Delete: the manifest, then a blob it no longer holds.
+            let deleted = send(as_who(
+                &h,
+                who,
+                Method::DELETE,
+                &format!("/v2/team-a/app/manifests/{}", manifest.digest),
+            ))
+            .await;
+            check(&deleted, delete, &format!("{what} DELETE manifest"));
+            let deleted = send(as_who(
+                &h,
+                who,
+                Method::DELETE,
+                &format!("/v2/team-a/app/blobs/{}", layer.digest),
+            ))
+            .await;
+            check(&deleted, delete, &format!("{what} DELETE blob"));
+        } else {
+            let deleted = send(as_who(&h, who, Method::DELETE, "/v2/team-a/app/manifests/v1")).await;
+            check(&deleted, delete, &format!("{what} DELETE manifest"));
+        }
+        // GET /v2/ needs a signed-in caller, nothing more.
+        let base = send(as_who(&h, who, Method::GET, "/v2/")).await;
+        let signed_in = matches!(who, Who::User(name) if name != "gone");
+        check(
+            &base,
+            if signed_in { Allowed } else { Unauthorized },
+            &format!("{what} GET /v2/"),
+        );
+    }
+    // The image pushed in setup is still there: nobody without delete could remove it.
+    send(as_who(&h, Who::User("guest"), Method::GET, "/v2/team-a/app/manifests/v1").header("accept", OCI_MANIFEST))
+        .await
+        .expect_status(200);
+}
+
+#[tokio::test]
+async fn public_projects_allow_anonymous_pull_only() {
+    let h = setup().await;
+    for who in [Who::Anonymous, Who::User("outsider")] {
+        send(as_who(&h, who, Method::GET, "/v2/tools/app/manifests/v1").header("accept", OCI_MANIFEST))
+            .await
+            .expect_status(200);
+        send(as_who(&h, who, Method::GET, "/v2/tools/app/tags/list"))
+            .await
+            .expect_status(200);
+    }
+    check(
+        &push_blob(&h, Who::Anonymous, "tools/app", b"x").await,
+        Outcome::Unauthorized,
+        "anonymous push",
+    );
+    check(
+        &push_blob(&h, Who::User("outsider"), "tools/app", b"x").await,
+        Outcome::Denied,
+        "outsider push",
+    );
+    check(
+        &push_blob(&h, Who::User("tooldev"), "tools/app", b"x").await,
+        Outcome::Allowed,
+        "member push",
+    );
+    let deleted = send(as_who(
+        &h,
+        Who::User("tooldev"),
+        Method::DELETE,
+        "/v2/tools/app/manifests/v1",
+    ))
+    .await;
+    check(&deleted, Outcome::Denied, "developer delete");
+}
+
+#[tokio::test]
+async fn private_repositories_answer_like_missing_ones() {
+    let h = setup().await;
+    let outsider = Who::User("outsider");
+    let dev = Who::User("dev");
+    let cases = [
+        ("/v2/{repo}/manifests/v1", "MANIFEST_UNKNOWN"),
+        (
+            "/v2/{repo}/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "BLOB_UNKNOWN",
+        ),
+        ("/v2/{repo}/tags/list", "NAME_UNKNOWN"),
+    ];
+    for (template, code) in cases {
+        // What a caller who may read the project sees for a repository that does not exist…
+        let missing = send(
+            as_who(&h, dev, Method::GET, &template.replace("{repo}", "team-a/ghost")).header("accept", OCI_MANIFEST),
+        )
+        .await;
+        missing.expect_error(404, code);
+        // …is what the outsider sees for an existing private one and for a missing one.
+        for repo in ["team-a/app", "team-a/ghost"] {
+            let hidden = send(
+                as_who(&h, outsider, Method::GET, &template.replace("{repo}", repo)).header("accept", OCI_MANIFEST),
+            )
+            .await;
+            hidden.expect_error(404, code);
+        }
+    }
+    // The referrers API answers an empty index for a missing repository: for a private one too.
+    let subject = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let hidden = send(as_who(
+        &h,
+        outsider,
+        Method::GET,
+        &format!("/v2/team-a/app/referrers/{subject}"),
+    ))
+    .await;
+    hidden.expect_status(200);
+    assert_eq!(hidden.json()["manifests"], json!([]));
+
+    // The catalog lists only what the caller may pull.
+    let h = &h;
+    let catalog =
+        |who| async move { send(as_who(h, who, Method::GET, "/v2/_catalog")).await.json()["repositories"].clone() };
+    assert_eq!(catalog(outsider).await, json!(["tools/app"]));
+    assert_eq!(catalog(dev).await, json!(["team-a/app", "tools/app"]));
+    let anonymous = send(as_who(h, Who::Anonymous, Method::GET, "/v2/_catalog")).await;
+    check(&anonymous, Outcome::Unauthorized, "anonymous catalog");
+}
+
+#[tokio::test]
+async fn mounts_need_pull_on_the_source_and_projects_come_from_admins() {
+    let h = setup().await;
+    cli(&h, &["project", "create", "team-b"], "");
+    cli(&h, &["project", "member", "add", "team-b", "outsider", "developer"], "");
+    let (_, layer) = push_image(&h, Who::User("root"), "team-a/app", "mount-source").await;
+    let mount = format!("/v2/team-b/app/blobs/uploads/?mount={}&from=team-a/app", layer.digest);
+
+    // The outsider may push to team-b but not pull team-a: a plain upload session, no mount.
+    let refused = send(as_who(&h, Who::User("outsider"), Method::POST, &mount)).await;
+    refused.expect_status(202);
+    let head = send(as_who(
+        &h,
+        Who::User("outsider"),
+        Method::HEAD,
+        &format!("/v2/team-b/app/blobs/{}", layer.digest),
+    ))
+    .await;
+    assert_eq!(head.status, 404, "{}", head.report());
+    // An administrator may.
+    send(as_who(&h, Who::User("root"), Method::POST, &mount))
+        .await
+        .expect_status(201);
+
+    // A push into a project that does not exist: refused for a user, creates it for an admin.
+    check(
+        &push_blob(&h, Who::User("dev"), "newproject/app", b"x").await,
+        Outcome::Denied,
+        "user push to a missing project",
+    );
+    check(
+        &push_blob(&h, Who::User("root"), "newproject/app", b"x").await,
+        Outcome::Allowed,
+        "admin push to a missing project",
+    );
+    // The project is private: members only.
+    check(
+        &push_blob(&h, Who::User("dev"), "newproject/app", b"y").await,
+        Outcome::Denied,
+        "user push to the new project",
+    );
+    // A single-component name belongs to `library`, which only an administrator creates.
+    check(
+        &push_blob(&h, Who::User("dev"), "solo", b"z").await,
+        Outcome::Denied,
+        "user push to library",
+    );
+    check(
+        &push_blob(&h, Who::User("root"), "solo", b"z").await,
+        Outcome::Allowed,
+        "admin push to library",
+    );
+}
