@@ -16,6 +16,6 @@ pub mod passwords;
 pub mod roles;
 pub mod rules;
 
-pub use names::{AccountName, NameError, ProjectName, project_of};
+pub use names::{AccountName, NameError, ProjectName, RobotName, project_of};
 pub use roles::{Action, Actions, Role};
 pub use rules::{AccessRule, RuleError};

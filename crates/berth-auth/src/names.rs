@@ -124,6 +124,55 @@ impl From<AccountName> for String {
     }
 }
 
+/// The prefix of every robot account's login name.
+pub const ROBOT_PREFIX: &str = "robot$";
+
+/// A robot account's name: `robot$<project>+<name>` for a project's robot, `robot$<name>` for
+/// a system-wide one (Harbor's convention, so `docker login -u 'robot$team-a+ci'` works).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RobotName {
+    project: Option<ProjectName>,
+    name: AccountName,
+}
+
+impl RobotName {
+    /// A robot name from its parts. Errors: [`NameError::User`] for an invalid short name.
+    pub fn new(project: Option<ProjectName>, name: &str) -> Result<RobotName, NameError> {
+        Ok(RobotName {
+            project,
+            name: AccountName::parse(name)?,
+        })
+    }
+
+    /// Parses a login name (`robot$team-a+ci`, `robot$ci`); `None` if it is not a robot's.
+    pub fn parse_login(login: &str) -> Option<RobotName> {
+        let rest = login.strip_prefix(ROBOT_PREFIX)?;
+        match rest.split_once('+') {
+            Some((project, name)) => RobotName::new(Some(ProjectName::parse(project).ok()?), name).ok(),
+            None => RobotName::new(None, rest).ok(),
+        }
+    }
+
+    /// The project the robot belongs to (`None`: system-wide).
+    pub fn project(&self) -> Option<&ProjectName> {
+        self.project.as_ref()
+    }
+
+    /// The login name.
+    pub fn login(&self) -> String {
+        match &self.project {
+            Some(project) => format!("{ROBOT_PREFIX}{project}+{}", self.name),
+            None => format!("{ROBOT_PREFIX}{}", self.name),
+        }
+    }
+}
+
+impl fmt::Display for RobotName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.login())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +196,28 @@ mod tests {
         }
         for bad in ["", "Team", "a/b", "-a", "a-", "a..b", "a b", "..", "%2e%2e", "a$b"] {
             assert!(ProjectName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn robot_names_round_trip() {
+        let robot = RobotName::parse_login("robot$team-a+ci").expect("robot");
+        assert_eq!(robot.project().map(ProjectName::as_str), Some("team-a"));
+        assert_eq!(robot.login(), "robot$team-a+ci");
+        assert_eq!(
+            RobotName::parse_login("robot$deployer").map(|r| r.login()),
+            Some("robot$deployer".into())
+        );
+        for bad in [
+            "alice",
+            "robot$",
+            "robot$Team+ci",
+            "robot$team-a+",
+            "robot$+ci",
+            "robot$a+b+c",
+            "Robot$x",
+        ] {
+            assert_eq!(RobotName::parse_login(bad), None, "{bad:?}");
         }
     }
 

@@ -9,6 +9,7 @@
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use sha2::{Digest as _, Sha256};
 
 /// Bytes of randomness in a generated secret (hex-encoded, so twice as many characters).
 pub const SECRET_BYTES: usize = 32;
@@ -57,6 +58,65 @@ pub fn generate_secret() -> Result<String, HashError> {
     Ok(hex::encode(bytes))
 }
 
+/// The stored form of a random secret (robot secret, access token): SHA-256, hex. Random
+/// 256-bit secrets need no slow hash: nobody can guess them, so only a fast one-way function is
+/// wanted.
+pub fn secret_digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `secret` matches `stored` ([`secret_digest`]), comparing in constant time.
+pub fn secret_matches(stored: &str, secret: &str) -> bool {
+    let computed = secret_digest(secret);
+    stored.len() == computed.len()
+        && stored
+            .bytes()
+            .zip(computed.bytes())
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+/// The prefix of personal access tokens: `bpat_<lookup>_<secret>`.
+pub const ACCESS_TOKEN_PREFIX: &str = "bpat_";
+
+/// A personal access token as handed to its user once: `bpat_<lookup>_<secret>`, where
+/// `lookup` (16 hex digits) finds the token's record and `secret` (64 hex digits) proves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// Finds the record; stored as is.
+    pub lookup: String,
+    /// The secret; stored only as [`secret_digest`] of the whole token text.
+    pub secret: String,
+}
+
+impl AccessToken {
+    /// A new random token. Errors: the system has no randomness.
+    pub fn generate() -> Result<AccessToken, HashError> {
+        let mut lookup = [0u8; 8];
+        getrandom::fill(&mut lookup).map_err(|error| HashError::Hasher(error.to_string()))?;
+        Ok(AccessToken {
+            lookup: hex::encode(lookup),
+            secret: generate_secret()?,
+        })
+    }
+
+    /// Parses a token's text; `None` if it is not of the token form.
+    pub fn parse(text: &str) -> Option<AccessToken> {
+        let rest = text.strip_prefix(ACCESS_TOKEN_PREFIX)?;
+        let (lookup, secret) = rest.split_once('_')?;
+        let hex_of = |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex_of(lookup, 16) && hex_of(secret, 2 * SECRET_BYTES)).then(|| AccessToken {
+            lookup: lookup.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// The token's text, as given to the user.
+    pub fn text(&self) -> String {
+        format!("{ACCESS_TOKEN_PREFIX}{}_{}", self.lookup, self.secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +148,35 @@ mod tests {
         for stored in ["", "plain", "$argon2id$garbage", "$2y$05$short", "{SHA}abc"] {
             assert!(!verify_password(stored, ""), "{stored:?}");
             assert!(!verify_password(stored, "plain"), "{stored:?}");
+        }
+    }
+
+    #[test]
+    fn secret_digests_match_only_their_secret() {
+        let secret = generate_secret().expect("secret");
+        let stored = secret_digest(&secret);
+        assert_eq!(stored.len(), 64);
+        assert!(secret_matches(&stored, &secret));
+        assert!(!secret_matches(&stored, &generate_secret().expect("secret")));
+        assert!(!secret_matches("", &secret));
+        assert!(!secret_matches(&stored[..63], &secret));
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_reject_other_text() {
+        let token = AccessToken::generate().expect("token");
+        let text = token.text();
+        assert!(text.starts_with("bpat_"), "{text}");
+        assert_eq!(AccessToken::parse(&text), Some(token));
+        for bad in [
+            "",
+            "bpat_",
+            "bpat_abc_def",
+            "password",
+            &text.replace("bpat_", "bpat-"),
+            &format!("{text}0"),
+        ] {
+            assert_eq!(AccessToken::parse(bad), None, "{bad:?}");
         }
     }
 

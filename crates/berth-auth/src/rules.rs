@@ -10,6 +10,7 @@ use std::str::FromStr;
 use berth_types::{RepositoryName, is_path_component};
 use globset::{GlobBuilder, GlobMatcher};
 
+use crate::names::{DEFAULT_PROJECT, ProjectName};
 use crate::roles::{Actions, UnknownAction};
 
 /// Why a rule does not parse.
@@ -70,6 +71,16 @@ impl AccessRule {
     /// The actions granted.
     pub fn actions(&self) -> Actions {
         self.actions
+    }
+
+    /// Whether every repository the pattern can match belongs to `project`: its first component
+    /// is the project's name (`team-a/*` for `team-a`), or, for `library`, it has a single
+    /// component without `**` (`my-app`, `app-*`).
+    pub fn within_project(&self, project: &ProjectName) -> bool {
+        match self.pattern.split_once('/') {
+            Some((first, _)) => first == project.as_str(),
+            None => project.as_str() == DEFAULT_PROJECT && !self.pattern.contains("**"),
+        }
     }
 
     /// The actions this rule grants on `repository` (none if the pattern does not match).
@@ -155,6 +166,22 @@ mod tests {
         assert_eq!(actions_on(&rules, &repo("team-a/web")).to_string(), "pull");
         assert_eq!(rule("team-a/*:push,pull").to_string(), "team-a/*:pull,push");
         assert_eq!(rule(&rule("x/**:*").to_string()), rule("x/**:pull,push,delete"));
+    }
+
+    #[test]
+    fn rules_stay_within_a_project_only_by_their_first_component() {
+        let team = ProjectName::parse("team-a").expect("project");
+        let library = ProjectName::parse(DEFAULT_PROJECT).expect("project");
+        assert!(rule("team-a/*:pull").within_project(&team));
+        assert!(rule("team-a/**:pull").within_project(&team));
+        assert!(!rule("team-a*/x:pull").within_project(&team));
+        assert!(!rule("team-b/*:pull").within_project(&team));
+        assert!(!rule("**:pull").within_project(&team));
+        assert!(!rule("*/x:pull").within_project(&team));
+        assert!(rule("my-app:push").within_project(&library));
+        assert!(rule("app-*:push").within_project(&library));
+        assert!(!rule("**:push").within_project(&library));
+        assert!(!rule("my-app:push").within_project(&team));
     }
 
     #[test]

@@ -5,15 +5,17 @@
 //! component (`berth_auth::project_of`; single-component names belong to `library`). System
 //! administrators may do everything, and their first push into a missing project creates it
 //! (private). Anyone, even anonymous, may pull from a public project. A project member has the
-//! actions of their role there. Nobody else has any action. With [`AccessMode::Open`]
-//! (`[auth] mode = "none"`) every caller counts as a system administrator.
+//! actions of their role there. Nobody else has any action. A robot account has what its rules
+//! grant (only in its project, for a project's robot); a personal access token has what its
+//! rules grant within what its user has. With [`AccessMode::Open`] (`[auth] mode = "none"`)
+//! every caller counts as a system administrator.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use berth_auth::passwords::{generate_secret, hash_password, verify_password};
-use berth_auth::{AccountName, Action, Actions, ProjectName, project_of};
-use berth_meta::{MetaError, UserRecord};
+use berth_auth::passwords::{AccessToken, generate_secret, hash_password, secret_matches, verify_password};
+use berth_auth::{AccountName, Action, Actions, ProjectName, RobotName, project_of, rules};
+use berth_meta::{MetaError, RobotRecord, TokenRecord, UserRecord};
 use berth_types::RepositoryName;
 use quick_cache::sync::Cache;
 use sha2::{Digest as _, Sha256};
@@ -35,18 +37,45 @@ pub enum AccessMode {
 pub enum Caller {
     /// No credentials.
     Anonymous,
-    /// A user who authenticated.
+    /// A user who authenticated with their password.
     User(UserRecord),
+    /// A robot account: it may do what its rules grant, within its project if it has one.
+    Robot(RobotRecord),
+    /// A user's personal access token: what its rules grant, within what the user may do.
+    Token {
+        /// The token's owner.
+        user: UserRecord,
+        /// The token.
+        token: TokenRecord,
+    },
 }
 
 impl Caller {
-    /// The user name, if any (for logs and the audit log).
-    pub fn name(&self) -> Option<&AccountName> {
+    /// The login name, if any (for logs and the audit log): a user's, or `robot$…`.
+    pub fn name(&self) -> Option<String> {
         match self {
             Caller::Anonymous => None,
-            Caller::User(user) => Some(&user.name),
+            Caller::User(user) | Caller::Token { user, .. } => Some(user.name.to_string()),
+            Caller::Robot(robot) => Some(robot.name.login()),
         }
     }
+
+    /// Whether the caller acts with a system administrator's rights (a token only within its
+    /// rules).
+    fn is_admin(&self) -> bool {
+        matches!(self, Caller::User(user) | Caller::Token { user, .. } if user.admin)
+    }
+}
+
+/// Whether a credential with this expiry (unix milliseconds) has expired at `now_ms`.
+fn expired(expires_at_ms: Option<i64>, now_ms: i64) -> bool {
+    expires_at_ms.is_some_and(|expiry| expiry <= now_ms)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Passwords verified recently, so that HTTP Basic on every request (as clients send it) costs
@@ -97,10 +126,37 @@ impl Registry {
         self.access.mode
     }
 
-    /// Checks a user name and password (HTTP Basic). Returns the user when the name exists,
-    /// the user is not disabled and the password matches; `None` otherwise (the cases are not
-    /// told apart, and take about as long). The password hash is verified on the blocking pool.
-    pub async fn authenticate_password(&self, name: &str, password: &str) -> Result<Option<UserRecord>, RegistryError> {
+    /// Checks HTTP Basic credentials: a robot account's name (`robot$…`) and secret, a user name
+    /// and one of the user's access tokens (`bpat_…`), or a user name and password. Returns the
+    /// caller when the account exists, is neither disabled nor expired, and the secret matches;
+    /// `None` otherwise (the cases are not told apart).
+    pub async fn authenticate(&self, name: &str, secret: &str) -> Result<Option<Caller>, RegistryError> {
+        let now = now_ms();
+        if let Some(robot_name) = RobotName::parse_login(name) {
+            let found = self.meta.robot_with_secret_digest(&robot_name).await?;
+            return Ok(found
+                .filter(|(robot, digest)| {
+                    secret_matches(digest, secret) && !robot.disabled && !expired(robot.expires_at_ms, now)
+                })
+                .map(|(robot, _)| Caller::Robot(robot)));
+        }
+        if let Some(token) = AccessToken::parse(secret) {
+            let Some((record, digest)) = self.meta.token_with_secret_digest(&token.lookup).await? else {
+                return Ok(None);
+            };
+            if record.user.as_str() != name || !secret_matches(&digest, secret) || expired(record.expires_at_ms, now) {
+                return Ok(None);
+            }
+            let user = self.meta.find_user(&record.user).await?.filter(|user| !user.disabled);
+            return Ok(user.map(|user| Caller::Token { user, token: record }));
+        }
+        Ok(self.authenticate_password(name, secret).await?.map(Caller::User))
+    }
+
+    /// Checks a user name and password. Returns the user when the name exists, the user is not
+    /// disabled and the password matches; `None` otherwise (the cases are not told apart, and
+    /// take about as long). The password hash is verified on the blocking pool.
+    async fn authenticate_password(&self, name: &str, password: &str) -> Result<Option<UserRecord>, RegistryError> {
         let found = match AccountName::parse(name) {
             Ok(name) => self.meta.user_with_password_hash(&name).await?,
             Err(_) => None,
@@ -148,9 +204,31 @@ impl Registry {
         if self.access.mode == AccessMode::Open {
             return Ok(Actions::ALL);
         }
-        if let Caller::User(user) = caller
-            && user.admin
-        {
+        match caller {
+            Caller::Anonymous | Caller::User(_) => self.account_actions_on(caller, repository).await,
+            Caller::Robot(robot) => {
+                let in_scope = robot
+                    .name
+                    .project()
+                    .is_none_or(|project| *project == project_of(repository));
+                Ok(if in_scope {
+                    rules::actions_on(&robot.rules, repository)
+                } else {
+                    Actions::NONE
+                })
+            }
+            Caller::Token { user, token } => {
+                let granted = rules::actions_on(&token.rules, repository);
+                let user_actions = self.account_actions_on(&Caller::User(user.clone()), repository).await?;
+                Ok(granted.intersection(user_actions))
+            }
+        }
+    }
+
+    /// The actions of an anonymous caller or a user, from their administrator flag, the
+    /// project's visibility and their role there.
+    async fn account_actions_on(&self, caller: &Caller, repository: &RepositoryName) -> Result<Actions, RegistryError> {
+        if caller.is_admin() {
             return Ok(Actions::ALL);
         }
         let project_name = project_of(repository);
@@ -178,14 +256,14 @@ impl Registry {
         if self.access.project_known(&project) {
             return Ok(());
         }
-        let may_create = self.access.mode == AccessMode::Open || matches!(caller, Caller::User(user) if user.admin);
+        let may_create = self.access.mode == AccessMode::Open || caller.is_admin();
         if self.meta.find_project(&project).await?.is_none() {
             if !may_create {
                 return Ok(());
             }
             match self.meta.create_project(&project, false).await {
                 Ok(_) => {
-                    tracing::info!(%project, by = ?caller.name().map(AccountName::as_str), "created project on first push")
+                    tracing::info!(%project, by = ?caller.name(), "created project on first push")
                 }
                 // A concurrent push created it.
                 Err(MetaError::Conflict { .. }) => {}

@@ -60,8 +60,8 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
     };
     let invalid = || unauthorized(state, "invalid username or password");
     let (name, password) = value.to_str().ok().and_then(basic_credentials).ok_or_else(invalid)?;
-    match state.registry.authenticate_password(&name, &password).await? {
-        Some(user) => Ok(Caller::User(user)),
+    match state.registry.authenticate(&name, &password).await? {
+        Some(caller) => Ok(caller),
         None => {
             tracing::info!(user = %name, "failed login");
             Err(invalid())
@@ -200,9 +200,9 @@ fn unknown_to_caller(endpoint: Endpoint) -> Result<Authorized, ApiError> {
     Err(error.into())
 }
 
-/// Keeps the repositories of a catalog page that `caller` may pull. Decided once per project,
-/// since roles and public visibility apply to whole projects (rules scoped to repository
-/// patterns, for robots and tokens, will need a decision per repository).
+/// Keeps the repositories of a catalog page that `caller` may pull. For users and anonymous
+/// callers, decided once per project (roles and visibility apply to whole projects); for robots
+/// and tokens, whose rules name repository patterns, per repository.
 pub(crate) async fn visible_repositories(
     state: &AppState,
     caller: &Caller,
@@ -210,6 +210,21 @@ pub(crate) async fn visible_repositories(
 ) -> Result<Vec<RepositoryName>, ApiError> {
     if state.registry.access_mode() == AccessMode::Open {
         return Ok(repositories);
+    }
+    if matches!(caller, Caller::Robot(_) | Caller::Token { .. }) {
+        // Rules are per repository pattern: decide each repository.
+        let mut visible = Vec::with_capacity(repositories.len());
+        for repository in repositories {
+            if state
+                .registry
+                .actions_on(caller, &repository)
+                .await?
+                .contains(Action::Pull)
+            {
+                visible.push(repository);
+            }
+        }
+        return Ok(visible);
     }
     let mut by_project: std::collections::HashMap<berth_auth::ProjectName, Actions> = Default::default();
     let mut visible = Vec::with_capacity(repositories.len());

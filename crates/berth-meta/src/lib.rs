@@ -9,7 +9,7 @@
 //! into a linked blob) is a single transaction.
 //!
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
-//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users` and `projects`, and `pool` holds the
+//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users`, `projects` and `robots` (robot accounts and access tokens), and `pool` holds the
 //! engine-specific connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -21,6 +21,7 @@ mod manifests;
 mod pool;
 mod projects;
 mod repositories;
+mod robots;
 mod store;
 mod tags;
 mod uploads;
@@ -28,6 +29,7 @@ mod users;
 mod writer;
 
 pub use projects::{MemberRecord, ProjectRecord};
+pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
 pub use users::{NewUser, UserImport, UserRecord};
 

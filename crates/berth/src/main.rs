@@ -1,6 +1,6 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; `berth config check` prints
-//! the effective configuration; `berth user …` and `berth project …` manage accounts and
-//! projects (module `admin`).
+//! the effective configuration; `berth user …`, `berth project …`, `berth robot …` and
+//! `berth token …` manage accounts, projects and credentials (module `admin`).
 
 mod admin;
 mod config;
@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::admin::{OutputFormat, ProjectCommand, UserCommand};
+use crate::admin::{AdminCommand, OutputFormat, ProjectCommand, RobotCommand, TokenCommand, UserCommand};
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
 /// Berth: an OCI container registry.
@@ -59,6 +59,12 @@ enum Command {
     /// Manage projects and their members.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Manage robot accounts (scoped credentials for CI and deployments).
+    #[command(subcommand)]
+    Robot(RobotCommand),
+    /// Manage users' personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -86,39 +92,34 @@ impl GlobalArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Command::Serve(args) => {
             let config = cli.global.load(args.listen)?;
             init_tracing(config.log_format);
-            runtime()?.block_on(serve(config))
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(config))
         }
         Command::Config(ConfigCommand::Check(args)) => {
             let config = cli.global.load(args.listen)?;
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
         }
-        Command::User(command) => {
-            let config = cli.global.load(None)?;
-            let output = cli.global.output;
-            runtime()?.block_on(async move {
-                let meta = admin::open_metadata(&config).await?;
-                let result = admin::run_user_command(&meta, command, output).await;
-                meta.close().await;
-                result
-            })
-        }
-        Command::Project(command) => {
-            let config = cli.global.load(None)?;
-            let output = cli.global.output;
-            runtime()?.block_on(async move {
-                let meta = admin::open_metadata(&config).await?;
-                let result = admin::run_project_command(&meta, command, output).await;
-                meta.close().await;
-                result
-            })
-        }
+        Command::User(command) => run_admin(&cli.global, AdminCommand::User(command)),
+        Command::Project(command) => run_admin(&cli.global, AdminCommand::Project(command)),
+        Command::Robot(command) => run_admin(&cli.global, AdminCommand::Robot(command)),
+        Command::Token(command) => run_admin(&cli.global, AdminCommand::Token(command)),
     }
+}
+
+/// Runs an account or project command on the configured data directory.
+fn run_admin(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let config = global.load(None)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(admin::run(&config, command, global.output))
 }
 
 fn init_tracing(format: LogFormat) {

@@ -17,8 +17,9 @@ use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// Runs `berth ARGS --data DIR` (the CLI on the running server's data directory).
-fn cli(h: &Harness, args: &[&str], stdin: &str) {
+/// Runs `berth ARGS --data DIR` (the CLI on the running server's data directory); returns its
+/// standard output.
+fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(berth_binary())
         .args(args)
         .arg("--data")
@@ -40,27 +41,31 @@ fn cli(h: &Harness, args: &[&str], stdin: &str) {
         "berth {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 /// Who sends a request.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Who {
+enum Who<'a> {
     Anonymous,
     User(&'static str),
     WrongPassword(&'static str),
+    /// A login name with a secret (robot secret, access token).
+    Secret(&'a str, &'a str),
 }
 
-fn as_who(h: &Harness, who: Who, method: Method, target: &str) -> RequestBuilder {
+fn as_who(h: &Harness, who: Who<'_>, method: Method, target: &str) -> RequestBuilder {
     let rb = h.rb(method, target);
     match who {
         Who::Anonymous => rb,
         Who::User(name) => rb.basic_auth(name, Some(PASSWORD)),
         Who::WrongPassword(name) => rb.basic_auth(name, Some("not the password")),
+        Who::Secret(name, secret) => rb.basic_auth(name, Some(secret)),
     }
 }
 
 /// Pushes a blob as `who` (POST then PUT); returns the final response.
-async fn push_blob(h: &Harness, who: Who, repo: &str, bytes: &[u8]) -> Resp {
+async fn push_blob(h: &Harness, who: Who<'_>, repo: &str, bytes: &[u8]) -> Resp {
     let started = send(as_who(h, who, Method::POST, &format!("/v2/{repo}/blobs/uploads/"))).await;
     if started.status != 202 {
         return started;
@@ -70,7 +75,7 @@ async fn push_blob(h: &Harness, who: Who, repo: &str, bytes: &[u8]) -> Resp {
 }
 
 /// Pushes a small image as `who`; returns the manifest and layer descriptors.
-async fn push_image(h: &Harness, who: Who, repo: &str, tag: &str) -> (Desc, Desc) {
+async fn push_image(h: &Harness, who: Who<'_>, repo: &str, tag: &str) -> (Desc, Desc) {
     let config_bytes = format!("{{\"n\":\"{}\"}}", hex::encode(random_bytes(8))).into_bytes();
     let layer_bytes = random_bytes(2000);
     for bytes in [&config_bytes, &layer_bytes] {
@@ -157,7 +162,7 @@ async fn every_role_on_every_operation() {
     use Outcome::{Allowed, Denied, Hidden, Unauthorized};
     let h = setup().await;
     // pull, push, delete on the private project team-a, for each kind of caller.
-    let table: [(Who, Outcome, Outcome, Outcome); 9] = [
+    let table: [(Who<'_>, Outcome, Outcome, Outcome); 9] = [
         (Who::User("root"), Allowed, Allowed, Allowed),
         (Who::User("owner"), Allowed, Allowed, Allowed),
         (Who::User("maint"), Allowed, Allowed, Allowed),
@@ -358,5 +363,207 @@ async fn mounts_need_pull_on_the_source_and_projects_come_from_admins() {
         &push_blob(&h, Who::User("root"), "solo", b"z").await,
         Outcome::Allowed,
         "admin push to library",
+    );
+}
+
+/// The `secret` field of `berth robot create --output json`, or `token` of `berth token create`.
+fn created_secret(output: &str, field: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(output).expect("JSON");
+    value[field].as_str().expect("secret field").to_owned()
+}
+
+/// The pull, push and delete outcomes for `who` on `repo` (an image tagged v1 exists there).
+async fn pull_push_delete(h: &Harness, who: Who<'_>, repo: &str) -> (u16, u16, u16) {
+    let pull =
+        send(as_who(h, who, Method::GET, &format!("/v2/{repo}/manifests/v1")).header("accept", OCI_MANIFEST)).await;
+    let push = push_blob(h, who, repo, &random_bytes(64)).await;
+    let delete = send(as_who(
+        h,
+        who,
+        Method::DELETE,
+        &format!("/v2/{repo}/manifests/{}", "sha256:".to_owned() + &"0".repeat(64)),
+    ))
+    .await;
+    (pull.status, push.status, delete.status)
+}
+
+#[tokio::test]
+async fn robots_act_only_within_their_rules_and_project() {
+    let h = setup().await;
+    cli(&h, &["project", "create", "team-b"], "");
+    push_image(&h, Who::User("root"), "team-a/db", "v1").await;
+    push_image(&h, Who::User("root"), "team-b/app", "v1").await;
+    let ci = created_secret(
+        &cli(
+            &h,
+            &[
+                "robot",
+                "create",
+                "--project",
+                "team-a",
+                "--name",
+                "ci",
+                "--access",
+                "team-a/app:pull,push",
+                "--access",
+                "team-a/db:pull",
+                "--output",
+                "json",
+            ],
+            "",
+        ),
+        "secret",
+    );
+    let robot = Who::Secret("robot$team-a+ci", &ci);
+    // team-a/app: pull and push, no delete; team-a/db: pull only; team-b: nothing, and hidden.
+    assert_eq!(pull_push_delete(&h, robot, "team-a/app").await, (200, 201, 403));
+    assert_eq!(pull_push_delete(&h, robot, "team-a/db").await, (200, 403, 403));
+    assert_eq!(pull_push_delete(&h, robot, "team-b/app").await, (404, 403, 403));
+    let catalog = send(as_who(&h, robot, Method::GET, "/v2/_catalog")).await.json()["repositories"].clone();
+    assert_eq!(catalog, json!(["team-a/app", "team-a/db"]));
+    // A project robot never reaches another project, whatever its rules say (a system-wide
+    // robot does).
+    let mirror = created_secret(
+        &cli(
+            &h,
+            &[
+                "robot", "create", "--name", "mirror", "--access", "**:pull", "--output", "json",
+            ],
+            "",
+        ),
+        "secret",
+    );
+    assert_eq!(
+        pull_push_delete(&h, Who::Secret("robot$mirror", &mirror), "team-b/app").await,
+        (200, 403, 403)
+    );
+
+    // Wrong secret, another robot's secret, disabled, deleted, expired: 401.
+    check(
+        &push_blob(&h, Who::Secret("robot$team-a+ci", &mirror), "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "another robot's secret",
+    );
+    check(
+        &push_blob(
+            &h,
+            Who::Secret("robot$team-a+ci", "0".repeat(64).as_str()),
+            "team-a/app",
+            b"x",
+        )
+        .await,
+        Outcome::Unauthorized,
+        "wrong secret",
+    );
+    cli(&h, &["robot", "disable", "robot$team-a+ci"], "");
+    check(
+        &push_blob(&h, robot, "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "disabled robot",
+    );
+    cli(&h, &["robot", "enable", "robot$team-a+ci"], "");
+    check(
+        &push_blob(&h, robot, "team-a/app", b"x").await,
+        Outcome::Allowed,
+        "enabled again",
+    );
+    cli(&h, &["robot", "delete", "robot$team-a+ci"], "");
+    check(
+        &push_blob(&h, robot, "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "deleted robot",
+    );
+    let brief = created_secret(
+        &cli(
+            &h,
+            &[
+                "robot",
+                "create",
+                "--project",
+                "team-a",
+                "--name",
+                "brief",
+                "--access",
+                "team-a/*:pull",
+                "--expires",
+                "1s",
+                "--output",
+                "json",
+            ],
+            "",
+        ),
+        "secret",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let expired = send(as_who(
+        &h,
+        Who::Secret("robot$team-a+brief", &brief),
+        Method::GET,
+        "/v2/team-a/app/tags/list",
+    ))
+    .await;
+    check(&expired, Outcome::Unauthorized, "expired robot");
+}
+
+#[tokio::test]
+async fn access_tokens_grant_their_rules_within_their_user() {
+    let h = setup().await;
+    let token_for = |user: &str, rule: &str| {
+        created_secret(
+            &cli(
+                &h,
+                &["token", "create", "--user", user, "--access", rule, "--output", "json"],
+                "",
+            ),
+            "token",
+        )
+    };
+    let dev_pull = token_for("dev", "team-a/app:pull");
+    let dev_all = token_for("dev", "team-a/**:pull,push,delete");
+    let guest_push = token_for("guest", "team-a/*:pull,push");
+    // A developer's pull-only token: pull, no push.
+    assert_eq!(
+        pull_push_delete(&h, Who::Secret("dev", &dev_pull), "team-a/app").await,
+        (200, 403, 403)
+    );
+    // A token never grants more than its user has: a developer cannot delete, a guest cannot push.
+    assert_eq!(
+        pull_push_delete(&h, Who::Secret("dev", &dev_all), "team-a/app").await,
+        (200, 201, 403)
+    );
+    assert_eq!(
+        pull_push_delete(&h, Who::Secret("guest", &guest_push), "team-a/app").await,
+        (200, 403, 403)
+    );
+    // A token is its user's only.
+    check(
+        &push_blob(&h, Who::Secret("guest", &dev_all), "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "token of another user",
+    );
+    // A disabled user's tokens stop working at once; a revoked token too.
+    cli(&h, &["user", "disable", "dev"], "");
+    check(
+        &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "disabled user's token",
+    );
+    cli(&h, &["user", "enable", "dev"], "");
+    check(
+        &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
+        Outcome::Allowed,
+        "enabled again",
+    );
+    cli(&h, &["token", "revoke", &dev_all], "");
+    check(
+        &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
+        Outcome::Unauthorized,
+        "revoked token",
+    );
+    // Removing the user from the project takes the token's rights with it.
+    cli(&h, &["project", "member", "remove", "team-a", "dev"], "");
+    assert_eq!(
+        pull_push_delete(&h, Who::Secret("dev", &dev_pull), "team-a/app").await,
+        (404, 403, 403)
     );
 }

@@ -352,3 +352,243 @@ async fn projects_and_members_are_managed() {
         "not a member",
     );
 }
+
+#[tokio::test]
+async fn robots_and_tokens_show_their_secret_once_and_store_a_digest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+    ok(
+        &["user", "add", "alice", "--password-stdin", "--data", data_arg],
+        "correct horse",
+    );
+    ok(&["project", "create", "team-a", "--data", data_arg], "");
+
+    let created = json(&ok(
+        &[
+            "robot",
+            "create",
+            "--project",
+            "team-a",
+            "--name",
+            "ci",
+            "--access",
+            "team-a/*:pull,push",
+            "--access",
+            "team-a/db:delete",
+            "--expires",
+            "30d",
+            "--description",
+            "CI",
+            "--output",
+            "json",
+            "--data",
+            data_arg,
+        ],
+        "",
+    ));
+    assert_eq!(created["name"], "robot$team-a+ci", "{created}");
+    assert_eq!(
+        created["access"],
+        serde_json::json!(["team-a/*:pull,push", "team-a/db:delete"])
+    );
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(secret.len(), 64);
+    let expires = created["expires_at_ms"].as_i64().expect("expiry");
+    let created_at = created["created_at_ms"].as_i64().expect("creation time");
+    let thirty_days = 30 * 24 * 3600 * 1000;
+    assert!((expires - created_at - thirty_days).abs() < 60_000, "{created}");
+
+    fails(
+        &[
+            "robot",
+            "create",
+            "--project",
+            "team-a",
+            "--name",
+            "ci",
+            "--access",
+            "team-a/*:pull",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "exists already",
+    );
+    fails(
+        &[
+            "robot",
+            "create",
+            "--project",
+            "team-a",
+            "--name",
+            "x",
+            "--access",
+            "team-b/*:pull",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "reaches beyond project team-a",
+    );
+    fails(
+        &[
+            "robot",
+            "create",
+            "--project",
+            "team-a",
+            "--name",
+            "x",
+            "--access",
+            "**:pull",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "reaches beyond",
+    );
+    fails(
+        &[
+            "robot",
+            "create",
+            "--project",
+            "nope",
+            "--name",
+            "x",
+            "--access",
+            "nope/*:pull",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "no project nope",
+    );
+    fails(
+        &[
+            "robot",
+            "create",
+            "--name",
+            "x",
+            "--access",
+            "team-a/*:write",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "unknown action",
+    );
+    fails(
+        &[
+            "robot",
+            "create",
+            "--name",
+            "x",
+            "--access",
+            "team-a/*:pull",
+            "--expires",
+            "soon",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "--expires",
+    );
+    fails(&["robot", "create", "--name", "x", "--data", data_arg], "", "--access");
+    // A system-wide robot may name any repository.
+    ok(
+        &[
+            "robot", "create", "--name", "mirror", "--access", "**:pull", "--data", data_arg,
+        ],
+        "",
+    );
+
+    let listed = json(&ok(
+        &[
+            "robot",
+            "list",
+            "--project",
+            "team-a",
+            "--output",
+            "json",
+            "--data",
+            data_arg,
+        ],
+        "",
+    ));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(
+        listed[0].get("secret").is_none(),
+        "a listing never shows secrets: {listed}"
+    );
+    ok(&["robot", "disable", "robot$team-a+ci", "--data", data_arg], "");
+    fails(
+        &["robot", "disable", "ci", "--data", data_arg],
+        "",
+        "not a robot's login name",
+    );
+
+    let token = json(&ok(
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--access",
+            "team-a/app:pull",
+            "--output",
+            "json",
+            "--data",
+            data_arg,
+        ],
+        "",
+    ));
+    let text = token["token"].as_str().expect("token").to_owned();
+    assert!(text.starts_with("bpat_"), "{token}");
+    fails(
+        &[
+            "token",
+            "create",
+            "--user",
+            "zed",
+            "--access",
+            "team-a/app:pull",
+            "--data",
+            data_arg,
+        ],
+        "",
+        "no user zed",
+    );
+
+    let store = open_store(&data).await;
+    let robot = berth_auth::RobotName::parse_login("robot$team-a+ci").expect("robot name");
+    let (record, digest) = store.robot_with_secret_digest(&robot).await.unwrap().expect("robot");
+    assert!(record.disabled);
+    assert_ne!(digest, secret, "the secret is not stored");
+    assert!(berth_auth::passwords::secret_matches(&digest, &secret));
+    let parsed = berth_auth::passwords::AccessToken::parse(&text).expect("token form");
+    let (record, digest) = store
+        .token_with_secret_digest(&parsed.lookup)
+        .await
+        .unwrap()
+        .expect("token");
+    assert_eq!(record.user.as_str(), "alice");
+    assert!(berth_auth::passwords::secret_matches(&digest, &text));
+    store.close().await;
+
+    let listed = json(&ok(
+        &[
+            "token", "list", "--user", "alice", "--output", "json", "--data", data_arg,
+        ],
+        "",
+    ));
+    assert_eq!(listed[0]["lookup"], parsed.lookup.as_str());
+    assert!(listed[0].get("token").is_none(), "{listed}");
+    ok(&["token", "revoke", &text, "--data", data_arg], "");
+    fails(&["token", "revoke", &parsed.lookup, "--data", data_arg], "", "no token");
+    ok(&["robot", "delete", "robot$team-a+ci", "--data", data_arg], "");
+    fails(
+        &["robot", "delete", "robot$team-a+ci", "--data", data_arg],
+        "",
+        "no robot",
+    );
+}

@@ -428,4 +428,41 @@ fn docker_login_push_pull_with_basic_auth() {
     run_ok(&mut client(&["logout", host.as_str()])).expect("docker logout");
     run_ok(&mut docker(["rmi", "-f", image.as_str()])).expect("docker rmi");
     run_expect_failure(&mut client(&["pull", image.as_str()])).expect("an anonymous pull of a private project fails");
+
+    // A pull-only robot account logs in as `robot$team-a+puller`: it pulls, and may not push.
+    let created = {
+        let output = Command::new(berth_binary())
+            .args([
+                "robot",
+                "create",
+                "--project",
+                "team-a",
+                "--name",
+                "puller",
+                "--access",
+                "team-a/**:pull",
+            ])
+            .args(["--output", "json", "--data"])
+            .arg(&data)
+            .output()
+            .expect("berth robot create");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("robot JSON")
+    };
+    let secret = created["secret"].as_str().expect("robot secret");
+    run_ok(&mut client(&[
+        "login",
+        host.as_str(),
+        "-u",
+        "robot$team-a+puller",
+        "-p",
+        secret,
+    ]))
+    .expect("robot login");
+    run_ok(&mut client(&["pull", image.as_str()])).expect("the robot pulls");
+    let retagged = format!("{image}-by-robot");
+    cleanup.defer(docker(["rmi", "-f", retagged.as_str()]));
+    run_ok(&mut docker(["tag", image.as_str(), retagged.as_str()])).expect("docker tag");
+    let refused = run_expect_failure(&mut client(&["push", retagged.as_str()])).expect("the robot may not push");
+    assert!(refused.stderr.contains("denied"), "{}", refused.report());
 }

@@ -157,3 +157,94 @@ async fn projects_and_members() -> anyhow::Result<()> {
     assert_eq!(t.store.list_members(&project("team-a")).await?, []);
     Ok(())
 }
+
+#[tokio::test]
+async fn robots_and_tokens_keep_their_rules_and_digests() -> anyhow::Result<()> {
+    use berth_auth::{AccessRule, RobotName};
+    use berth_meta::{NewRobot, NewToken};
+    let t = TestStore::new().await?;
+    t.store.create_project(&project("team-a"), false).await?;
+    t.store.create_user(&new_user("alice", false)).await?;
+    let rules: Vec<AccessRule> = vec!["team-a/*:pull,push".parse()?, "team-a/db:delete".parse()?];
+    let ci = RobotName::new(Some(project("team-a")), "ci")?;
+    let robot = NewRobot {
+        name: ci.clone(),
+        description: "CI pushes".into(),
+        rules: rules.clone(),
+        secret_digest: "digest-1".into(),
+        expires_at_ms: Some(123),
+    };
+    let created = t.store.create_robot(&robot).await?;
+    assert_eq!(
+        (created.rules.clone(), created.expires_at_ms, created.disabled),
+        (rules.clone(), Some(123), false)
+    );
+    assert!(matches!(
+        t.store.create_robot(&robot).await,
+        Err(MetaError::Conflict { .. })
+    ));
+    let orphan = NewRobot {
+        name: RobotName::new(Some(project("nope")), "ci")?,
+        ..robot.clone()
+    };
+    assert!(matches!(
+        t.store.create_robot(&orphan).await,
+        Err(MetaError::NotFound { .. })
+    ));
+    let global = NewRobot {
+        name: RobotName::new(None, "deployer")?,
+        ..robot.clone()
+    };
+    t.store.create_robot(&global).await?;
+
+    let (found, digest) = t.store.robot_with_secret_digest(&ci).await?.expect("robot");
+    assert_eq!((found, digest.as_str()), (created, "digest-1"));
+    let team_robots: Vec<String> = t
+        .store
+        .list_robots(Some(&project("team-a")))
+        .await?
+        .iter()
+        .map(|r| r.name.login())
+        .collect();
+    assert_eq!(team_robots, ["robot$team-a+ci"]);
+    assert_eq!(t.store.list_robots(None).await?.len(), 2);
+    assert!(t.store.set_robot_disabled(&ci, true).await?);
+    assert!(t.store.robot_with_secret_digest(&ci).await?.expect("robot").0.disabled);
+    assert!(t.store.delete_robot(&ci).await?);
+    assert!(!t.store.delete_robot(&ci).await?);
+    assert_eq!(t.store.robot_with_secret_digest(&ci).await?, None);
+
+    let token = NewToken {
+        user: user("alice"),
+        lookup: "0123456789abcdef".into(),
+        secret_digest: "digest-2".into(),
+        description: "laptop".into(),
+        rules: rules.clone(),
+        expires_at_ms: None,
+    };
+    t.store.create_token(&token).await?;
+    let nobody = NewToken {
+        user: user("nobody"),
+        lookup: "fedcba9876543210".into(),
+        ..token.clone()
+    };
+    assert!(matches!(
+        t.store.create_token(&nobody).await,
+        Err(MetaError::NotFound { .. })
+    ));
+    let (found, digest) = t
+        .store
+        .token_with_secret_digest("0123456789abcdef")
+        .await?
+        .expect("token");
+    assert_eq!(
+        (found.user.as_str(), found.rules.clone(), digest.as_str()),
+        ("alice", rules, "digest-2")
+    );
+    assert_eq!(t.store.list_tokens(&user("alice")).await?.len(), 1);
+    // A user's tokens go with the user.
+    t.store.delete_user(&user("alice")).await?;
+    assert_eq!(t.store.token_with_secret_digest("0123456789abcdef").await?, None);
+    assert!(!t.store.delete_token("0123456789abcdef").await?);
+    Ok(())
+}
