@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use berth_auth::passwords::{AccessToken, generate_secret, hash_password, secret_matches, verify_password};
+use berth_auth::passwords::{AccessToken, generate_secret, hash_password, is_bcrypt, secret_matches, verify_password};
 use berth_auth::{AccountName, Action, Actions, ProjectName, RobotName, project_of, rules};
 use berth_meta::{MetaError, RobotRecord, TokenRecord, UserRecord};
 use berth_types::RepositoryName;
@@ -62,7 +62,7 @@ impl Caller {
 
     /// Whether the caller acts with a system administrator's rights (a token only within its
     /// rules).
-    fn is_admin(&self) -> bool {
+    pub fn is_admin(&self) -> bool {
         matches!(self, Caller::User(user) | Caller::Token { user, .. } if user.admin)
     }
 }
@@ -93,6 +93,10 @@ pub(crate) struct AccessControl {
     /// An argon2id hash of a random password, made on first need: verified against when a user
     /// does not exist, so that an unknown name costs as much time as a wrong password.
     dummy_password_hash: std::sync::OnceLock<String>,
+    /// Bounds the password verifications running at once (each argon2id verification holds
+    /// 19 MiB and a core for ~20 ms): one per core, so that a flood of bad logins queues
+    /// instead of exhausting memory.
+    verifications: tokio::sync::Semaphore,
 }
 
 impl AccessControl {
@@ -102,6 +106,9 @@ impl AccessControl {
             known_projects: RwLock::default(),
             verified_passwords: Cache::new(VERIFIED_PASSWORDS),
             dummy_password_hash: std::sync::OnceLock::new(),
+            verifications: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
         }
     }
 
@@ -174,8 +181,11 @@ impl Registry {
         let matches = if self.access.verified_passwords.get(&key).is_some() {
             true
         } else {
-            let password = password.to_owned();
-            let matches = tokio::task::spawn_blocking(move || verify_password(&stored, &password))
+            let Ok(_permit) = self.access.verifications.acquire().await else {
+                return Ok(None);
+            };
+            let (stored_hash, password_text) = (stored.clone(), password.to_owned());
+            let matches = tokio::task::spawn_blocking(move || verify_password(&stored_hash, &password_text))
                 .await
                 .unwrap_or(false);
             if matches && user.is_some() {
@@ -183,7 +193,36 @@ impl Registry {
             }
             matches
         };
-        Ok(user.filter(|user| matches && !user.disabled))
+        let user = user.filter(|user| matches && !user.disabled);
+        if let Some(user) = &user
+            && is_bcrypt(&stored)
+        {
+            self.upgrade_password_hash(user, password).await;
+        }
+        Ok(user)
+    }
+
+    /// Replaces a user's bcrypt hash (imported from `htpasswd`) with an argon2id one after a
+    /// successful login, so that the user's logins cost what other users' cost (a bcrypt hash
+    /// of a low cost would otherwise tell the user name exists by its speed). A failure is
+    /// only logged: the login stands.
+    async fn upgrade_password_hash(&self, user: &UserRecord, password: &str) {
+        let password = password.to_owned();
+        let hashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
+        let outcome = match hashed {
+            Ok(Ok(hash)) => self
+                .meta
+                .set_user_password_hash(&user.name, hash)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(join) => Err(join.to_string()),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(user = %user.name, "replaced an imported bcrypt password hash with argon2id"),
+            Err(error) => tracing::warn!(user = %user.name, %error, "could not upgrade a bcrypt password hash"),
+        }
     }
 
     async fn dummy_password_hash(&self) -> String {

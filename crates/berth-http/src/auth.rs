@@ -17,9 +17,11 @@
 use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
-use berth_auth::{Action, Actions};
-use berth_core::{AccessMode, Caller, RegistryError};
-use berth_oci::{Endpoint, ErrorCode};
+use std::collections::HashMap;
+
+use berth_auth::{Action, Actions, ProjectName, project_of};
+use berth_core::{AccessMode, Caller, Page, RegistryError};
+use berth_oci::{Endpoint, ErrorCode, PageRequest};
 use berth_types::{RepositoryName, Tag};
 
 use crate::AppState;
@@ -55,10 +57,14 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
     if state.registry.access_mode() == AccessMode::Open {
         return Ok(Caller::Anonymous);
     }
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Ok(Caller::Anonymous);
     };
     let invalid = || unauthorized(state, "invalid username or password");
+    if values.next().is_some() {
+        return Err(unauthorized(state, "send one Authorization header"));
+    }
     let (name, password) = value.to_str().ok().and_then(basic_credentials).ok_or_else(invalid)?;
     match state.registry.authenticate(&name, &password).await? {
         Some(caller) => Ok(caller),
@@ -129,7 +135,9 @@ pub(crate) async fn authorize(state: &AppState, caller: &Caller, endpoint: Endpo
     };
     let actions = registry.actions_on(caller, &repository).await?;
     if actions.contains(action) {
-        if action == Action::Push {
+        // Only requests that start new content create a missing project (an administrator's
+        // first push); the other upload requests address a session that exists or fail.
+        if matches!(endpoint, Endpoint::StartUpload { .. } | Endpoint::PutManifest { .. }) {
             registry.prepare_push(caller, &repository).await?;
         }
         return Ok(Authorized::Proceed(
@@ -139,7 +147,7 @@ pub(crate) async fn authorize(state: &AppState, caller: &Caller, endpoint: Endpo
     if *caller == Caller::Anonymous {
         return Err(unauthorized(state, "authentication required"));
     }
-    if action == Action::Pull && !actions.contains(Action::Pull) {
+    if action == Action::Pull {
         return unknown_to_caller(endpoint);
     }
     Err(ApiError::code(
@@ -190,59 +198,102 @@ fn unknown_to_caller(endpoint: Endpoint) -> Result<Authorized, ApiError> {
                 artifact_type.as_deref(),
             )));
         }
-        other => {
+        _ => {
             return Err(ApiError::code(
                 ErrorCode::Denied,
-                format!("requested access to the resource is denied ({other:?})"),
+                "requested access to the resource is denied",
             ));
         }
     };
     Err(error.into())
 }
 
-/// Keeps the repositories of a catalog page that `caller` may pull. For users and anonymous
-/// callers, decided once per project (roles and visibility apply to whole projects); for robots
-/// and tokens, whose rules name repository patterns, per repository.
-pub(crate) async fn visible_repositories(
+/// A `_catalog` page of the repositories `caller` may pull: up to `n` of them after `last`,
+/// reading as many pages of the whole catalog as it takes, so that neither the list nor the
+/// `Link` cursor (the last repository listed) ever names a repository the caller may not see.
+pub(crate) async fn visible_catalog_page(
     state: &AppState,
     caller: &Caller,
-    repositories: Vec<RepositoryName>,
-) -> Result<Vec<RepositoryName>, ApiError> {
-    if state.registry.access_mode() == AccessMode::Open {
-        return Ok(repositories);
+    request: &PageRequest,
+) -> Result<Page<RepositoryName>, ApiError> {
+    let registry = &state.registry;
+    let administrator = matches!(caller, Caller::User(user) if user.admin);
+    if registry.access_mode() == AccessMode::Open || administrator {
+        return Ok(registry.list_repositories(request).await?);
     }
-    if matches!(caller, Caller::Robot(_) | Caller::Token { .. }) {
-        // Rules are per repository pattern: decide each repository.
-        let mut visible = Vec::with_capacity(repositories.len());
-        for repository in repositories {
-            if state
-                .registry
-                .actions_on(caller, &repository)
-                .await?
-                .contains(Action::Pull)
-            {
+    let limit = request.limit() as usize;
+    let mut visible = Vec::new();
+    let mut cursor = PageRequest {
+        n: request.n,
+        last: request.last.clone(),
+    };
+    let mut by_project: HashMap<ProjectName, Actions> = HashMap::new();
+    loop {
+        let page = registry.list_repositories(&cursor).await?;
+        cursor.last = page.items.last().map(|name| name.as_str().to_owned());
+        for repository in page.items {
+            if may_pull(state, caller, &repository, &mut by_project).await? {
                 visible.push(repository);
             }
         }
-        return Ok(visible);
-    }
-    let mut by_project: std::collections::HashMap<berth_auth::ProjectName, Actions> = Default::default();
-    let mut visible = Vec::with_capacity(repositories.len());
-    for repository in repositories {
-        let project = berth_auth::project_of(&repository);
-        let actions = match by_project.get(&project) {
-            Some(actions) => *actions,
-            None => {
-                let actions = state.registry.actions_on(caller, &repository).await?;
-                by_project.insert(project, actions);
-                actions
-            }
-        };
-        if actions.contains(Action::Pull) {
-            visible.push(repository);
+        if visible.len() > limit {
+            visible.truncate(limit);
+            return Ok(Page {
+                items: visible,
+                more: true,
+            });
+        }
+        if !page.more || cursor.last.is_none() {
+            return Ok(Page {
+                items: visible,
+                more: false,
+            });
+        }
+        if visible.len() == limit {
+            // Whether anything visible follows is only known by reading on.
+            let rest = Box::pin(visible_catalog_page(
+                state,
+                caller,
+                &PageRequest {
+                    n: Some(1),
+                    last: cursor.last.clone(),
+                },
+            ))
+            .await?;
+            return Ok(Page {
+                items: visible,
+                more: !rest.items.is_empty(),
+            });
         }
     }
-    Ok(visible)
+}
+
+/// Whether `caller` may pull from `repository`. For users and anonymous callers, decided once
+/// per project (roles and visibility apply to whole projects, cached in `by_project`); for
+/// robots and tokens, whose rules name repository patterns, per repository.
+async fn may_pull(
+    state: &AppState,
+    caller: &Caller,
+    repository: &RepositoryName,
+    by_project: &mut HashMap<ProjectName, Actions>,
+) -> Result<bool, ApiError> {
+    if matches!(caller, Caller::Robot(_) | Caller::Token { .. }) {
+        return Ok(state
+            .registry
+            .actions_on(caller, repository)
+            .await?
+            .contains(Action::Pull));
+    }
+    let project = project_of(repository);
+    let actions = match by_project.get(&project) {
+        Some(actions) => *actions,
+        None => {
+            let actions = state.registry.actions_on(caller, repository).await?;
+            by_project.insert(project, actions);
+            actions
+        }
+    };
+    Ok(actions.contains(Action::Pull))
 }
 
 #[cfg(test)]

@@ -308,6 +308,33 @@ async fn private_repositories_answer_like_missing_ones() {
         |who| async move { send(as_who(h, who, Method::GET, "/v2/_catalog")).await.json()["repositories"].clone() };
     assert_eq!(catalog(outsider).await, json!(["tools/app"]));
     assert_eq!(catalog(dev).await, json!(["team-a/app", "tools/app"]));
+    // Paging one by one never names a repository the caller may not see, in the list or in
+    // the `Link` cursor.
+    for (who, expected) in [(outsider, vec!["tools/app"]), (dev, vec!["team-a/app", "tools/app"])] {
+        let mut seen = Vec::new();
+        let mut target = "/v2/_catalog?n=1".to_owned();
+        loop {
+            let page = send(as_who(h, who, Method::GET, &target)).await;
+            page.expect_status(200);
+            for name in page.json()["repositories"].as_array().expect("array") {
+                seen.push(name.as_str().expect("name").to_owned());
+            }
+            let Some(link) = page.header("link") else { break };
+            if who == outsider {
+                assert!(
+                    !link.contains("team-a"),
+                    "the cursor names a private repository: {link}"
+                );
+            }
+            target = link
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .expect("link target")
+                .to_owned();
+        }
+        assert_eq!(seen, expected, "{who:?}");
+    }
     let anonymous = send(as_who(h, Who::Anonymous, Method::GET, "/v2/_catalog")).await;
     check(&anonymous, Outcome::Unauthorized, "anonymous catalog");
 }
@@ -565,5 +592,82 @@ async fn access_tokens_grant_their_rules_within_their_user() {
     assert_eq!(
         pull_push_delete(&h, Who::Secret("dev", &dev_pull), "team-a/app").await,
         (404, 403, 403)
+    );
+}
+
+#[tokio::test]
+async fn htpasswd_users_log_in_and_their_hash_moves_to_argon2() {
+    let h = setup().await;
+    let hash = bcrypt::hash_with_result("imported secret", 5)
+        .expect("bcrypt")
+        .format_for_version(bcrypt::Version::TwoY);
+    let file = h.data_dir().join("htpasswd");
+    std::fs::write(&file, format!("ivan:{hash}\n")).expect("write htpasswd");
+    cli(&h, &["user", "import-htpasswd", file.to_str().expect("utf-8")], "");
+    let login = |password: &'static str| send(h.rb(Method::GET, "/v2/").basic_auth("ivan", Some(password)));
+    login("wrong").await.expect_error(401, "UNAUTHORIZED");
+    login("imported secret").await.expect_status(200);
+    let store = berth_meta::MetaStore::open(&format!("sqlite://{}", h.data_dir().join("meta.db").display()))
+        .await
+        .expect("open the store");
+    let ivan = berth_auth::AccountName::parse("ivan").expect("name");
+    let (_, stored) = store.user_with_password_hash(&ivan).await.expect("read").expect("ivan");
+    assert!(
+        stored.starts_with("$argon2id$"),
+        "the bcrypt hash is replaced at the first login: {stored}"
+    );
+    store.close().await;
+    login("imported secret").await.expect_status(200);
+    login("wrong").await.expect_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn odd_authorization_headers_are_refused() {
+    let h = setup().await;
+    let encode = |text: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    let two = send(
+        h.rb(Method::GET, "/v2/team-a/app/tags/list")
+            .header(
+                "authorization",
+                format!("Basic {}", encode(&format!("guest:{PASSWORD}"))),
+            )
+            .header(
+                "authorization",
+                format!("Basic {}", encode(&format!("root:{PASSWORD}"))),
+            ),
+    )
+    .await;
+    check(&two, Outcome::Unauthorized, "two Authorization headers");
+    for value in [
+        "Basic",
+        "Basic !!!",
+        "Bearer abc",
+        &format!("Basic {}", encode("no-colon")),
+    ] {
+        let odd = send(h.rb(Method::GET, "/v2/").header("authorization", value)).await;
+        check(&odd, Outcome::Unauthorized, value);
+    }
+    // Credentials in the query string are ignored.
+    let query = send(h.rb(
+        Method::GET,
+        &format!("/v2/team-a/app/tags/list?username=root&password={PASSWORD}"),
+    ))
+    .await;
+    check(&query, Outcome::Unauthorized, "credentials in the query");
+    // Only requests that start content create a missing project for an administrator.
+    let status = send(as_who(
+        &h,
+        Who::User("root"),
+        Method::GET,
+        "/v2/ghost/x/blobs/uploads/3f2e4a1c-0000-4000-8000-000000000000",
+    ))
+    .await;
+    assert_eq!(status.status, 404, "{}", status.report());
+    assert!(
+        !cli(&h, &["project", "list"], "").contains("ghost"),
+        "a failed upload request created a project"
     );
 }

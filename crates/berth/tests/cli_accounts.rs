@@ -168,6 +168,11 @@ async fn users_are_managed_with_hashed_passwords() {
     }
 
     ok(&["user", "enable", "bob", "--data", data_arg], "");
+    ok(&["user", "promote", "bob", "--data", data_arg], "");
+    assert!(ok(&["user", "list", "--data", data_arg], "").contains("bob\tadmin"));
+    ok(&["user", "demote", "bob", "--data", data_arg], "");
+    assert!(!ok(&["user", "list", "--data", data_arg], "").contains("bob\tadmin"));
+    fails(&["user", "promote", "nobody", "--data", data_arg], "", "no user nobody");
     ok(&["user", "delete", "bob", "--data", data_arg], "");
     fails(&["user", "delete", "bob", "--data", data_arg], "", "no user bob");
     let list = json(&ok(&["--output", "json", "user", "list", "--data", data_arg], ""));

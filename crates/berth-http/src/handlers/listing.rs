@@ -54,16 +54,13 @@ pub async fn list_tags(registry: &Registry, repository: &RepositoryName, page: &
 
 /// `GET /v2/_catalog`: `{"repositories": […]}`, with `Link` when more remain.
 pub async fn list_repositories(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiResult {
-    let repositories = state.registry.list_repositories(page).await?;
-    // The next page starts after the last repository of this one, listed or not.
-    let last = repositories.items.last().cloned();
-    let visible = crate::auth::visible_repositories(state, caller, repositories.items).await?;
+    let repositories = crate::auth::visible_catalog_page(state, caller, page).await?;
     let body = to_json(&Catalog {
-        repositories: visible.iter().map(|r| r.as_str()).collect(),
+        repositories: repositories.items.iter().map(|r| r.as_str()).collect(),
     });
     let mut response = json_response(StatusCode::OK, body);
     if repositories.more
-        && let Some(last) = last
+        && let Some(last) = repositories.items.last()
     {
         set(
             response.headers_mut(),

@@ -49,6 +49,16 @@ pub enum UserCommand {
         /// User name.
         name: String,
     },
+    /// Make a user a system administrator.
+    Promote {
+        /// User name.
+        name: String,
+    },
+    /// Take a user's system administrator rights away.
+    Demote {
+        /// User name.
+        name: String,
+    },
     /// List users.
     List,
     /// Create users from an Apache htpasswd file with bcrypt entries (`htpasswd -B`); they keep
@@ -122,6 +132,16 @@ pub async fn run_user_command(meta: &MetaStore, command: UserCommand, output: Ou
                 format!("no user {name}")
             })?;
             print_done(output, format!("enabled user {name}"))
+        }
+        UserCommand::Promote { name } => {
+            let name = AccountName::parse(&name)?;
+            require(meta.set_user_admin(&name, true).await?, || format!("no user {name}"))?;
+            print_done(output, format!("{name} is a system administrator"))
+        }
+        UserCommand::Demote { name } => {
+            let name = AccountName::parse(&name)?;
+            require(meta.set_user_admin(&name, false).await?, || format!("no user {name}"))?;
+            print_done(output, format!("{name} is no longer a system administrator"))
         }
         UserCommand::List => {
             let users: Vec<UserView> = meta.list_users().await?.into_iter().map(UserView::from).collect();
