@@ -8,14 +8,19 @@
 //! - [`passwords`]: password and secret hashing (argon2id; bcrypt for imported `htpasswd` users)
 //!   and random secrets;
 //! - [`htpasswd`]: reading an Apache `htpasswd` file with bcrypt entries, the format `registry:2`
-//!   uses.
+//!   uses;
+//! - [`scopes`] and [`jwt`]: the Docker token protocol's scopes and the bearer tokens Berth
+//!   issues and verifies.
 
 pub mod htpasswd;
+pub mod jwt;
 pub mod names;
 pub mod passwords;
 pub mod roles;
 pub mod rules;
+pub mod scopes;
 
 pub use names::{AccountName, NameError, ProjectName, RobotName, project_of};
 pub use roles::{Action, Actions, Role};
 pub use rules::{AccessRule, RuleError};
+pub use scopes::Scope;

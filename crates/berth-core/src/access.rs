@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 
 use berth_auth::passwords::{AccessToken, generate_secret, hash_password, is_bcrypt, secret_matches, verify_password};
-use berth_auth::{AccountName, Action, Actions, ProjectName, RobotName, project_of, rules};
+use berth_auth::{AccountName, Action, Actions, ProjectName, RobotName, Scope, project_of, rules};
 use berth_meta::{MetaError, RobotRecord, TokenRecord, UserRecord};
 use berth_types::RepositoryName;
 use quick_cache::sync::Cache;
@@ -48,6 +48,15 @@ pub enum Caller {
         /// The token.
         token: TokenRecord,
     },
+    /// A bearer token from Berth's token endpoint: exactly the scopes it names.
+    Bearer {
+        /// The account it was issued to (`None`: anonymous).
+        subject: Option<String>,
+        /// The kind of credential the subject used ([`Caller::credential_kind`]).
+        kind: String,
+        /// What it grants.
+        scopes: Vec<Scope>,
+    },
 }
 
 impl Caller {
@@ -57,6 +66,19 @@ impl Caller {
             Caller::Anonymous => None,
             Caller::User(user) | Caller::Token { user, .. } => Some(user.name.to_string()),
             Caller::Robot(robot) => Some(robot.name.login()),
+            Caller::Bearer { subject, .. } => subject.clone(),
+        }
+    }
+
+    /// The kind of credential, as a bearer token records it (`berth_kind`): `user`, `robot`,
+    /// `token:<lookup>`, or empty for anonymous (and for a bearer token, its recorded kind).
+    pub fn credential_kind(&self) -> String {
+        match self {
+            Caller::Anonymous => String::new(),
+            Caller::User(_) => "user".to_owned(),
+            Caller::Robot(_) => "robot".to_owned(),
+            Caller::Token { token, .. } => format!("token:{}", token.lookup),
+            Caller::Bearer { kind, .. } => kind.clone(),
         }
     }
 
@@ -261,7 +283,85 @@ impl Registry {
                 let user_actions = self.account_actions_on(&Caller::User(user.clone()), repository).await?;
                 Ok(granted.intersection(user_actions))
             }
+            Caller::Bearer { scopes, .. } => Ok(scopes
+                .iter()
+                .filter_map(|scope| match scope {
+                    Scope::Repository { name, actions } if name == repository => Some(*actions),
+                    _ => None,
+                })
+                .fold(Actions::NONE, Actions::union)),
         }
+    }
+
+    /// What a bearer token for `caller` may grant of `requested`: for each repository, the
+    /// actions asked for that the caller has (scopes granting nothing are left out); the catalog
+    /// to any signed-in caller (its listing is filtered by what they may pull). Docker token
+    /// authentication specification: the token grants the intersection of what was asked and
+    /// what the account may do.
+    pub async fn grant(&self, caller: &Caller, requested: &[Scope]) -> Result<Vec<Scope>, RegistryError> {
+        let mut granted: Vec<Scope> = Vec::new();
+        for scope in requested {
+            match scope {
+                Scope::Repository { name, actions } => {
+                    let allowed = self.actions_on(caller, name).await?.intersection(*actions);
+                    if allowed.is_empty() {
+                        continue;
+                    }
+                    match granted
+                        .iter_mut()
+                        .find(|g| matches!(g, Scope::Repository { name: n, .. } if n == name))
+                    {
+                        Some(Scope::Repository { actions, .. }) => *actions = actions.union(allowed),
+                        _ => granted.push(Scope::Repository {
+                            name: name.clone(),
+                            actions: allowed,
+                        }),
+                    }
+                }
+                Scope::Catalog => {
+                    if *caller != Caller::Anonymous && !granted.contains(&Scope::Catalog) {
+                        granted.push(Scope::Catalog);
+                    }
+                }
+            }
+        }
+        Ok(granted)
+    }
+
+    /// The account behind a bearer token, as it stands now: `None` when it is gone, disabled or
+    /// expired (or the token is anonymous). Used to tell "ask for a broader token" from "denied".
+    pub async fn caller_behind(&self, subject: Option<&str>, kind: &str) -> Result<Option<Caller>, RegistryError> {
+        let Some(subject) = subject else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if kind == "robot" {
+            let Some(name) = RobotName::parse_login(subject) else {
+                return Ok(None);
+            };
+            let robot = self.meta.robot_with_secret_digest(&name).await?;
+            return Ok(robot
+                .map(|(robot, _)| robot)
+                .filter(|robot| !robot.disabled && !expired(robot.expires_at_ms, now))
+                .map(Caller::Robot));
+        }
+        let Ok(user_name) = AccountName::parse(subject) else {
+            return Ok(None);
+        };
+        let Some(user) = self.meta.find_user(&user_name).await?.filter(|user| !user.disabled) else {
+            return Ok(None);
+        };
+        if kind == "user" {
+            return Ok(Some(Caller::User(user)));
+        }
+        let Some(lookup) = kind.strip_prefix("token:") else {
+            return Ok(None);
+        };
+        let token = self.meta.token_with_secret_digest(lookup).await?;
+        Ok(token
+            .map(|(token, _)| token)
+            .filter(|token| token.user == user.name && !expired(token.expires_at_ms, now))
+            .map(|token| Caller::Token { user, token }))
     }
 
     /// The actions of an anonymous caller or a user, from their administrator flag, the

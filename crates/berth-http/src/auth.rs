@@ -19,7 +19,8 @@ use axum::response::Response;
 use base64::Engine;
 use std::collections::HashMap;
 
-use berth_auth::{Action, Actions, ProjectName, project_of};
+use berth_auth::jwt::TokenSigner;
+use berth_auth::{Action, Actions, ProjectName, Scope, project_of};
 use berth_core::{AccessMode, Caller, Page, RegistryError};
 use berth_oci::{Endpoint, ErrorCode, PageRequest};
 use berth_types::{RepositoryName, Tag};
@@ -33,12 +34,53 @@ use crate::handlers::listing;
 pub struct AuthSettings {
     /// The realm named in `WWW-Authenticate: Basic realm="…"`. Default `Berth`.
     pub basic_realm: String,
+    /// Bearer tokens (`[auth] mode = "token"`); `None`: HTTP Basic on `/v2`.
+    pub token: Option<TokenSettings>,
+}
+
+/// The Docker token protocol's settings.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Signs and verifies tokens.
+    pub signer: TokenSigner,
+    /// The service name: the tokens' audience, and `service` in challenges.
+    pub service: String,
+    /// The registry's public base URL (`https://registry.example.com`); the challenge's realm is
+    /// `<public_url>/token`. `None`: `http://<Host header>/token`.
+    pub public_url: Option<String>,
+    /// Lifetime of issued tokens.
+    pub ttl: std::time::Duration,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         AuthSettings {
             basic_realm: "Berth".to_owned(),
+            token: None,
+        }
+    }
+}
+
+/// What a `401` challenge says, besides the scheme and realm.
+#[derive(Debug, Default)]
+pub(crate) struct Challenge {
+    /// The scope the request needs (`repository:team-a/app:pull`).
+    pub scope: Option<String>,
+    /// `insufficient_scope` (a token lacks the scope) or `invalid_token`.
+    pub error: Option<&'static str>,
+}
+
+/// The realm of bearer challenges: `<public_url>/token`, or `http://<Host>/token`.
+pub(crate) fn token_realm(settings: &TokenSettings, headers: &HeaderMap) -> String {
+    match &settings.public_url {
+        Some(url) => format!("{}/token", url.trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .filter(|host| !host.contains(['"', '\\', ' ']))
+                .unwrap_or("localhost");
+            format!("http://{host}/token")
         }
     }
 }
@@ -51,8 +93,9 @@ pub(crate) enum Authorized {
     Respond(Response),
 }
 
-/// Identifies the caller from the `Authorization` header. Errors: credentials that are
-/// malformed or do not match an enabled user (`401`).
+/// Identifies the caller from the `Authorization` header: HTTP Basic credentials, or (with
+/// bearer tokens) a token from Berth's token endpoint. Errors: credentials that are malformed or
+/// do not match an enabled account, or a token that does not verify (`401`).
 pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if state.registry.access_mode() == AccessMode::Open {
         return Ok(Caller::Anonymous);
@@ -61,10 +104,43 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
     let Some(value) = values.next() else {
         return Ok(Caller::Anonymous);
     };
-    let invalid = || unauthorized(state, "invalid username or password");
     if values.next().is_some() {
-        return Err(unauthorized(state, "send one Authorization header"));
+        return Err(unauthorized(
+            state,
+            headers,
+            "send one Authorization header",
+            Challenge::default(),
+        ));
     }
+    if let Some(token_settings) = &state.auth.token {
+        let invalid_token = || {
+            let challenge = Challenge {
+                scope: None,
+                error: Some("invalid_token"),
+            };
+            unauthorized(state, headers, "invalid or expired bearer token", challenge)
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(invalid_token)?;
+        let claims = token_settings
+            .signer
+            .verify(token, &token_settings.service)
+            .map_err(|error| {
+                tracing::info!(%error, "refused a bearer token");
+                invalid_token()
+            })?;
+        return Ok(Caller::Bearer {
+            subject: (!claims.sub.is_empty()).then(|| claims.sub.clone()),
+            kind: claims.berth_kind.clone(),
+            scopes: claims.scopes(),
+        });
+    }
+    let invalid = || unauthorized(state, headers, "invalid username or password", Challenge::default());
     let (name, password) = value.to_str().ok().and_then(basic_credentials).ok_or_else(invalid)?;
     match state.registry.authenticate(&name, &password).await? {
         Some(caller) => Ok(caller),
@@ -76,7 +152,7 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
 }
 
 /// The user name and password of an HTTP Basic `Authorization` value (`Basic base64(name:password)`).
-fn basic_credentials(value: &str) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -87,11 +163,48 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
     Some((name.to_owned(), password.to_owned()))
 }
 
-/// `401 UNAUTHORIZED` with the Basic challenge.
-fn unauthorized(state: &AppState, message: &str) -> ApiError {
-    let realm = state.auth.basic_realm.replace(['"', '\\'], "");
-    ApiError::code(ErrorCode::Unauthorized, message)
-        .with_header("www-authenticate", &format!("Basic realm=\"{realm}\""))
+/// `401 UNAUTHORIZED` with the challenge of the configured scheme: `Basic realm="…"`, or
+/// `Bearer realm="…/token",service="…"[,scope="…"][,error="…"]` (Docker token authentication
+/// specification, §How to authenticate).
+pub(crate) fn unauthorized(state: &AppState, headers: &HeaderMap, message: &str, challenge: Challenge) -> ApiError {
+    let value = match &state.auth.token {
+        None => {
+            let realm = state.auth.basic_realm.replace(['"', '\\'], "");
+            format!("Basic realm=\"{realm}\"")
+        }
+        Some(token) => {
+            let mut value = format!(
+                "Bearer realm=\"{}\",service=\"{}\"",
+                token_realm(token, headers),
+                token.service
+            );
+            if let Some(scope) = &challenge.scope {
+                value.push_str(&format!(",scope=\"{scope}\""));
+            }
+            if let Some(error) = challenge.error {
+                value.push_str(&format!(",error=\"{error}\""));
+            }
+            value
+        }
+    };
+    ApiError::code(ErrorCode::Unauthorized, message).with_header("www-authenticate", &value)
+}
+
+/// The scope a request needs, as a challenge names it.
+fn scope_needed(endpoint: &Endpoint) -> Option<String> {
+    match requirement(endpoint) {
+        Requirement::SignedIn => {
+            matches!(endpoint, Endpoint::ListRepositories { .. }).then(|| "registry:catalog:*".to_owned())
+        }
+        Requirement::Action(repository, action) => {
+            let actions = match action {
+                Action::Pull => "pull",
+                Action::Push => "pull,push",
+                Action::Delete => "delete",
+            };
+            Some(format!("repository:{}:{actions}", repository.as_str()))
+        }
+    }
 }
 
 /// What an endpoint needs.
@@ -122,12 +235,40 @@ fn requirement(endpoint: &Endpoint) -> Requirement<'_> {
 }
 
 /// Decides whether `caller` may have `endpoint` handled (see the module documentation).
-pub(crate) async fn authorize(state: &AppState, caller: &Caller, endpoint: Endpoint) -> Result<Authorized, ApiError> {
+/// `headers` are the request's (for the challenge's realm).
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    endpoint: Endpoint,
+) -> Result<Authorized, ApiError> {
     let registry = &state.registry;
+    let scope = scope_needed(&endpoint);
+    let challenge = |error| Challenge {
+        scope: scope.clone(),
+        error,
+    };
     let (repository, action) = match requirement(&endpoint) {
         Requirement::SignedIn => {
-            if registry.access_mode() == AccessMode::Enforced && *caller == Caller::Anonymous {
-                return Err(unauthorized(state, "authentication required"));
+            if registry.access_mode() == AccessMode::Open {
+                return Ok(Authorized::Proceed(endpoint));
+            }
+            let signed_in = match caller {
+                Caller::Anonymous => false,
+                // A token's holder went through the token endpoint; listing needs the catalog scope.
+                Caller::Bearer { scopes, .. } => {
+                    !matches!(endpoint, Endpoint::ListRepositories { .. }) || scopes.contains(&Scope::Catalog)
+                }
+                _ => true,
+            };
+            if !signed_in {
+                let error = matches!(caller, Caller::Bearer { .. }).then_some("insufficient_scope");
+                return Err(unauthorized(
+                    state,
+                    headers,
+                    "authentication required",
+                    challenge(error),
+                ));
             }
             return Ok(Authorized::Proceed(endpoint));
         }
@@ -145,7 +286,28 @@ pub(crate) async fn authorize(state: &AppState, caller: &Caller, endpoint: Endpo
         ));
     }
     if *caller == Caller::Anonymous {
-        return Err(unauthorized(state, "authentication required"));
+        return Err(unauthorized(state, headers, "authentication required", challenge(None)));
+    }
+    if let Caller::Bearer { subject, kind, .. } = caller {
+        // The token lacks the action. Whether the account behind it has it decides between
+        // "ask for a token with this scope" and the answers below.
+        let Some(account) = registry.caller_behind(subject.as_deref(), kind).await? else {
+            return Err(unauthorized(
+                state,
+                headers,
+                "authentication required",
+                challenge(Some("insufficient_scope")),
+            ));
+        };
+        let account_actions = registry.actions_on(&account, &repository).await?;
+        if account_actions.contains(action) {
+            return Err(unauthorized(
+                state,
+                headers,
+                "the bearer token does not grant this; ask for a token with the scope in the challenge",
+                challenge(Some("insufficient_scope")),
+            ));
+        }
     }
     if action == Action::Pull {
         return unknown_to_caller(endpoint);
@@ -217,6 +379,18 @@ pub(crate) async fn visible_catalog_page(
     request: &PageRequest,
 ) -> Result<Page<RepositoryName>, ApiError> {
     let registry = &state.registry;
+    // A bearer token with the catalog scope lists what the account behind it may pull.
+    let behind;
+    let caller = match caller {
+        Caller::Bearer { subject, kind, .. } => {
+            behind = registry
+                .caller_behind(subject.as_deref(), kind)
+                .await?
+                .unwrap_or(Caller::Anonymous);
+            &behind
+        }
+        other => other,
+    };
     let administrator = matches!(caller, Caller::User(user) if user.admin);
     if registry.access_mode() == AccessMode::Open || administrator {
         return Ok(registry.list_repositories(request).await?);

@@ -2,6 +2,7 @@
 //!
 //! - `/v2/…`: the OCI Distribution API, routed by [`berth_oci::Endpoint::parse`] from one
 //!   catch-all route (repository names contain `/`);
+//! - `/token`: the token endpoint of the Docker token protocol (`[auth] mode = "token"`);
 //! - `/healthz` (the process answers) and `/readyz` (storage and database reachable);
 //! - request ids (`X-Request-Id`, generated when absent, echoed back) and a tracing span per
 //!   request.
@@ -13,6 +14,7 @@ mod drain;
 mod error;
 mod handlers;
 mod headers;
+mod token;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use auth::AuthSettings;
+pub use auth::{AuthSettings, TokenSettings};
 pub use error::ApiError;
 
 /// Shared state of the HTTP handlers.
@@ -52,6 +54,7 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
         .route("/v2", any(handlers::dispatch))
         .route("/v2/", any(handlers::dispatch))
         .route("/v2/{*rest}", any(handlers::dispatch))
+        .route("/token", get(token::get_token).post(token::post_token))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)

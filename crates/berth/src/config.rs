@@ -29,6 +29,19 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Access control.
     pub auth: AuthConfig,
+    /// How the server is reached.
+    pub server: ServerConfig,
+}
+
+/// How the server is reached (`[server]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The registry's public base URL, e.g. `https://registry.example.com` (what clients
+    /// use; the token challenge's realm is `<public_url>/token`). Default: taken from each
+    /// request's `Host` header, as `http://<host>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// Access control (`[auth]`).
@@ -37,10 +50,20 @@ pub struct Config {
 pub struct AuthConfig {
     /// `none` (default): no checks, every caller counts as a system administrator — only for a
     /// registry reachable from loopback. `basic`: HTTP Basic credentials of Berth users on
-    /// every request, checked against projects and roles.
+    /// every request, checked against projects and roles. `token`: the Docker token protocol
+    /// (bearer tokens from `/token`), with the same accounts and rules.
     pub mode: AuthMode,
     /// Realm named in the Basic challenge. Default `Berth`.
     pub realm: String,
+    /// `token` mode: file holding the key that signs bearer tokens (hex, at least 32 bytes);
+    /// created with a random key when missing. Every replica must use the same key. Default
+    /// `<data_dir>/token.key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_key_file: Option<PathBuf>,
+    /// `token` mode: lifetime of issued tokens, in seconds. Default 300.
+    pub token_ttl: u64,
+    /// `token` mode: the service name (tokens' audience). Default `berth`.
+    pub service: String,
 }
 
 /// How requests are authenticated.
@@ -51,6 +74,8 @@ pub enum AuthMode {
     None,
     /// HTTP Basic with Berth users' passwords.
     Basic,
+    /// The Docker token protocol: clients get short-lived bearer tokens from `/token`.
+    Token,
 }
 
 /// Log output format.
@@ -93,7 +118,11 @@ impl Default for Config {
             auth: AuthConfig {
                 mode: AuthMode::None,
                 realm: "Berth".to_owned(),
+                token_key_file: None,
+                token_ttl: 300,
+                service: "berth".to_owned(),
             },
+            server: ServerConfig::default(),
         }
     }
 }
@@ -111,7 +140,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 7] = [
+const ENV_KEYS: [&str; 8] = [
     "listen",
     "data_dir",
     "database_url",
@@ -119,6 +148,7 @@ const ENV_KEYS: [&str; 7] = [
     "uploads",
     "shutdown_grace_secs",
     "auth",
+    "server",
 ];
 
 impl Config {
@@ -136,6 +166,14 @@ impl Config {
             }))
             .merge(Serialized::defaults(overrides));
         figment.extract().map_err(Box::new)
+    }
+
+    /// The token signing key file in effect.
+    pub fn token_key_file(&self) -> PathBuf {
+        self.auth
+            .token_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("token.key"))
     }
 
     /// The database URL in effect.
@@ -201,6 +239,20 @@ mod tests {
             let config =
                 Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.auth.mode, AuthMode::None);
+            jail.create_file(
+                "token.toml",
+                "[auth]\nmode = \"token\"\ntoken_ttl = 60\nservice = \"registry.example\"\n[server]\npublic_url = \"https://registry.example\"\n",
+            )?;
+            jail.set_env("BERTH_AUTH__MODE", "token");
+            let config =
+                Config::load(Some(Path::new("token.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.mode, AuthMode::Token);
+            assert_eq!(
+                (config.auth.token_ttl, config.auth.service.as_str()),
+                (60, "registry.example")
+            );
+            assert_eq!(config.server.public_url.as_deref(), Some("https://registry.example"));
+            assert_eq!(config.token_key_file(), config.data_dir.join("token.key"));
             jail.set_env("BERTH_AUTH__MODE", "tokens");
             assert!(
                 Config::load(None, &Overrides::default()).is_err(),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod tokens;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -148,11 +149,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("opening the metadata database")?;
     let access = match config.auth.mode {
         AuthMode::None => berth_core::AccessMode::Open,
-        AuthMode::Basic => berth_core::AccessMode::Enforced,
+        AuthMode::Basic | AuthMode::Token => berth_core::AccessMode::Enforced,
     };
     let registry = berth_core::Registry::with_access(Arc::new(blobs), meta, access);
+    let token = match config.auth.mode {
+        AuthMode::Token => Some(berth_http::TokenSettings {
+            signer: tokens::load_signer(&config.token_key_file())?,
+            service: config.auth.service.clone(),
+            public_url: config.server.public_url.clone(),
+            ttl: Duration::from_secs(config.auth.token_ttl.max(1)),
+        }),
+        AuthMode::None | AuthMode::Basic => None,
+    };
     let auth = berth_http::AuthSettings {
         basic_realm: config.auth.realm.clone(),
+        token,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -165,10 +176,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "LISTENING ON A NON-LOOPBACK ADDRESS WITHOUT AUTHENTICATION: anyone who can reach it can push, pull and delete"
         );
     }
-    if !address.ip().is_loopback() && config.auth.mode == AuthMode::Basic {
+    if !address.ip().is_loopback() && config.auth.mode != AuthMode::None && config.server.public_url.is_none() {
         tracing::warn!(
             %address,
-            "HTTP Basic credentials cross the network in clear text: serve Berth behind a TLS-terminating proxy"
+            "credentials cross the network in clear text: serve Berth behind a TLS-terminating proxy and set server.public_url"
         );
     }
     tracing::info!(%address, data_dir = %config.data_dir.display(), auth = ?config.auth.mode, "berth is ready");

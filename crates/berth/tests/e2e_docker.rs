@@ -338,9 +338,20 @@ fn berth_cli(data: &Path, args: &[&str], stdin: &str) {
 }
 
 /// `[auth] mode = "basic"`: `docker login` with a Berth user, then push and pull into a private
-/// project; without credentials both are refused.
+/// project; without credentials both are refused; a pull-only robot pulls and may not push.
 #[test]
 fn docker_login_push_pull_with_basic_auth() {
+    docker_login_push_pull("basic");
+}
+
+/// The same through the Docker token protocol (`[auth] mode = "token"`): docker gets bearer
+/// tokens from Berth's `/token` endpoint.
+#[test]
+fn docker_login_push_pull_with_bearer_tokens() {
+    docker_login_push_pull("token");
+}
+
+fn docker_login_push_pull(mode: &str) {
     if !docker_ready() {
         return;
     }
@@ -355,7 +366,7 @@ fn docker_login_push_pull_with_basic_auth() {
     berth_cli(&data, &["project", "create", "team-a"], "");
     berth_cli(&data, &["project", "member", "add", "team-a", "alice", "developer"], "");
     let config = work.path().join("berth.toml");
-    std::fs::write(&config, "[auth]\nmode = \"basic\"\n").expect("write config");
+    std::fs::write(&config, format!("[auth]\nmode = \"{mode}\"\n")).expect("write config");
     let berth =
         berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
             .expect("start berth");
@@ -389,12 +400,14 @@ fn docker_login_push_pull_with_basic_auth() {
     .expect("docker import");
 
     let refused = run_expect_failure(&mut client(&["push", image.as_str()])).expect("push without login");
-    assert!(
-        // Docker's words for a Basic challenge it has no credentials for.
-        refused.stderr.contains("no basic auth credentials"),
-        "{}",
-        refused.report()
-    );
+    // Docker's words for a Basic challenge it has no credentials for; with tokens, it fetched
+    // an anonymous token, which grants no push (Docker Hub's well-known message).
+    let expected = if mode == "basic" {
+        "no basic auth credentials"
+    } else {
+        "denied: requested access to the resource is denied"
+    };
+    assert!(refused.stderr.contains(expected), "{}", refused.report());
     let wrong = run_expect_failure(&mut client(&[
         "login",
         host.as_str(),

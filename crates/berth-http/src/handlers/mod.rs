@@ -48,7 +48,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 /// Authenticates the caller, checks that they may use `endpoint` (module `auth`), then handles it.
 async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
     let caller = auth::authenticate(state, request.headers()).await?;
-    match auth::authorize(state, &caller, endpoint).await? {
+    match auth::authorize(state, request.headers(), &caller, endpoint).await? {
         Authorized::Proceed(endpoint) => handle(state, &caller, endpoint, request).await,
         Authorized::Respond(response) => Ok(response),
     }
