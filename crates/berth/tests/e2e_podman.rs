@@ -164,3 +164,94 @@ fn podman_push_pull_run_oci_and_docker_formats() {
         );
     }
 }
+
+/// `[auth] mode = "token"`: `podman login` with a Berth user, push and pull into a private
+/// project through bearer tokens; logged out, a pull is refused.
+#[test]
+fn podman_login_push_pull_through_bearer_tokens() {
+    if !require_tool(
+        "podman",
+        &["info"],
+        "the podman e2e test needs a working podman (scripts/test installs it)",
+    ) {
+        return;
+    }
+    if std::env::var(berth_testkit::e2e::EXTERNAL_REGISTRY_ENV).is_ok_and(|host| !host.is_empty()) {
+        eprintln!("skipping: Berth's own access control is tested against Berth only");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    let password = "podman through tokens";
+    let berth_cli = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = Command::new(berth_binary())
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        let output = child.wait_with_output().expect("berth");
+        assert!(
+            output.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    berth_cli(&["user", "add", "dana", "--password-stdin"], password);
+    berth_cli(&["project", "create", "team-d"], "");
+    berth_cli(&["project", "member", "add", "team-d", "dana", "developer"], "");
+    let config = work.path().join("berth.toml");
+    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
+    let berth =
+        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
+            .expect("start berth");
+    let host = berth.host();
+    // podman keeps credentials in REGISTRY_AUTH_FILE: a file of this test's own.
+    let auth_file = work.path().join("auth.json");
+    let client = |args: &[&str]| {
+        let mut command = podman(args);
+        command.env("REGISTRY_AUTH_FILE", &auth_file);
+        command
+    };
+    let image = format!("{host}/team-d/{}:{}", unique_repo("login"), unique_tag());
+    let mut cleanup = Cleanup::new();
+    cleanup.defer(podman(["rmi", "-f", "--ignore", image.as_str()]));
+    let token = format!("podman-token-{}", unique_suffix());
+    let rootfs = tar(&[TarEntry {
+        path: "token",
+        data: token.as_bytes(),
+        mode: 0o644,
+    }])
+    .expect("tar");
+    let rootfs_path = work.path().join("rootfs.tar");
+    std::fs::write(&rootfs_path, rootfs).expect("write rootfs");
+    run_ok(podman(["import"]).arg(&rootfs_path).arg(&image)).expect("podman import");
+
+    run_expect_failure(&mut client(&["push", "--tls-verify=false", image.as_str()])).expect("push without login");
+    run_ok(&mut client(&[
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "dana",
+        "-p",
+        password,
+        host.as_str(),
+    ]))
+    .expect("podman login");
+    run_ok(&mut client(&["push", "--tls-verify=false", image.as_str()])).expect("podman push after login");
+    run_ok(&mut podman(["rmi", "-f", image.as_str()])).expect("podman rmi");
+    run_ok(&mut client(&["pull", "--tls-verify=false", image.as_str()])).expect("podman pull after login");
+    run_ok(&mut client(&["logout", host.as_str()])).expect("podman logout");
+    run_ok(&mut podman(["rmi", "-f", image.as_str()])).expect("podman rmi");
+    run_expect_failure(&mut client(&["pull", "--tls-verify=false", image.as_str()])).expect("pull without login");
+}

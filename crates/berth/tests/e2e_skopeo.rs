@@ -201,3 +201,108 @@ fn skopeo_copies_a_multi_arch_index_both_ways_digest_for_digest_then_deletes_it(
     let gone = http.get(&url, &[media::OCI_INDEX]).expect("GET after delete");
     assert_eq!(gone.status, 404, "deleted index still served\n{}", gone.report());
 }
+
+/// `[auth] mode = "token"`: skopeo copies into a private project with `--dest-creds` (through
+/// Berth's token endpoint) and back with `--src-creds`; without credentials both are refused.
+#[test]
+fn skopeo_copies_with_credentials_through_bearer_tokens() {
+    if !require_tool(
+        "skopeo",
+        &[],
+        "the skopeo e2e test copies OCI layouts to and from the registry",
+    ) {
+        return;
+    }
+    if std::env::var(berth_testkit::e2e::EXTERNAL_REGISTRY_ENV).is_ok_and(|host| !host.is_empty()) {
+        eprintln!("skipping: Berth's own access control is tested against Berth only");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    let password = "skopeo through tokens";
+    let berth_cli = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(berth_binary())
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        let output = child.wait_with_output().expect("berth");
+        assert!(
+            output.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    berth_cli(&["user", "add", "carol", "--password-stdin"], password);
+    berth_cli(&["project", "create", "team-c"], "");
+    berth_cli(&["project", "member", "add", "team-c", "carol", "developer"], "");
+    let config = work.path().join("berth.toml");
+    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
+    let berth =
+        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
+            .expect("start berth");
+
+    let tag = unique_tag();
+    let src_dir = work.path().join("src");
+    let src = OciLayout::create(&src_dir).expect("create layout");
+    let (index, _) = write_multi_arch_layout(&src, &tag);
+    let src_ref = format!("oci:{}:{tag}", src_dir.display());
+    let remote = format!("docker://{}/team-c/{}:{tag}", berth.host(), unique_repo("creds"));
+    let creds = format!("carol:{password}");
+
+    run_expect_failure(&mut cmd(
+        "skopeo",
+        ["copy", "--all", "--dest-tls-verify=false", &src_ref, &remote],
+    ))
+    .expect("an anonymous copy into a private project fails");
+    run_ok(&mut cmd(
+        "skopeo",
+        [
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &src_ref,
+            &remote,
+        ],
+    ))
+    .expect("skopeo copy with credentials");
+    run_expect_failure(&mut cmd("skopeo", ["inspect", "--raw", "--tls-verify=false", &remote]))
+        .expect("an anonymous inspect of a private project fails");
+    let raw = run_ok(&mut cmd(
+        "skopeo",
+        ["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &remote],
+    ))
+    .expect("skopeo inspect with credentials");
+    assert_eq!(sha256_digest(raw.stdout.as_bytes()), index.digest, "{}", raw.report());
+    let back_dir = work.path().join("back");
+    run_ok(&mut cmd(
+        "skopeo",
+        [
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &remote,
+            &format!("oci:{}:{tag}", back_dir.display()),
+        ],
+    ))
+    .expect("skopeo copy back with credentials");
+    let back = OciLayout::open(&back_dir).expect("open copied layout");
+    assert_eq!(back.find_ref(&tag).expect("tag").digest, index.digest);
+}
