@@ -6,7 +6,10 @@
 //! caller, and the catalog lists only what the caller may pull. What the caller lacks decides the
 //! answer (distribution-spec §Error Codes; Docker registry authentication):
 //!
-//! - no or wrong credentials: `401 UNAUTHORIZED` with `WWW-Authenticate: Basic realm="…"`;
+//! - no or wrong credentials: `401 UNAUTHORIZED` with the challenge (`Basic realm="…"`, or
+//!   `Bearer realm="…/token",service="…",scope="…"` with tokens);
+//! - a bearer token lacking a scope its account could have: `403 DENIED` with the bearer
+//!   challenge and `error="insufficient_scope"` (RFC 6750 §3.1), so the client gets a new token;
 //! - signed in, allowed to pull but not to do this: `403 DENIED`; likewise any push or delete
 //!   that is not allowed;
 //! - signed in and not allowed to pull: the answer of a repository that does not exist, so that
@@ -190,6 +193,22 @@ pub(crate) fn unauthorized(state: &AppState, headers: &HeaderMap, message: &str,
     ApiError::code(ErrorCode::Unauthorized, message).with_header("www-authenticate", &value)
 }
 
+/// `403` for a bearer token that lacks a scope its account could have, with the challenge
+/// naming the scope (RFC 6750 §3.1: `insufficient_scope` SHOULD be 403), so that the client asks
+/// the token endpoint for a token with it. Clients that ask for the scopes they need up front
+/// (docker, containerd, skopeo) do not get here; challenge-driven ones (oras-py) refresh their
+/// token on this answer.
+fn insufficient_scope(state: &AppState, headers: &HeaderMap, challenge: Challenge) -> ApiError {
+    let challenge_header = unauthorized(state, headers, "", challenge)
+        .header("www-authenticate")
+        .unwrap_or_default();
+    ApiError::code(
+        ErrorCode::Denied,
+        "the bearer token does not grant this; ask the token endpoint for the scope in the challenge",
+    )
+    .with_header("www-authenticate", &challenge_header)
+}
+
 /// The scope a request needs, as a challenge names it.
 fn scope_needed(endpoint: &Endpoint) -> Option<String> {
     match requirement(endpoint) {
@@ -262,13 +281,14 @@ pub(crate) async fn authorize(
                 _ => true,
             };
             if !signed_in {
-                let error = matches!(caller, Caller::Bearer { .. }).then_some("insufficient_scope");
-                return Err(unauthorized(
-                    state,
-                    headers,
-                    "authentication required",
-                    challenge(error),
-                ));
+                if let Caller::Bearer { subject: Some(_), .. } = caller {
+                    return Err(insufficient_scope(
+                        state,
+                        headers,
+                        challenge(Some("insufficient_scope")),
+                    ));
+                }
+                return Err(unauthorized(state, headers, "authentication required", challenge(None)));
             }
             return Ok(Authorized::Proceed(endpoint));
         }
@@ -301,10 +321,9 @@ pub(crate) async fn authorize(
         };
         let account_actions = registry.actions_on(&account, &repository).await?;
         if account_actions.contains(action) {
-            return Err(unauthorized(
+            return Err(insufficient_scope(
                 state,
                 headers,
-                "the bearer token does not grant this; ask for a token with the scope in the challenge",
                 challenge(Some("insufficient_scope")),
             ));
         }

@@ -58,6 +58,15 @@ impl ApiError {
         self
     }
 
+    /// A response header set on this error, if any.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.0
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    }
+
     /// The status that will be sent.
     pub fn status(&self) -> StatusCode {
         self.0.status

@@ -267,25 +267,27 @@ async fn bearer_tokens_are_verified_on_every_request() {
     let (dev_a, _) = token(&h, Some("dev"), &["repository:team-a/app:pull,push"]).await;
     push_blob(&h, &dev_a, "team-a/app").await.expect_status(201);
     let other_repo = push_blob(&h, &dev_a, "team-a/other").await;
-    other_repo.expect_error(401, "UNAUTHORIZED");
+    other_repo.expect_error(403, "DENIED");
     assert!(
         challenge(&other_repo).ends_with("scope=\"repository:team-a/other:pull,push\",error=\"insufficient_scope\""),
         "{}",
         other_repo.report()
     );
 
-    // A pull-only token pushing: 401 insufficient_scope when the account could push (ask for a
-    // broader token), 403 DENIED when it could not.
+    // A pull-only token pushing: 403 with an insufficient_scope challenge when the account
+    // could push (ask for a broader token), plain 403 DENIED when it could not.
     let (dev_pull, _) = token(&h, Some("dev"), &["repository:team-a/app:pull"]).await;
     let broader = push_blob(&h, &dev_pull, "team-a/app").await;
-    broader.expect_error(401, "UNAUTHORIZED");
+    broader.expect_error(403, "DENIED");
     assert!(
         challenge(&broader).contains("error=\"insufficient_scope\""),
         "{}",
         broader.report()
     );
     let (guest, _) = token(&h, Some("guest"), &["repository:team-a/app:pull,push"]).await;
-    push_blob(&h, &guest, "team-a/app").await.expect_error(403, "DENIED");
+    let denied = push_blob(&h, &guest, "team-a/app").await;
+    denied.expect_error(403, "DENIED");
+    assert_eq!(denied.header("www-authenticate"), None, "{}", denied.report());
     // An account that cannot read the repository sees it as missing.
     let (outsider, _) = token(&h, Some("guest"), &["repository:team-b/app:pull"]).await;
     bearer(&h, &outsider, Method::GET, "/v2/team-b/app/tags/list")

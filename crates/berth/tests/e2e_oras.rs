@@ -31,18 +31,27 @@ const SBOM_CONFIG_TYPE: &str = "application/vnd.berth.e2e.sbom.config.v1+json";
 struct Oras {
     python: PathBuf,
     host: String,
+    /// User name and password to log in with, if any.
+    credentials: Option<(String, String)>,
 }
 
 impl Oras {
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = cmd(
+            self.python.to_str().unwrap_or("python3"),
+            [driver().to_str().unwrap_or_default()],
+        );
+        command.args(args);
+        if let Some((user, password)) = &self.credentials {
+            command
+                .env("BERTH_ORAS_USER", user)
+                .env("BERTH_ORAS_PASSWORD", password);
+        }
+        command
+    }
+
     fn run(&self, args: &[&str]) -> Value {
-        let out = run_ok(
-            cmd(
-                self.python.to_str().unwrap_or("python3"),
-                [driver().to_str().unwrap_or_default()],
-            )
-            .args(args),
-        )
-        .expect("oras driver");
+        let out = run_ok(&mut self.command(args)).expect("oras driver");
         let last = out.stdout.lines().last().unwrap_or_default();
         serde_json::from_str(last).unwrap_or_else(|e| panic!("oras driver printed no JSON ({e})\n{}", out.report()))
     }
@@ -117,6 +126,7 @@ fn oras_pushes_artifacts_with_a_subject_listed_by_the_referrers_api_and_pulls_th
     let oras = Oras {
         python,
         host: registry.host().to_owned(),
+        credentials: None,
     };
     let repo = unique_repo("oras");
     let work = tempfile::tempdir().expect("tempdir");
@@ -247,4 +257,90 @@ fn oras_pushes_artifacts_with_a_subject_listed_by_the_referrers_api_and_pulls_th
         assert_eq!(list.len(), 1, "after deleting the signature\n{}", got.report());
         assert_eq!(list[0]["digest"], sbom_digest.as_str(), "{}", got.report());
     }
+}
+
+/// `[auth] mode = "token"`: oras-py logs in and pushes and pulls through Berth's bearer tokens;
+/// without credentials the push is refused.
+#[test]
+fn oras_logs_in_and_pushes_and_pulls_through_bearer_tokens() {
+    let python = python_with_oras();
+    if !require_condition(
+        python.is_some(),
+        "no Python with oras-py (.cache/venv/bin/python, or BERTH_PYTHON)",
+        "the oras e2e test drives oras-py; scripts/test makes the venv",
+    ) {
+        return;
+    }
+    if std::env::var(berth_testkit::e2e::EXTERNAL_REGISTRY_ENV).is_ok_and(|host| !host.is_empty()) {
+        eprintln!("skipping: Berth's own access control is tested against Berth only");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    let password = "oras through tokens";
+    for (args, stdin) in [
+        (vec!["user", "add", "erin", "--password-stdin"], password),
+        (vec!["project", "create", "team-e"], ""),
+        (vec!["project", "member", "add", "team-e", "erin", "developer"], ""),
+    ] {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(berth_binary())
+            .args(&args)
+            .arg("--data")
+            .arg(&data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        let output = child.wait_with_output().expect("berth");
+        assert!(
+            output.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let config = work.path().join("berth.toml");
+    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
+    let berth =
+        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
+            .expect("start berth");
+    let host = berth.host();
+    let repo = format!("team-e/{}", unique_repo("oras"));
+    let workdir = work.path().to_str().expect("utf-8 temp path");
+
+    let anonymous = Oras {
+        python: python.clone().unwrap_or_default(),
+        host: host.clone(),
+        credentials: None,
+    };
+    berth_testkit::cmd::run_expect_failure(&mut anonymous.command(&["push-image", &host, &repo, "v1", workdir]))
+        .expect("an anonymous push into a private project fails");
+
+    let erin = Oras {
+        python: python.unwrap_or_default(),
+        host: host.clone(),
+        credentials: Some(("erin".to_owned(), password.to_owned())),
+    };
+    let pushed = erin.push(&["push-image", &host, &repo, "v1", workdir]);
+    let outdir = work.path().join("pulled");
+    let pulled = erin.run(&[
+        "pull",
+        &host,
+        &format!("{host}/{repo}:v1"),
+        outdir.to_str().expect("utf-8"),
+    ]);
+    assert!(pulled.to_string().contains("layer"), "{pulled:#}");
+    assert!(
+        pushed["digest"]
+            .as_str()
+            .is_some_and(|digest| digest.starts_with("sha256:")),
+        "{pushed:#}"
+    );
 }

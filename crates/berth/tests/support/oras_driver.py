@@ -2,7 +2,8 @@
 """Drives oras-py (the `oras` package from PyPI) for crates/berth/tests/e2e_oras.rs.
 
 Each subcommand does one thing against a plain-HTTP registry and prints one JSON object on
-stdout; anything else goes to stderr. Exits non-zero on any failure.
+stdout; anything else goes to stderr. Exits non-zero on any failure. With BERTH_ORAS_USER and
+BERTH_ORAS_PASSWORD set, the client logs in first.
 
   push-image HOST REPO TAG WORKDIR
       oras `push` of an image-like manifest (an OCI config and one gzip layer): the subject.
@@ -43,7 +44,18 @@ EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 
 
 def client(host):
-    return oras.client.OrasClient(hostname=host, insecure=True, tls_verify=False)
+    """An oras client for HOST; logged in when BERTH_ORAS_USER and BERTH_ORAS_PASSWORD are set
+    (oras then follows the registry's Basic or bearer-token challenges)."""
+    c = oras.client.OrasClient(hostname=host, insecure=True, tls_verify=False)
+    user = os.environ.get("BERTH_ORAS_USER")
+    if user:
+        c.login(
+            username=user,
+            password=os.environ.get("BERTH_ORAS_PASSWORD", ""),
+            hostname=host,
+            tls_verify=False,
+        )
+    return c
 
 
 def sha256_file(path):
