@@ -50,9 +50,10 @@ pub enum Caller {
     },
     /// A bearer token from Berth's token endpoint: exactly the scopes it names.
     Bearer {
-        /// The account it was issued to (`None`: anonymous).
-        subject: Option<String>,
-        /// The kind of credential the subject used ([`Caller::credential_kind`]).
+        /// The account it was issued to, as it stands now ([`Registry::caller_behind`]): `None`
+        /// for an anonymous token.
+        account: Option<Box<Caller>>,
+        /// The kind of credential the account used ([`Caller::credential_kind`]).
         kind: String,
         /// What it grants.
         scopes: Vec<Scope>,
@@ -66,7 +67,7 @@ impl Caller {
             Caller::Anonymous => None,
             Caller::User(user) | Caller::Token { user, .. } => Some(user.name.to_string()),
             Caller::Robot(robot) => Some(robot.name.login()),
-            Caller::Bearer { subject, .. } => subject.clone(),
+            Caller::Bearer { account, .. } => account.as_ref().and_then(|account| account.name()),
         }
     }
 
@@ -85,7 +86,11 @@ impl Caller {
     /// Whether the caller acts with a system administrator's rights (a token only within its
     /// rules).
     pub fn is_admin(&self) -> bool {
-        matches!(self, Caller::User(user) | Caller::Token { user, .. } if user.admin)
+        match self {
+            Caller::User(user) | Caller::Token { user, .. } => user.admin,
+            Caller::Bearer { account, .. } => account.as_ref().is_some_and(|account| account.is_admin()),
+            Caller::Anonymous | Caller::Robot(_) => false,
+        }
     }
 }
 

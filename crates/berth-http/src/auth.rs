@@ -123,22 +123,44 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
             };
             unauthorized(state, headers, "invalid or expired bearer token", challenge)
         };
-        let token = value
+        let (scheme, token) = value
             .to_str()
             .ok()
             .and_then(|value| value.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
             .ok_or_else(invalid_token)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            // Basic credentials (or another scheme) belong at the token endpoint: challenge.
+            return Err(unauthorized(
+                state,
+                headers,
+                "authentication required",
+                Challenge::default(),
+            ));
+        }
         let claims = token_settings
             .signer
-            .verify(token, &token_settings.service)
+            .verify(token.trim(), &token_settings.service)
             .map_err(|error| {
                 tracing::info!(%error, "refused a bearer token");
                 invalid_token()
             })?;
+        // The account must still exist, be enabled and unexpired: disabling or deleting it (a
+        // user, robot or access token) stops its tokens at once, not when they expire.
+        let account = match (!claims.sub.is_empty()).then_some(claims.sub.as_str()) {
+            None => None,
+            Some(subject) => match state.registry.caller_behind(Some(subject), &claims.berth_kind).await? {
+                Some(account) => Some(Box::new(account)),
+                None => {
+                    tracing::info!(
+                        subject,
+                        "refused a bearer token: its account is disabled, expired or gone"
+                    );
+                    return Err(invalid_token());
+                }
+            },
+        };
         return Ok(Caller::Bearer {
-            subject: (!claims.sub.is_empty()).then(|| claims.sub.clone()),
+            account,
             kind: claims.berth_kind.clone(),
             scopes: claims.scopes(),
         });
@@ -281,7 +303,7 @@ pub(crate) async fn authorize(
                 _ => true,
             };
             if !signed_in {
-                if let Caller::Bearer { subject: Some(_), .. } = caller {
+                if let Caller::Bearer { account: Some(_), .. } = caller {
                     return Err(insufficient_scope(
                         state,
                         headers,
@@ -308,10 +330,10 @@ pub(crate) async fn authorize(
     if *caller == Caller::Anonymous {
         return Err(unauthorized(state, headers, "authentication required", challenge(None)));
     }
-    if let Caller::Bearer { subject, kind, .. } = caller {
+    if let Caller::Bearer { account, .. } = caller {
         // The token lacks the action. Whether the account behind it has it decides between
         // "ask for a token with this scope" and the answers below.
-        let Some(account) = registry.caller_behind(subject.as_deref(), kind).await? else {
+        let Some(account) = account else {
             return Err(unauthorized(
                 state,
                 headers,
@@ -319,7 +341,7 @@ pub(crate) async fn authorize(
                 challenge(Some("insufficient_scope")),
             ));
         };
-        let account_actions = registry.actions_on(&account, &repository).await?;
+        let account_actions = registry.actions_on(account, &repository).await?;
         if account_actions.contains(action) {
             return Err(insufficient_scope(
                 state,
@@ -399,15 +421,11 @@ pub(crate) async fn visible_catalog_page(
 ) -> Result<Page<RepositoryName>, ApiError> {
     let registry = &state.registry;
     // A bearer token with the catalog scope lists what the account behind it may pull.
-    let behind;
     let caller = match caller {
-        Caller::Bearer { subject, kind, .. } => {
-            behind = registry
-                .caller_behind(subject.as_deref(), kind)
-                .await?
-                .unwrap_or(Caller::Anonymous);
-            &behind
-        }
+        Caller::Bearer {
+            account: Some(account), ..
+        } => account.as_ref(),
+        Caller::Bearer { account: None, .. } => &Caller::Anonymous,
         other => other,
     };
     let administrator = matches!(caller, Caller::User(user) if user.admin);

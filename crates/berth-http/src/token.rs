@@ -114,14 +114,17 @@ async fn issue(
     let Some(settings) = &state.auth.token else {
         return Err(ApiError::code(ErrorCode::Unsupported, "this registry does not issue tokens").into_response());
     };
-    if let Some(service) = field(pairs, "service")
-        && service != settings.service
+    if let Some(service) = pairs
+        .iter()
+        .filter(|(key, _)| key == "service")
+        .map(|(_, value)| value)
+        .find(|service| **service != settings.service)
     {
         let message = format!("unknown service {service:?}; this registry is {:?}", settings.service);
         return Err(if oauth {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &message)
         } else {
-            ApiError::code(ErrorCode::Unsupported, message).into_response()
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message).into_response()
         });
     }
     let refused = |message: &str| {

@@ -29,12 +29,8 @@ fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn berth");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin");
+    // A command that exits without reading its input must not fail here: ignore a broken pipe.
+    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
     let output = child.wait_with_output().expect("berth");
     assert!(
         output.status.success(),

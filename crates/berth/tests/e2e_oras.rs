@@ -293,12 +293,8 @@ fn oras_logs_in_and_pushes_and_pulls_through_bearer_tokens() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn berth");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin");
+        // A command that exits without reading its input must not fail here: ignore a broken pipe.
+        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
         let output = child.wait_with_output().expect("berth");
         assert!(
             output.status.success(),
