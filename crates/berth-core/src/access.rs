@@ -99,6 +99,15 @@ fn expired(expires_at_ms: Option<i64>, now_ms: i64) -> bool {
     expires_at_ms.is_some_and(|expiry| expiry <= now_ms)
 }
 
+/// The keys a login attempt counts against.
+fn login_keys(address: Option<std::net::IpAddr>, name: &str) -> Vec<String> {
+    let mut keys = vec![format!("name:{name}")];
+    if let Some(address) = address {
+        keys.push(format!("addr:{address}"));
+    }
+    keys
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -109,6 +118,37 @@ fn now_ms() -> i64 {
 /// one argon2 or bcrypt verification per user and password rather than per request. Keyed by
 /// SHA-256 of the stored hash and the password: a changed password (new stored hash) misses.
 const VERIFIED_PASSWORDS: usize = 4096;
+
+/// Failed-login accounting (brute-force protection): per client address and per account name,
+/// failures within a window. Bounded: the oldest entries go when it is full.
+const TRACKED_LOGIN_KEYS: usize = 100_000;
+
+/// How failed logins are throttled: after `max_failures` failures from one address or for one
+/// name within `window`, further attempts are refused until `window` after the last failure.
+/// Each failure before that is answered after a delay growing with the count.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    /// Failures allowed within the window. Default 10.
+    pub max_failures: u32,
+    /// The window, and the lockout after the last failure. Default 5 minutes.
+    pub window: std::time::Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            max_failures: 10,
+            window: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// Failures of one address or name: count and time of the last, unix milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last_ms: i64,
+}
 
 /// Access-control state kept by a [`Registry`].
 pub(crate) struct AccessControl {
@@ -124,10 +164,13 @@ pub(crate) struct AccessControl {
     /// 19 MiB and a core for ~20 ms): one per core, so that a flood of bad logins queues
     /// instead of exhausting memory.
     verifications: tokio::sync::Semaphore,
+    throttle: LoginThrottle,
+    /// Failed logins by key: `addr:<ip>` or `name:<login name>`.
+    failures: Cache<String, Failures>,
 }
 
 impl AccessControl {
-    pub(crate) fn new(mode: AccessMode) -> AccessControl {
+    pub(crate) fn new(mode: AccessMode, throttle: LoginThrottle) -> AccessControl {
         AccessControl {
             mode,
             known_projects: RwLock::default(),
@@ -136,6 +179,8 @@ impl AccessControl {
             verifications: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
+            throttle,
+            failures: Cache::new(TRACKED_LOGIN_KEYS),
         }
     }
 
@@ -155,6 +200,60 @@ impl AccessControl {
 }
 
 impl Registry {
+    /// Whether a login from `address` as `name` may be tried now (brute-force protection);
+    /// `Err(retry_after)` while the address or the name is locked out. Source: issue 4 §9.
+    pub fn login_allowed(&self, address: Option<std::net::IpAddr>, name: &str) -> Result<(), std::time::Duration> {
+        let now = now_ms();
+        let window_ms = i64::try_from(self.access.throttle.window.as_millis()).unwrap_or(i64::MAX);
+        let mut retry_after_ms = 0i64;
+        for key in login_keys(address, name) {
+            if let Some(failures) = self.access.failures.get(&key)
+                && failures.count >= self.access.throttle.max_failures
+                && now - failures.last_ms < window_ms
+            {
+                retry_after_ms = retry_after_ms.max(failures.last_ms + window_ms - now);
+            }
+        }
+        if retry_after_ms > 0 {
+            Err(
+                std::time::Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0))
+                    .max(std::time::Duration::from_secs(1)),
+            )
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a login attempt. A success clears the name's failures; a failure counts against
+    /// the address and the name, and returns how long to wait before answering (100 ms per
+    /// failure so far, at most 2 s), which slows guessing down before the lockout.
+    pub fn record_login(&self, address: Option<std::net::IpAddr>, name: &str, success: bool) -> std::time::Duration {
+        if success {
+            self.access.failures.remove(&format!("name:{name}"));
+            return std::time::Duration::ZERO;
+        }
+        let now = now_ms();
+        let window_ms = i64::try_from(self.access.throttle.window.as_millis()).unwrap_or(i64::MAX);
+        let mut most = 0;
+        for key in login_keys(address, name) {
+            let count = match self.access.failures.get(&key) {
+                Some(failures) if now - failures.last_ms < window_ms => failures.count.saturating_add(1),
+                _ => 1,
+            };
+            self.access.failures.insert(key, Failures { count, last_ms: now });
+            most = most.max(count);
+        }
+        if most >= self.access.throttle.max_failures {
+            tracing::warn!(
+                ?address,
+                name,
+                failures = most,
+                "login locked out after repeated failures"
+            );
+        }
+        std::time::Duration::from_millis(100 * u64::from(most.min(20)))
+    }
+
     /// Whether access is checked.
     pub fn access_mode(&self) -> AccessMode {
         self.access.mode

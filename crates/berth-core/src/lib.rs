@@ -19,7 +19,7 @@ use std::sync::Arc;
 use berth_blob::BlobStore;
 use berth_meta::MetaStore;
 
-pub use access::{AccessMode, Caller};
+pub use access::{AccessMode, Caller, LoginThrottle};
 pub use berth_blob::ByteStream;
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
@@ -43,13 +43,23 @@ impl Registry {
         Registry::with_access(blobs, meta, AccessMode::Open)
     }
 
-    /// Builds a registry with the given access mode.
+    /// Builds a registry with the given access mode and the default [`LoginThrottle`].
     pub fn with_access(blobs: Arc<dyn BlobStore>, meta: MetaStore, mode: AccessMode) -> Registry {
+        Registry::with_access_and_throttle(blobs, meta, mode, LoginThrottle::default())
+    }
+
+    /// Builds a registry with the given access mode and brute-force protection.
+    pub fn with_access_and_throttle(
+        blobs: Arc<dyn BlobStore>,
+        meta: MetaStore,
+        mode: AccessMode,
+        throttle: LoginThrottle,
+    ) -> Registry {
         Registry {
             blobs,
             meta,
             upload_locks: Arc::default(),
-            access: Arc::new(access::AccessControl::new(mode)),
+            access: Arc::new(access::AccessControl::new(mode, throttle)),
         }
     }
 

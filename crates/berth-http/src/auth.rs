@@ -21,6 +21,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use berth_auth::jwt::TokenSigner;
 use berth_auth::{Action, Actions, ProjectName, Scope, project_of};
@@ -99,7 +100,11 @@ pub(crate) enum Authorized {
 /// Identifies the caller from the `Authorization` header: HTTP Basic credentials, or (with
 /// bearer tokens) a token from Berth's token endpoint. Errors: credentials that are malformed or
 /// do not match an enabled account, or a token that does not verify (`401`).
-pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
     if state.registry.access_mode() == AccessMode::Open {
         return Ok(Caller::Anonymous);
     }
@@ -167,13 +172,39 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
     }
     let invalid = || unauthorized(state, headers, "invalid username or password", Challenge::default());
     let (name, password) = value.to_str().ok().and_then(basic_credentials).ok_or_else(invalid)?;
-    match state.registry.authenticate(&name, &password).await? {
+    match login(state, address, &name, &password).await? {
         Some(caller) => Ok(caller),
         None => {
             tracing::info!(user = %name, "failed login");
             Err(invalid())
         }
     }
+}
+
+/// Checks credentials with brute-force protection: refused with `429 TOOMANYREQUESTS` and
+/// `Retry-After` while the address or the name is locked out; a failure is answered after a
+/// delay growing with the failures so far. `Ok(None)`: wrong credentials.
+pub(crate) async fn login(
+    state: &AppState,
+    address: Option<IpAddr>,
+    name: &str,
+    secret: &str,
+) -> Result<Option<Caller>, ApiError> {
+    let registry = &state.registry;
+    if let Err(retry_after) = registry.login_allowed(address, name) {
+        let seconds = retry_after.as_secs().max(1);
+        return Err(ApiError::code(
+            ErrorCode::TooManyRequests,
+            format!("too many failed logins; try again in {seconds} s"),
+        )
+        .with_header("retry-after", &seconds.to_string()));
+    }
+    let caller = registry.authenticate(name, secret).await?;
+    let delay = registry.record_login(address, name, caller.is_some());
+    if caller.is_none() {
+        tokio::time::sleep(delay).await;
+    }
+    Ok(caller)
 }
 
 /// The user name and password of an HTTP Basic `Authorization` value (`Basic base64(name:password)`).

@@ -36,12 +36,14 @@ pub(crate) async fn get_token(State(state): State<AppState>, request: Request) -
     let pairs: Vec<(String, String)> = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
-    let result = issue(&state, request.headers(), &pairs, Credentials::Header, false).await;
+    let address = crate::handlers::client_address(&request);
+    let result = issue(&state, request.headers(), address, &pairs, Credentials::Header, false).await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /token` (OAuth2 password grant).
 pub(crate) async fn post_token(State(state): State<AppState>, request: Request) -> Response {
+    let address = crate::handlers::client_address(&request);
     let (parts, body) = request.into_parts();
     let result = async {
         let bytes = axum::body::to_bytes(Body::new(body), MAX_FORM_BYTES)
@@ -67,6 +69,7 @@ pub(crate) async fn post_token(State(state): State<AppState>, request: Request) 
         issue(
             &state,
             &parts.headers,
+            address,
             &pairs,
             Credentials::Form { username, password },
             true,
@@ -107,6 +110,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 async fn issue(
     state: &AppState,
     headers: &HeaderMap,
+    address: Option<std::net::IpAddr>,
     pairs: &[(String, String)],
     credentials: Credentials,
     oauth: bool,
@@ -155,13 +159,13 @@ async fn issue(
     };
     let caller = match name {
         None => Caller::Anonymous,
-        Some(name) => match state.registry.authenticate(&name, &secret).await {
+        Some(name) => match auth::login(state, address, &name, &secret).await {
             Ok(Some(caller)) => caller,
             Ok(None) => {
                 tracing::info!(user = %name, "failed login at the token endpoint");
                 return Err(refused("invalid username or password"));
             }
-            Err(error) => return Err(ApiError::from(error).into_response()),
+            Err(error) => return Err(error.into_response()),
         },
     };
     let requested = Scope::parse_all(

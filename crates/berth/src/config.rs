@@ -64,6 +64,12 @@ pub struct AuthConfig {
     pub token_ttl: u64,
     /// `token` mode: the service name (tokens' audience). Default `berth`.
     pub service: String,
+    /// Brute-force protection: failed logins allowed from one address or for one name within
+    /// `lockout_secs` before further attempts get `429` with `Retry-After`. Default 10.
+    pub max_login_failures: u32,
+    /// Brute-force protection: the window, and how long a lockout lasts after the last
+    /// failure, in seconds. Default 300.
+    pub lockout_secs: u64,
 }
 
 /// How requests are authenticated.
@@ -121,6 +127,8 @@ impl Default for Config {
                 token_key_file: None,
                 token_ttl: 300,
                 service: "berth".to_owned(),
+                max_login_failures: 10,
+                lockout_secs: 300,
             },
             server: ServerConfig::default(),
         }

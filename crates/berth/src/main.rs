@@ -151,7 +151,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         AuthMode::None => berth_core::AccessMode::Open,
         AuthMode::Basic | AuthMode::Token => berth_core::AccessMode::Enforced,
     };
-    let registry = berth_core::Registry::with_access(Arc::new(blobs), meta, access);
+    let throttle = berth_core::LoginThrottle {
+        max_failures: config.auth.max_login_failures.max(1),
+        window: Duration::from_secs(config.auth.lockout_secs),
+    };
+    let registry = berth_core::Registry::with_access_and_throttle(Arc::new(blobs), meta, access, throttle);
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
             signer: tokens::load_signer(&config.token_key_file())?,

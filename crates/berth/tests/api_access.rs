@@ -93,7 +93,11 @@ async fn push_image(h: &Harness, who: Who<'_>, repo: &str, tag: &str) -> (Desc, 
 /// A registry in basic mode with users, a private project `team-a` holding `team-a/app:v1`,
 /// and a public project `tools` holding `tools/app:v1`.
 async fn setup() -> Harness {
-    let h = Harness::start_with_env(&[("BERTH_AUTH__MODE", "basic")]);
+    // Many failed logins are made on purpose here: lockouts are tested on their own below.
+    let h = Harness::start_with_env(&[
+        ("BERTH_AUTH__MODE", "basic"),
+        ("BERTH_AUTH__MAX_LOGIN_FAILURES", "1000"),
+    ]);
     cli(&h, &["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
     for user in ["owner", "maint", "dev", "guest", "outsider", "tooldev", "gone"] {
         cli(&h, &["user", "add", user, "--password-stdin"], PASSWORD);
@@ -666,4 +670,35 @@ async fn odd_authorization_headers_are_refused() {
         !cli(&h, &["project", "list"], "").contains("ghost"),
         "a failed upload request created a project"
     );
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_slowed_then_locked_out() {
+    let h = Harness::start_with_env(&[
+        ("BERTH_AUTH__MODE", "basic"),
+        ("BERTH_AUTH__MAX_LOGIN_FAILURES", "3"),
+        ("BERTH_AUTH__LOCKOUT_SECS", "3"),
+    ]);
+    cli(&h, &["user", "add", "mallory", "--password-stdin"], PASSWORD);
+    cli(&h, &["user", "add", "victim", "--password-stdin"], PASSWORD);
+    let attempt =
+        |name: &'static str, password: &'static str| send(h.rb(Method::GET, "/v2/").basic_auth(name, Some(password)));
+    for _ in 0..3 {
+        attempt("victim", "guess").await.expect_error(401, "UNAUTHORIZED");
+    }
+    // Locked out: even the right password is refused, with Retry-After.
+    let locked = attempt("victim", PASSWORD).await;
+    locked.expect_error(429, "TOOMANYREQUESTS");
+    let retry: u64 = locked
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3).contains(&retry), "{}", locked.report());
+    // The address is locked out too, for other names.
+    attempt("mallory", PASSWORD).await.expect_error(429, "TOOMANYREQUESTS");
+    // The lockout ends `lockout_secs` after the last failure.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    attempt("victim", PASSWORD).await.expect_status(200);
+    attempt("mallory", PASSWORD).await.expect_status(200);
 }

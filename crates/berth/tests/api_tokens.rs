@@ -41,7 +41,11 @@ fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
 /// A registry in token mode (tokens live `ttl` seconds) with users root (admin), dev
 /// (developer of the private project team-a), guest (guest there), and project tools (public).
 fn setup(ttl: &str) -> Harness {
-    let h = Harness::start_with_env(&[("BERTH_AUTH__MODE", "token"), ("BERTH_AUTH__TOKEN_TTL", ttl)]);
+    let h = Harness::start_with_env(&[
+        ("BERTH_AUTH__MODE", "token"),
+        ("BERTH_AUTH__TOKEN_TTL", ttl),
+        ("BERTH_AUTH__MAX_LOGIN_FAILURES", "1000"),
+    ]);
     cli(&h, &["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
     for user in ["dev", "guest"] {
         cli(&h, &["user", "add", user, "--password-stdin"], PASSWORD);
@@ -511,4 +515,27 @@ async fn revoking_a_credential_stops_its_tokens_at_once_and_admins_create_projec
     .await;
     basic.expect_error(401, "UNAUTHORIZED");
     assert!(!challenge(&basic).contains("error="), "{}", basic.report());
+}
+
+#[tokio::test]
+async fn the_token_endpoint_locks_out_repeated_failures() {
+    let h = Harness::start_with_env(&[
+        ("BERTH_AUTH__MODE", "token"),
+        ("BERTH_AUTH__MAX_LOGIN_FAILURES", "2"),
+        ("BERTH_AUTH__LOCKOUT_SECS", "60"),
+    ]);
+    cli(&h, &["user", "add", "dev", "--password-stdin"], PASSWORD);
+    for _ in 0..2 {
+        refused(&token_response(&h, Some(("dev", "guess")), &[]).await);
+    }
+    let locked = token_response(&h, Some(("dev", PASSWORD)), &[]).await;
+    assert_eq!(locked.status, 429, "{}", locked.report());
+    assert!(locked.header("retry-after").is_some(), "{}", locked.report());
+    let form = send(h.rb(Method::POST, "/token").pipe_form(&[
+        ("grant_type", "password"),
+        ("username", "dev"),
+        ("password", PASSWORD),
+    ]))
+    .await;
+    assert_eq!(form.status, 429, "{}", form.report());
 }

@@ -47,7 +47,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 
 /// Authenticates the caller, checks that they may use `endpoint` (module `auth`), then handles it.
 async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
-    let caller = auth::authenticate(state, request.headers()).await?;
+    let caller = auth::authenticate(state, request.headers(), client_address(&request)).await?;
     match auth::authorize(state, request.headers(), &caller, endpoint).await? {
         Authorized::Proceed(endpoint) => handle(state, &caller, endpoint, request).await,
         Authorized::Respond(response) => Ok(response),
@@ -94,6 +94,14 @@ async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: 
         }
         Endpoint::DeleteUpload { repository, id } => uploads::delete_upload(registry, &repository, &id).await,
     }
+}
+
+/// The address of the client that sent `request` (the TCP peer), when known.
+pub(crate) fn client_address(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
 }
 
 /// A response with a JSON body and explicit `Content-Length`.
