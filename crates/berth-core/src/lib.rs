@@ -6,6 +6,7 @@
 //! variants that the HTTP layer maps to the specification's error codes.
 
 mod access;
+mod audit;
 mod blobs;
 mod error;
 mod hashing;
@@ -21,6 +22,7 @@ use berth_meta::MetaStore;
 
 pub use access::{AccessMode, Caller, LoginThrottle};
 pub use berth_blob::ByteStream;
+pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
 pub use listing::{Page, Referrer};
@@ -34,6 +36,7 @@ pub struct Registry {
     meta: MetaStore,
     upload_locks: Arc<uploads::UploadLocks>,
     access: Arc<access::AccessControl>,
+    audit: Arc<audit::AuditLog>,
 }
 
 impl Registry {
@@ -48,18 +51,21 @@ impl Registry {
         Registry::with_access_and_throttle(blobs, meta, mode, LoginThrottle::default())
     }
 
-    /// Builds a registry with the given access mode and brute-force protection.
+    /// Builds a registry with the given access mode and brute-force protection. With access
+    /// enforced, starts the audit log's writer task (call from within a tokio runtime).
     pub fn with_access_and_throttle(
         blobs: Arc<dyn BlobStore>,
         meta: MetaStore,
         mode: AccessMode,
         throttle: LoginThrottle,
     ) -> Registry {
+        let audit = Arc::new(audit::AuditLog::start(&meta, mode));
         Registry {
             blobs,
             meta,
             upload_locks: Arc::default(),
             access: Arc::new(access::AccessControl::new(mode, throttle)),
+            audit,
         }
     }
 

@@ -191,7 +191,21 @@ pub(crate) async fn login(
     secret: &str,
 ) -> Result<Option<Caller>, ApiError> {
     let registry = &state.registry;
+    let record = |outcome: &str, detail: Option<String>| berth_core::AuditEvent {
+        at_ms: 0,
+        actor: name.to_owned(),
+        action: "login".to_owned(),
+        project: None,
+        repository: None,
+        reference: None,
+        address: address.map(|address| address.to_string()),
+        outcome: outcome.to_owned(),
+        detail,
+    };
     if let Err(retry_after) = registry.login_allowed(address, name) {
+        registry
+            .audit(record("denied", Some("locked out after repeated failures".to_owned())))
+            .await;
         let seconds = retry_after.as_secs().max(1);
         return Err(ApiError::code(
             ErrorCode::TooManyRequests,
@@ -202,6 +216,8 @@ pub(crate) async fn login(
     let caller = registry.authenticate(name, secret).await?;
     let delay = registry.record_login(address, name, caller.is_some());
     if caller.is_none() {
+        // Successful logins are not recorded here: with HTTP Basic every request is one.
+        registry.audit(record("failure", None)).await;
         tokio::time::sleep(delay).await;
     }
     Ok(caller)

@@ -186,6 +186,20 @@ async fn issue(
     let expires_in = settings.ttl.as_secs();
     let issued_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     tracing::info!(account = ?caller.name(), granted = %scope_list(&granted), "issued a token");
+    state
+        .registry
+        .audit(berth_core::AuditEvent {
+            at_ms: 0,
+            actor: caller.name().unwrap_or_default(),
+            action: "token".to_owned(),
+            project: None,
+            repository: None,
+            reference: None,
+            address: address.map(|address| address.to_string()),
+            outcome: "success".to_owned(),
+            detail: Some(scope_list(&granted)),
+        })
+        .await;
     let body = if oauth {
         json!({ "access_token": token, "expires_in": expires_in, "scope": scope_list(&granted), "issued_at": issued_at })
     } else {

@@ -14,6 +14,7 @@
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
 
+mod audit;
 mod blobs;
 mod cache;
 mod convert;
@@ -28,6 +29,7 @@ mod uploads;
 mod users;
 mod writer;
 
+pub use audit::{AuditEvent, AuditFilter};
 pub use projects::{MemberRecord, ProjectRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;

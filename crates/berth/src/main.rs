@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::admin::{AdminCommand, OutputFormat, ProjectCommand, RobotCommand, TokenCommand, UserCommand};
+use crate::admin::{AdminCommand, AuditCommand, OutputFormat, ProjectCommand, RobotCommand, TokenCommand, UserCommand};
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
 /// Berth: an OCI container registry.
@@ -66,6 +66,9 @@ enum Command {
     /// Manage users' personal access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         Command::Project(command) => run_admin(&cli.global, AdminCommand::Project(command)),
         Command::Robot(command) => run_admin(&cli.global, AdminCommand::Robot(command)),
         Command::Token(command) => run_admin(&cli.global, AdminCommand::Token(command)),
+        Command::Audit(command) => run_admin(&cli.global, AdminCommand::Audit(command)),
     }
 }
 
@@ -204,6 +208,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         let _ = stop_tx.send(true);
     };
+    let audit = registry.clone();
     let server = berth_http::serve(listener, registry, auth, shutdown);
     let mut stopped = stop_rx;
     let grace_expired = async move {
@@ -215,6 +220,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         () = grace_expired => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
     let _ = purge.await;
+    audit.flush_audit().await;
     tracing::info!("berth stopped");
     Ok(())
 }

@@ -702,3 +702,102 @@ async fn repeated_failed_logins_are_slowed_then_locked_out() {
     attempt("victim", PASSWORD).await.expect_status(200);
     attempt("mallory", PASSWORD).await.expect_status(200);
 }
+
+/// The lines of `berth audit export ARGS`, as JSON, once at least `at_least` are there (the
+/// server writes its events in batches, a moment after the requests).
+fn audit_export(h: &Harness, args: &[&str], at_least: usize) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        let mut full = vec!["audit", "export"];
+        full.extend_from_slice(args);
+        events = cli(h, &full, "")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("JSON line"))
+            .collect();
+        if events.len() >= at_least {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    events
+}
+
+#[tokio::test]
+async fn pushes_pulls_deletes_logins_and_changes_are_on_record() {
+    let h = setup().await;
+    // setup(): root pushed team-a/app:v1 and tools/app:v1 (two manifest PUTs), and the CLI
+    // created users, projects and members.
+    send(as_who(&h, Who::User("guest"), Method::GET, "/v2/team-a/app/manifests/v1").header("accept", OCI_MANIFEST))
+        .await
+        .expect_status(200);
+    send(as_who(&h, Who::User("guest"), Method::HEAD, "/v2/team-a/app/manifests/v1").header("accept", OCI_MANIFEST))
+        .await
+        .expect_status(200);
+    let denied = send(
+        as_who(&h, Who::User("guest"), Method::PUT, "/v2/team-a/app/manifests/v2")
+            .header("content-type", OCI_MANIFEST)
+            .body("{}"),
+    )
+    .await;
+    denied.expect_error(403, "DENIED");
+    send(as_who(&h, Who::WrongPassword("dev"), Method::GET, "/v2/"))
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    send(as_who(
+        &h,
+        Who::User("root"),
+        Method::DELETE,
+        "/v2/tools/app/manifests/v1",
+    ))
+    .await
+    .expect_status(202);
+
+    let pushes = audit_export(&h, &["--action", "push"], 3);
+    let summary: Vec<(String, String, String, String)> = pushes
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
+            (text("actor"), text("repository"), text("reference"), text("outcome"))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("root".into(), "team-a/app".into(), "v1".into(), "success".into()),
+            ("root".into(), "tools/app".into(), "v1".into(), "success".into()),
+            ("guest".into(), "team-a/app".into(), "v2".into(), "denied".into()),
+        ],
+        "{pushes:#?}"
+    );
+    assert_eq!(pushes[0]["project"], "team-a");
+    assert_eq!(pushes[0]["address"], "127.0.0.1");
+    // One pull: HEAD requests are not pulls.
+    let pulls = audit_export(&h, &["--action", "pull"], 1);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(
+        (pulls[0]["actor"].as_str(), pulls[0]["outcome"].as_str()),
+        (Some("guest"), Some("success"))
+    );
+    let logins = audit_export(&h, &["--action", "login"], 1);
+    assert_eq!(
+        (logins[0]["actor"].as_str(), logins[0]["outcome"].as_str()),
+        (Some("dev"), Some("failure")),
+        "{logins:#?}"
+    );
+    let deletes = audit_export(&h, &["--action", "delete", "--project", "tools"], 1);
+    assert_eq!(
+        (deletes[0]["actor"].as_str(), deletes[0]["reference"].as_str()),
+        (Some("root"), Some("v1"))
+    );
+    // The CLI's changes, by actor `cli`.
+    let changes = audit_export(&h, &["--actor", "cli", "--since", "1h"], 1);
+    let actions: Vec<&str> = changes.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(
+        actions.contains(&"user.add")
+            && actions.contains(&"project.create")
+            && actions.contains(&"project.member.add")
+            && actions.contains(&"user.disable"),
+        "{actions:?}"
+    );
+    assert!(changes.iter().all(|e| e["outcome"] == "success"), "{changes:#?}");
+}

@@ -45,12 +45,58 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-/// Authenticates the caller, checks that they may use `endpoint` (module `auth`), then handles it.
+/// Authenticates the caller, checks that they may use `endpoint` (module `auth`), handles it,
+/// and records pushes, manifest pulls and deletes, allowed or denied, in the audit log.
 async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
-    let caller = auth::authenticate(state, request.headers(), client_address(&request)).await?;
-    match auth::authorize(state, request.headers(), &caller, endpoint).await? {
-        Authorized::Proceed(endpoint) => handle(state, &caller, endpoint, request).await,
-        Authorized::Respond(response) => Ok(response),
+    let address = client_address(&request);
+    let caller = auth::authenticate(state, request.headers(), address).await?;
+    let audited = audited_action(&endpoint);
+    let (result, denied) = match auth::authorize(state, request.headers(), &caller, endpoint).await {
+        Ok(Authorized::Proceed(endpoint)) => (handle(state, &caller, endpoint, request).await, false),
+        Ok(Authorized::Respond(response)) => (Ok(response), true),
+        Err(error) => (Err(error), true),
+    };
+    if let Some((action, repository, reference)) = audited {
+        let succeeded = matches!(&result, Ok(response) if response.status().is_success());
+        if succeeded || denied {
+            state
+                .registry
+                .audit(berth_core::AuditEvent {
+                    at_ms: 0,
+                    actor: caller.name().unwrap_or_default(),
+                    action: action.to_owned(),
+                    project: Some(berth_auth::project_of(&repository).to_string()),
+                    repository: Some(repository.as_str().to_owned()),
+                    reference,
+                    address: address.map(|address| address.to_string()),
+                    outcome: if denied { "denied" } else { "success" }.to_owned(),
+                    detail: None,
+                })
+                .await;
+        }
+    }
+    result
+}
+
+/// The audit action of an endpoint, with its repository and reference: manifest `GET` (a pull;
+/// `HEAD` is not), manifest `PUT` (a push), and deletions.
+fn audited_action(endpoint: &Endpoint) -> Option<(&'static str, berth_types::RepositoryName, Option<String>)> {
+    match endpoint {
+        Endpoint::GetManifest {
+            repository,
+            reference,
+            head: false,
+        } => Some(("pull", repository.clone(), Some(reference.to_string()))),
+        Endpoint::PutManifest { repository, reference } => {
+            Some(("push", repository.clone(), Some(reference.to_string())))
+        }
+        Endpoint::DeleteManifest { repository, reference } => {
+            Some(("delete", repository.clone(), Some(reference.to_string())))
+        }
+        Endpoint::DeleteBlob { repository, digest } => {
+            Some(("delete", repository.clone(), Some(digest.as_str().to_owned())))
+        }
+        _ => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! projects and credentials on the data directory's metadata database (the same file a running
 //! server uses; SQLite lets both write in turn, and the server sees changes at once).
 
+mod audit;
 mod credentials;
 mod projects;
 mod users;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 
+pub use audit::AuditCommand;
 pub use credentials::{RobotCommand, TokenCommand};
 pub use projects::ProjectCommand;
 pub use users::UserCommand;
@@ -33,17 +35,31 @@ pub enum AdminCommand {
     Robot(RobotCommand),
     /// `berth token …`
     Token(TokenCommand),
+    /// `berth audit …`
+    Audit(AuditCommand),
 }
 
 /// Runs `command` on the metadata database of `config`, printing results in `output`.
 pub async fn run(config: &Config, command: AdminCommand, output: OutputFormat) -> anyhow::Result<()> {
     let meta = open_metadata(config).await?;
+    let change = audit::change_of(&command);
     let result = match command {
         AdminCommand::User(command) => run_user_command(&meta, command, output).await,
         AdminCommand::Project(command) => run_project_command(&meta, command, output).await,
         AdminCommand::Robot(command) => run_robot_command(&meta, command, output).await,
         AdminCommand::Token(command) => run_token_command(&meta, command, output).await,
+        AdminCommand::Audit(command) => audit::run_audit_command(&meta, command).await,
     };
+    if let Some(event) = change {
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        let event = berth_meta::AuditEvent {
+            outcome: outcome.to_owned(),
+            ..event
+        };
+        if let Err(error) = meta.append_audit_events(vec![event]).await {
+            eprintln!("warning: recording the change in the audit log failed: {error}");
+        }
+    }
     meta.close().await;
     result
 }
