@@ -42,6 +42,33 @@ pub struct ServerConfig {
     /// request's `Host` header, as `http://<host>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `tls_key`. Reloaded
+    /// when the file changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Ask clients for a certificate chaining to these CAs (PEM), and refuse connections
+    /// without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The TLS files, when HTTPS is configured. Errors: only one of `tls_cert` and `tls_key`,
+    /// or `tls_client_ca` without them.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            (None, None) if self.tls_client_ca.is_none() => Ok(None),
+            _ => anyhow::bail!("server.tls_cert and server.tls_key go together (and server.tls_client_ca needs them)"),
+        }
+    }
 }
 
 /// Access control (`[auth]`).

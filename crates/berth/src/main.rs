@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod tls;
 mod tokens;
 
 use std::io::{IsTerminal, Write};
@@ -174,6 +175,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         token,
     };
 
+    // Checked before binding, so that a bad certificate stops the start with a clear error.
+    let tls_files = config.server.tls_files()?;
+    let tls_config = tls_files.as_ref().map(tls::server_config).transpose()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -184,7 +188,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "LISTENING ON A NON-LOOPBACK ADDRESS WITHOUT AUTHENTICATION: anyone who can reach it can push, pull and delete"
         );
     }
-    if !address.ip().is_loopback() && config.auth.mode != AuthMode::None && config.server.public_url.is_none() {
+    if !address.ip().is_loopback()
+        && config.auth.mode != AuthMode::None
+        && tls_config.is_none()
+        && config.server.public_url.is_none()
+    {
         tracing::warn!(
             %address,
             "credentials cross the network in clear text: serve Berth behind a TLS-terminating proxy and set server.public_url"
@@ -193,7 +201,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), auth = ?config.auth.mode, "berth is ready");
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "berth listening on http://{address}")?;
+        let scheme = if tls_config.is_some() { "https" } else { "http" };
+        writeln!(stdout, "berth listening on {scheme}://{address}")?;
         stdout.flush()?;
     }
 
@@ -209,7 +218,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     let audit = registry.clone();
-    let server = berth_http::serve(listener, registry, auth, shutdown);
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match (tls_files, tls_config) {
+            (Some(files), Some(tls_config)) => {
+                let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
+                tokio::spawn(tls::reload_on_change(files, rustls_config.clone()));
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(None);
+                });
+                let app = berth_http::router(registry, auth).into_make_service_with_connect_info::<SocketAddr>();
+                let server = axum_server::from_tcp_rustls(listener.into_std()?, rustls_config)?.handle(handle);
+                Box::pin(server.serve(app))
+            }
+            _ => Box::pin(berth_http::serve(listener, registry, auth, shutdown)),
+        };
     let mut stopped = stop_rx;
     let grace_expired = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
