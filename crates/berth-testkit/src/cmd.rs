@@ -210,3 +210,34 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// Runs `command` with `stdin` written to its standard input, capturing its output, whatever its
+/// exit status. A command that exits without reading its input is fine (the broken pipe is
+/// ignored).
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start `{}`: {error}", describe(command)));
+    if let Some(mut input) = child.stdin.take() {
+        let _ = std::io::Write::write_all(&mut input, stdin.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("waiting for `{}`: {error}", describe(command)))
+}
+
+/// Runs the Berth CLI `binary ARGS --data DATA_DIR` (account and project commands on a data
+/// directory) with `stdin`; panics with its standard error unless it succeeds; returns its
+/// standard output.
+pub fn berth_cli(binary: &std::path::Path, data_dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
+    let output = run_with_stdin(Command::new(binary).args(args).arg("--data").arg(data_dir), stdin);
+    assert!(
+        output.status.success(),
+        "berth {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("berth prints UTF-8")
+}

@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use base64::Engine as _;
 use common::{Harness, OCI_MANIFEST, Resp, berth_binary, random_bytes, send, sha256, with_query};
 use reqwest::Method;
@@ -18,24 +15,7 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery";
 
 fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(berth_binary())
-        .args(args)
-        .arg("--data")
-        .arg(h.data_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn berth");
-    // A command that exits without reading its input must not fail here: ignore a broken pipe.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-    let output = child.wait_with_output().expect("berth");
-    assert!(
-        output.status.success(),
-        "berth {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
+    berth_testkit::cmd::berth_cli(berth_binary(), &h.data_dir(), args, stdin)
 }
 
 /// A registry in token mode (tokens live `ttl` seconds) with users root (admin), dev

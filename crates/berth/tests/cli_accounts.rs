@@ -1,9 +1,8 @@
 //! `berth user …` and `berth project …` on a data directory, through the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use berth_auth::passwords::verify_password;
 use berth_auth::{AccountName, ProjectName, Role};
@@ -11,18 +10,12 @@ use berth_meta::MetaStore;
 
 /// Runs `berth ARGS` with `stdin` on standard input.
 fn berth(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .args(args)
         .env_remove("BERTH_DATA_DIR")
-        .env_remove("BERTH_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn berth");
-    // A command refused on its arguments exits without reading: ignore a broken pipe.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-    child.wait_with_output().expect("berth output")
+        .env_remove("BERTH_DATABASE_URL");
+    berth_testkit::cmd::run_with_stdin(&mut command, stdin)
 }
 
 fn describe(args: &[&str], output: &Output) -> String {

@@ -313,24 +313,7 @@ fn docker_import_push_pull_run_large_image() {
 
 /// `berth ARGS --data DATA` with `stdin`, which must succeed.
 fn berth_cli(data: &Path, args: &[&str], stdin: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new(berth_binary())
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn berth");
-    // A command that exits without reading its input must not fail here: ignore a broken pipe.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-    let output = child.wait_with_output().expect("berth");
-    assert!(
-        output.status.success(),
-        "berth {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    berth_testkit::cmd::berth_cli(berth_binary(), data, args, stdin);
 }
 
 /// `[auth] mode = "basic"`: `docker login` with a Berth user, then push and pull into a private

@@ -283,24 +283,7 @@ fn oras_logs_in_and_pushes_and_pulls_through_bearer_tokens() {
         (vec!["project", "create", "team-e"], ""),
         (vec!["project", "member", "add", "team-e", "erin", "developer"], ""),
     ] {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new(berth_binary())
-            .args(&args)
-            .arg("--data")
-            .arg(&data)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        // A command that exits without reading its input must not fail here: ignore a broken pipe.
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-        let output = child.wait_with_output().expect("berth");
-        assert!(
-            output.status.success(),
-            "berth {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        berth_testkit::cmd::berth_cli(berth_binary(), &data, &args, stdin);
     }
     let config = work.path().join("berth.toml");
     std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");

@@ -184,25 +184,9 @@ fn podman_login_push_pull_through_bearer_tokens() {
     let data = work.path().join("data");
     let password = "podman through tokens";
     let berth_cli = |args: &[&str], stdin: &str| {
-        use std::io::Write as _;
-        let mut child = Command::new(berth_binary())
-            .args(args)
-            .arg("--data")
-            .arg(&data)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        // A command that exits without reading its input must not fail here: ignore a broken pipe.
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-        let output = child.wait_with_output().expect("berth");
-        assert!(
-            output.status.success(),
-            "berth {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        berth_testkit::cmd::berth_cli(berth_binary(), &data, args, stdin);
     };
+
     berth_cli(&["user", "add", "dana", "--password-stdin"], password);
     berth_cli(&["project", "create", "team-d"], "");
     berth_cli(&["project", "member", "add", "team-d", "dana", "developer"], "");

@@ -221,25 +221,9 @@ fn skopeo_copies_with_credentials_through_bearer_tokens() {
     let data = work.path().join("data");
     let password = "skopeo through tokens";
     let berth_cli = |args: &[&str], stdin: &str| {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new(berth_binary())
-            .args(args)
-            .arg("--data")
-            .arg(&data)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        // A command that exits without reading its input must not fail here: ignore a broken pipe.
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-        let output = child.wait_with_output().expect("berth");
-        assert!(
-            output.status.success(),
-            "berth {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        berth_testkit::cmd::berth_cli(berth_binary(), &data, args, stdin);
     };
+
     berth_cli(&["user", "add", "carol", "--password-stdin"], password);
     berth_cli(&["project", "create", "team-c"], "");
     berth_cli(&["project", "member", "add", "team-c", "carol", "developer"], "");
