@@ -1,10 +1,13 @@
 //! Listings: tags, the repository catalog, and referrers.
 
+use std::collections::HashMap;
+
+use berth_auth::{Action, Actions, ProjectName, project_of};
 use berth_oci::PageRequest;
 use berth_types::{Digest, RepositoryName, Tag};
 use serde::Deserialize;
 
-use crate::{Registry, RegistryError};
+use crate::{AccessMode, Caller, Registry, RegistryError};
 
 /// One page of a lexically ordered listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,5 +158,97 @@ impl Registry {
             }
         }
         Ok(referrers)
+    }
+}
+
+impl Registry {
+    /// A `_catalog` page of the repositories `caller` may pull: up to `n` of them after `last`,
+    /// reading as many pages of the whole catalog as it takes, so that neither the list nor the
+    /// `Link` cursor (the last repository listed) ever names a repository the caller may not see.
+    pub async fn list_visible_repositories(
+        &self,
+        caller: &Caller,
+        request: &PageRequest,
+    ) -> Result<Page<RepositoryName>, RegistryError> {
+        // A bearer token with the catalog scope lists what the account behind it may pull.
+        let caller = match caller {
+            Caller::Bearer {
+                account: Some(account), ..
+            } => account.as_ref(),
+            Caller::Bearer { account: None, .. } => &Caller::Anonymous,
+            other => other,
+        };
+        let administrator = matches!(caller, Caller::User(user) if user.admin);
+        if self.access_mode() == AccessMode::Open || administrator {
+            return self.list_repositories(request).await;
+        }
+        let limit = request.limit() as usize;
+        let mut visible = Vec::new();
+        let mut cursor = PageRequest {
+            n: request.n,
+            last: request.last.clone(),
+        };
+        let mut by_project: HashMap<ProjectName, Actions> = HashMap::new();
+        loop {
+            let page = self.list_repositories(&cursor).await?;
+            cursor.last = page.items.last().map(|name| name.as_str().to_owned());
+            for repository in page.items {
+                if self.may_pull(caller, &repository, &mut by_project).await? {
+                    visible.push(repository);
+                }
+            }
+            if visible.len() > limit {
+                visible.truncate(limit);
+                return Ok(Page {
+                    items: visible,
+                    more: true,
+                });
+            }
+            if !page.more || cursor.last.is_none() {
+                return Ok(Page {
+                    items: visible,
+                    more: false,
+                });
+            }
+            if visible.len() == limit {
+                // Whether anything visible follows is only known by reading on.
+                let rest = Box::pin(self.list_visible_repositories(
+                    caller,
+                    &PageRequest {
+                        n: Some(1),
+                        last: cursor.last.clone(),
+                    },
+                ))
+                .await?;
+                return Ok(Page {
+                    items: visible,
+                    more: !rest.items.is_empty(),
+                });
+            }
+        }
+    }
+
+    /// Whether `caller` may pull from `repository`. For users and anonymous callers, decided once
+    /// per project (roles and visibility apply to whole projects, cached in `by_project`); for
+    /// robots and tokens, whose rules name repository patterns, per repository.
+    async fn may_pull(
+        &self,
+        caller: &Caller,
+        repository: &RepositoryName,
+        by_project: &mut HashMap<ProjectName, Actions>,
+    ) -> Result<bool, RegistryError> {
+        if matches!(caller, Caller::Robot(_) | Caller::Token { .. }) {
+            return Ok(self.actions_on(caller, repository).await?.contains(Action::Pull));
+        }
+        let project = project_of(repository);
+        let actions = match by_project.get(&project) {
+            Some(actions) => *actions,
+            None => {
+                let actions = self.actions_on(caller, repository).await?;
+                by_project.insert(project, actions);
+                actions
+            }
+        };
+        Ok(actions.contains(Action::Pull))
     }
 }

@@ -20,13 +20,12 @@
 use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use berth_auth::jwt::TokenSigner;
-use berth_auth::{Action, Actions, ProjectName, Scope, project_of};
-use berth_core::{AccessMode, Caller, Page, RegistryError};
-use berth_oci::{Endpoint, ErrorCode, PageRequest};
+use berth_auth::{Action, Scope};
+use berth_core::{AccessMode, Caller, RegistryError};
+use berth_oci::{Endpoint, ErrorCode};
 use berth_types::{RepositoryName, Tag};
 
 use crate::AppState;
@@ -456,102 +455,6 @@ fn unknown_to_caller(endpoint: Endpoint) -> Result<Authorized, ApiError> {
         }
     };
     Err(error.into())
-}
-
-/// A `_catalog` page of the repositories `caller` may pull: up to `n` of them after `last`,
-/// reading as many pages of the whole catalog as it takes, so that neither the list nor the
-/// `Link` cursor (the last repository listed) ever names a repository the caller may not see.
-pub(crate) async fn visible_catalog_page(
-    state: &AppState,
-    caller: &Caller,
-    request: &PageRequest,
-) -> Result<Page<RepositoryName>, ApiError> {
-    let registry = &state.registry;
-    // A bearer token with the catalog scope lists what the account behind it may pull.
-    let caller = match caller {
-        Caller::Bearer {
-            account: Some(account), ..
-        } => account.as_ref(),
-        Caller::Bearer { account: None, .. } => &Caller::Anonymous,
-        other => other,
-    };
-    let administrator = matches!(caller, Caller::User(user) if user.admin);
-    if registry.access_mode() == AccessMode::Open || administrator {
-        return Ok(registry.list_repositories(request).await?);
-    }
-    let limit = request.limit() as usize;
-    let mut visible = Vec::new();
-    let mut cursor = PageRequest {
-        n: request.n,
-        last: request.last.clone(),
-    };
-    let mut by_project: HashMap<ProjectName, Actions> = HashMap::new();
-    loop {
-        let page = registry.list_repositories(&cursor).await?;
-        cursor.last = page.items.last().map(|name| name.as_str().to_owned());
-        for repository in page.items {
-            if may_pull(state, caller, &repository, &mut by_project).await? {
-                visible.push(repository);
-            }
-        }
-        if visible.len() > limit {
-            visible.truncate(limit);
-            return Ok(Page {
-                items: visible,
-                more: true,
-            });
-        }
-        if !page.more || cursor.last.is_none() {
-            return Ok(Page {
-                items: visible,
-                more: false,
-            });
-        }
-        if visible.len() == limit {
-            // Whether anything visible follows is only known by reading on.
-            let rest = Box::pin(visible_catalog_page(
-                state,
-                caller,
-                &PageRequest {
-                    n: Some(1),
-                    last: cursor.last.clone(),
-                },
-            ))
-            .await?;
-            return Ok(Page {
-                items: visible,
-                more: !rest.items.is_empty(),
-            });
-        }
-    }
-}
-
-/// Whether `caller` may pull from `repository`. For users and anonymous callers, decided once
-/// per project (roles and visibility apply to whole projects, cached in `by_project`); for
-/// robots and tokens, whose rules name repository patterns, per repository.
-async fn may_pull(
-    state: &AppState,
-    caller: &Caller,
-    repository: &RepositoryName,
-    by_project: &mut HashMap<ProjectName, Actions>,
-) -> Result<bool, ApiError> {
-    if matches!(caller, Caller::Robot(_) | Caller::Token { .. }) {
-        return Ok(state
-            .registry
-            .actions_on(caller, repository)
-            .await?
-            .contains(Action::Pull));
-    }
-    let project = project_of(repository);
-    let actions = match by_project.get(&project) {
-        Some(actions) => *actions,
-        None => {
-            let actions = state.registry.actions_on(caller, repository).await?;
-            by_project.insert(project, actions);
-            actions
-        }
-    };
-    Ok(actions.contains(Action::Pull))
 }
 
 #[cfg(test)]

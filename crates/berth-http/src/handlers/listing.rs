@@ -54,7 +54,7 @@ pub async fn list_tags(registry: &Registry, repository: &RepositoryName, page: &
 
 /// `GET /v2/_catalog`: `{"repositories": […]}`, with `Link` when more remain.
 pub async fn list_repositories(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiResult {
-    let repositories = crate::auth::visible_catalog_page(state, caller, page).await?;
+    let repositories = state.registry.list_visible_repositories(caller, page).await?;
     let body = to_json(&Catalog {
         repositories: repositories.items.iter().map(|r| r.as_str()).collect(),
     });
