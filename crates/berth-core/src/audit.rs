@@ -60,6 +60,11 @@ impl AuditLog {
 }
 
 impl Registry {
+    /// Whether events are recorded (access is enforced); lets callers skip building them.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit.queue.is_some()
+    }
+
     /// Records an audit event (when access is enforced). Waits only if the queue is full.
     pub async fn audit(&self, event: AuditEvent) {
         if let Some(queue) = &self.audit.queue

@@ -50,7 +50,12 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
     let address = client_address(&request);
     let caller = auth::authenticate(state, request.headers(), address).await?;
-    let audited = audited_action(&endpoint);
+    // Built only when recorded: manifest GETs are the hottest path with open access.
+    let audited = if state.registry.audit_enabled() {
+        audited_action(&endpoint)
+    } else {
+        None
+    };
     let (result, denied) = match auth::authorize(state, request.headers(), &caller, endpoint).await {
         Ok(Authorized::Proceed(endpoint)) => (handle(state, &caller, endpoint, request).await, false),
         Ok(Authorized::Respond(response)) => (Ok(response), true),
