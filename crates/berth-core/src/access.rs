@@ -226,11 +226,17 @@ impl Registry {
 
     /// Records a login attempt. A success clears the name's failures; a failure counts against
     /// the address and the name, and returns how long to wait before answering (100 ms per
-    /// failure so far, at most 2 s), which slows guessing down before the lockout.
-    pub fn record_login(&self, address: Option<std::net::IpAddr>, name: &str, success: bool) -> std::time::Duration {
+    /// failure so far, at most 2 s), which slows guessing down before the lockout, and whether
+    /// this failure started a lockout.
+    pub fn record_login(
+        &self,
+        address: Option<std::net::IpAddr>,
+        name: &str,
+        success: bool,
+    ) -> (std::time::Duration, bool) {
         if success {
             self.access.failures.remove(&format!("name:{name}"));
-            return std::time::Duration::ZERO;
+            return (std::time::Duration::ZERO, false);
         }
         let now = now_ms();
         let window_ms = i64::try_from(self.access.throttle.window.as_millis()).unwrap_or(i64::MAX);
@@ -243,7 +249,8 @@ impl Registry {
             self.access.failures.insert(key, Failures { count, last_ms: now });
             most = most.max(count);
         }
-        if most >= self.access.throttle.max_failures {
+        let locked_now = most == self.access.throttle.max_failures;
+        if locked_now {
             tracing::warn!(
                 ?address,
                 name,
@@ -251,7 +258,10 @@ impl Registry {
                 "login locked out after repeated failures"
             );
         }
-        std::time::Duration::from_millis(100 * u64::from(most.min(20)))
+        (
+            std::time::Duration::from_millis(100 * u64::from(most.min(20))),
+            locked_now,
+        )
     }
 
     /// Whether access is checked.

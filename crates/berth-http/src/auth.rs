@@ -202,9 +202,7 @@ pub(crate) async fn login(
         detail,
     };
     if let Err(retry_after) = registry.login_allowed(address, name) {
-        registry
-            .audit(record("denied", Some("locked out after repeated failures".to_owned())))
-            .await;
+        // Not recorded one by one (a locked-out client may keep knocking); the lockout itself is.
         let seconds = retry_after.as_secs().max(1);
         return Err(ApiError::code(
             ErrorCode::TooManyRequests,
@@ -213,10 +211,15 @@ pub(crate) async fn login(
         .with_header("retry-after", &seconds.to_string()));
     }
     let caller = registry.authenticate(name, secret).await?;
-    let delay = registry.record_login(address, name, caller.is_some());
+    let (delay, locked_now) = registry.record_login(address, name, caller.is_some());
     if caller.is_none() {
         // Successful logins are not recorded here: with HTTP Basic every request is one.
         registry.audit(record("failure", None)).await;
+        if locked_now {
+            registry
+                .audit(record("denied", Some("locked out after repeated failures".to_owned())))
+                .await;
+        }
         tokio::time::sleep(delay).await;
     }
     Ok(caller)

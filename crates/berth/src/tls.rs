@@ -59,7 +59,7 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfi
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .context("the TLS key does not match the certificate")?;
+        .context("the TLS certificate and key do not form a usable pair (does the key match the certificate?)")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -677,6 +677,10 @@ async fn repeated_failed_logins_are_slowed_then_locked_out() {
     assert!((1..=3).contains(&retry), "{}", locked.report());
     // The address is locked out too, for other names.
     attempt("mallory", PASSWORD).await.expect_error(429, "TOOMANYREQUESTS");
+    // On record: the three failures and the lockout, not each refused attempt after it.
+    let logins = audit_export(&h, &["--action", "login"], 4);
+    let outcomes: Vec<&str> = logins.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["failure", "failure", "failure", "denied"], "{logins:#?}");
     // The lockout ends `lockout_secs` after the last failure.
     std::thread::sleep(std::time::Duration::from_millis(3100));
     attempt("victim", PASSWORD).await.expect_status(200);

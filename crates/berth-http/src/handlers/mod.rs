@@ -63,7 +63,10 @@ async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> A
     };
     if let Some((action, repository, reference)) = audited {
         let succeeded = matches!(&result, Ok(response) if response.status().is_success());
-        if succeeded || denied {
+        // A challenge to an anonymous caller is the start of a login, not a refusal.
+        let challenged =
+            caller.name().is_none() && matches!(&result, Err(error) if error.status() == StatusCode::UNAUTHORIZED);
+        if succeeded || (denied && !challenged) {
             state
                 .registry
                 .audit(berth_core::AuditEvent {
@@ -75,7 +78,8 @@ async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> A
                     reference,
                     address: address.map(|address| address.to_string()),
                     outcome: if denied { "denied" } else { "success" }.to_owned(),
-                    detail: None,
+                    // Which credential: a personal access token's id, or `robot`.
+                    detail: Some(caller.credential_kind()).filter(|kind| kind.starts_with("token:") || kind == "robot"),
                 })
                 .await;
         }
