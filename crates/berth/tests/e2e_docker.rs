@@ -407,6 +407,9 @@ fn docker_login_push_pull(mode: &str) {
 
     run_ok(&mut docker(["rmi", "-f", image.as_str()])).expect("docker rmi");
     run_ok(&mut client(&["pull", image.as_str()])).expect("docker pull after login");
+    if mode == "token" {
+        containerd_pull(&image, password);
+    }
     let pulled = run_ok(&mut docker([
         "image",
         "inspect",
@@ -457,4 +460,48 @@ fn docker_login_push_pull(mode: &str) {
     run_ok(&mut docker(["tag", image.as_str(), retagged.as_str()])).expect("docker tag");
     let refused = run_expect_failure(&mut client(&["push", retagged.as_str()])).expect("the robot may not push");
     assert!(refused.stderr.contains("denied"), "{}", refused.report());
+}
+
+/// containerd (`ctr`, through the Docker engine's containerd) pulls `image` (a private project's)
+/// with `alice`'s credentials: containerd asks the token endpoint with the OAuth2 `POST` form.
+/// Without credentials the pull is refused.
+fn containerd_pull(image: &str, password: &str) {
+    // The containerd of the Docker engine: its own (dockerd-managed), or the system's.
+    let sockets = [
+        "/var/run/docker/containerd/containerd.sock",
+        "/run/containerd/containerd.sock",
+    ];
+    let socket = sockets
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .unwrap_or(sockets[0]);
+    if !require_tool(
+        "ctr",
+        &["--address", socket, "version"],
+        "the containerd check uses ctr on the Docker engine's containerd",
+    ) {
+        return;
+    }
+    // One namespace for every run: containerd removes an image's blobs and snapshots
+    // asynchronously, so a namespace cannot be removed right after its image.
+    let namespace = "berth-e2e";
+    let ctr = |args: &[&str]| {
+        let mut command = cmd("ctr", ["--address", socket, "--namespace", namespace]);
+        command.args(args);
+        command
+    };
+    let mut cleanup = Cleanup::new();
+    cleanup.defer(ctr(&["images", "rm", image]));
+    run_expect_failure(&mut ctr(&["images", "pull", "--plain-http", image]))
+        .expect("an anonymous containerd pull of a private project fails");
+    let user = format!("alice:{password}");
+    run_ok(&mut ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--user",
+        user.as_str(),
+        image,
+    ]))
+    .expect("containerd pulls with credentials");
 }
