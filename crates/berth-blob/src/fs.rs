@@ -287,6 +287,25 @@ fn committed_earlier(blob_path: &Path, length: u64) -> Result<bool, BlobError> {
     }
 }
 
+/// Checks that an open upload file holds at least `length` bytes and, with `cut`, discards
+/// whatever lies beyond (the leftover of an interrupted append, or a padded tail). Errors:
+/// [`BlobError::UploadTruncated`], or the I/O error described by `context`.
+fn require_upload_length(file: &File, id: &UploadId, length: u64, cut: bool, context: &str) -> Result<(), BlobError> {
+    let stored = file.metadata().map_err(|source| storage_error(context, source))?.len();
+    if stored < length {
+        return Err(BlobError::UploadTruncated {
+            id: id.clone(),
+            expected: length,
+            stored,
+        });
+    }
+    if cut && stored > length {
+        tracing::debug!(upload = %id, length, stored, "discarding upload bytes past the recorded length");
+        file.set_len(length).map_err(|source| storage_error(context, source))?;
+    }
+    Ok(())
+}
+
 /// The blocking part of a commit. See [`BlobStore::commit_upload`] on [`FilesystemBlobStore`].
 fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: u64) -> Result<(), BlobError> {
     let context = || format!("committing upload {id}");
@@ -301,21 +320,7 @@ fn commit_blocking(upload_path: &Path, blob_path: &Path, id: &UploadId, length: 
         }
         Err(error) => return Err(storage_error(context(), error)),
     };
-    let stored = file
-        .metadata()
-        .map_err(|source| storage_error(context(), source))?
-        .len();
-    if stored < length {
-        return Err(BlobError::UploadTruncated {
-            id: id.clone(),
-            expected: length,
-            stored,
-        });
-    }
-    if stored > length {
-        file.set_len(length)
-            .map_err(|source| storage_error(context(), source))?;
-    }
+    require_upload_length(&file, id, length, true, &context())?;
     file.sync_all().map_err(|source| storage_error(context(), source))?;
     drop(file);
 
@@ -411,17 +416,7 @@ impl BlobStore for FilesystemBlobStore {
                 }
                 Err(error) => return Err(storage_error(context(), error)),
             };
-            let stored = file
-                .metadata()
-                .map_err(|source| storage_error(context(), source))?
-                .len();
-            if stored < length {
-                return Err(BlobError::UploadTruncated {
-                    id,
-                    expected: length,
-                    stored,
-                });
-            }
+            require_upload_length(&file, &id, length, false, &context())?;
             Ok(file)
         })
         .await?;

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::{WRITE_BUFFER_BYTES, storage_error};
+use super::{WRITE_BUFFER_BYTES, require_upload_length, storage_error};
 use crate::{AppendError, AppendOutcome, BlobError, ByteStream};
 
 /// Alignment in bytes of direct writes: of the buffer's address, the file position and the
@@ -180,22 +180,7 @@ fn open_for_append(path: &Path, id: &UploadId, offset: u64, direct_io: bool) -> 
         }
         Err(error) => return Err(storage_error(context(), error)),
     };
-    let stored = file
-        .metadata()
-        .map_err(|source| storage_error(context(), source))?
-        .len();
-    if stored < offset {
-        return Err(BlobError::UploadTruncated {
-            id: id.clone(),
-            expected: offset,
-            stored,
-        });
-    }
-    if stored > offset {
-        tracing::debug!(upload = %id, offset, stored, "discarding leftover of an interrupted append");
-        file.set_len(offset)
-            .map_err(|source| storage_error(format!("truncating upload {id}"), source))?;
-    }
+    require_upload_length(&file, id, offset, true, &context())?;
     let mut buffer = AlignedBuffer::new();
     let Some(direct_file) = direct_io.then(|| open_direct(path, id)).flatten() else {
         return Ok(AppendStart {
