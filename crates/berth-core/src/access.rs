@@ -20,7 +20,7 @@ use berth_types::RepositoryName;
 use quick_cache::sync::Cache;
 use sha2::{Digest as _, Sha256};
 
-use crate::{Registry, RegistryError};
+use crate::{Registry, RegistryError, now_ms};
 
 /// Whether access is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,11 @@ fn expired(expires_at_ms: Option<i64>, now_ms: i64) -> bool {
     expires_at_ms.is_some_and(|expiry| expiry <= now_ms)
 }
 
+/// Whether a robot account may log in at `now_ms`: enabled and not expired.
+fn robot_usable(robot: &RobotRecord, now_ms: i64) -> bool {
+    !robot.disabled && !expired(robot.expires_at_ms, now_ms)
+}
+
 /// The keys a login attempt counts against.
 fn login_keys(address: Option<std::net::IpAddr>, name: &str) -> Vec<String> {
     let mut keys = vec![format!("name:{name}")];
@@ -106,12 +111,6 @@ fn login_keys(address: Option<std::net::IpAddr>, name: &str) -> Vec<String> {
         keys.push(format!("addr:{address}"));
     }
     keys
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Passwords verified recently, so that HTTP Basic on every request (as clients send it) costs
@@ -278,20 +277,14 @@ impl Registry {
         if let Some(robot_name) = RobotName::parse_login(name) {
             let found = self.meta.robot_with_secret_digest(&robot_name).await?;
             return Ok(found
-                .filter(|(robot, digest)| {
-                    secret_matches(digest, secret) && !robot.disabled && !expired(robot.expires_at_ms, now)
-                })
+                .filter(|(robot, digest)| secret_matches(digest, secret) && robot_usable(robot, now))
                 .map(|(robot, _)| Caller::Robot(robot)));
         }
         if let Some(token) = AccessToken::parse(secret) {
-            let Some((record, digest)) = self.meta.token_with_secret_digest(&token.lookup).await? else {
-                return Ok(None);
+            return match self.meta.token_with_secret_digest(&token.lookup).await? {
+                Some((record, digest)) if secret_matches(&digest, secret) => self.token_holder(record, name, now).await,
+                _ => Ok(None),
             };
-            if record.user.as_str() != name || !secret_matches(&digest, secret) || expired(record.expires_at_ms, now) {
-                return Ok(None);
-            }
-            let user = self.meta.find_user(&record.user).await?.filter(|user| !user.disabled);
-            return Ok(user.map(|user| Caller::Token { user, token: record }));
         }
         Ok(self.authenticate_password(name, secret).await?.map(Caller::User))
     }
@@ -456,26 +449,42 @@ impl Registry {
             let robot = self.meta.robot_with_secret_digest(&name).await?;
             return Ok(robot
                 .map(|(robot, _)| robot)
-                .filter(|robot| !robot.disabled && !expired(robot.expires_at_ms, now))
+                .filter(|robot| robot_usable(robot, now))
                 .map(Caller::Robot));
+        }
+        if let Some(lookup) = kind.strip_prefix("token:") {
+            return match self.meta.token_with_secret_digest(lookup).await? {
+                Some((record, _)) => self.token_holder(record, subject, now).await,
+                None => Ok(None),
+            };
+        }
+        if kind != "user" {
+            return Ok(None);
         }
         let Ok(user_name) = AccountName::parse(subject) else {
             return Ok(None);
         };
-        let Some(user) = self.meta.find_user(&user_name).await?.filter(|user| !user.disabled) else {
+        Ok(self
+            .meta
+            .find_user(&user_name)
+            .await?
+            .filter(|user| !user.disabled)
+            .map(Caller::User))
+    }
+
+    /// The caller for access token `record` presented with user name `name` at `now_ms`: the
+    /// token must belong to `name` and be unexpired, and its user must be enabled.
+    async fn token_holder(
+        &self,
+        record: TokenRecord,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Option<Caller>, RegistryError> {
+        if record.user.as_str() != name || expired(record.expires_at_ms, now_ms) {
             return Ok(None);
-        };
-        if kind == "user" {
-            return Ok(Some(Caller::User(user)));
         }
-        let Some(lookup) = kind.strip_prefix("token:") else {
-            return Ok(None);
-        };
-        let token = self.meta.token_with_secret_digest(lookup).await?;
-        Ok(token
-            .map(|(token, _)| token)
-            .filter(|token| token.user == user.name && !expired(token.expires_at_ms, now))
-            .map(|token| Caller::Token { user, token }))
+        let user = self.meta.find_user(&record.user).await?.filter(|user| !user.disabled);
+        Ok(user.map(|user| Caller::Token { user, token: record }))
     }
 
     /// The actions of an anonymous caller or a user, from their administrator flag, the

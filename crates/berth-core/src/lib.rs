@@ -76,3 +76,10 @@ impl Registry {
         Ok(())
     }
 }
+
+/// The current time in unix milliseconds (0 before 1970, saturating far in the future).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

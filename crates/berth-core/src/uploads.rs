@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use berth_blob::{AppendError, ByteStream};
 use berth_meta::{BlobRecord, UploadSession};
@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::hashing;
 use crate::small_blobs::{SmallBody, collect_small_body, replay};
-use crate::{Registry, RegistryError};
+use crate::{Registry, RegistryError, now_ms};
 
 /// Where an open upload session stands: what the `Location`, `Range` and
 /// `Docker-Upload-UUID` headers report.
@@ -66,12 +66,6 @@ impl UploadLocks {
 
 /// How many stale sessions the purge locks and removes at a time.
 const PURGE_BATCH: usize = 256;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// A chunk of body to append, with what the client declared about it.
 pub struct Chunk {
