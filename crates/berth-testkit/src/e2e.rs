@@ -173,3 +173,43 @@ pub fn write_random_file(path: &Path, size: u64) -> anyhow::Result<String> {
     );
     Ok(digest)
 }
+
+/// A Berth with access enforced (`[auth] mode = MODE`) and one user who is a developer of one
+/// private project: what the clients' login tests start from. `work` holds the data directory
+/// and the configuration file, and is removed when this is dropped.
+pub struct SecuredRegistry {
+    /// The running server (stopped when dropped).
+    pub berth: BerthProcess,
+    /// Its data directory (for the CLI).
+    pub data: PathBuf,
+    /// The temporary directory holding `data` and `berth.toml`.
+    pub work: tempfile::TempDir,
+}
+
+impl SecuredRegistry {
+    /// Creates `user` (with `password`) and the private project `project` with `user` as a
+    /// developer, then starts `binary serve` with `[auth] mode = mode`.
+    pub fn start(
+        binary: &Path,
+        mode: &str,
+        user: &str,
+        password: &str,
+        project: &str,
+    ) -> anyhow::Result<SecuredRegistry> {
+        let work = tempfile::tempdir()?;
+        let data = work.path().join("data");
+        crate::cmd::berth_cli(binary, &data, &["user", "add", user, "--password-stdin"], password);
+        crate::cmd::berth_cli(binary, &data, &["project", "create", project], "");
+        crate::cmd::berth_cli(
+            binary,
+            &data,
+            &["project", "member", "add", project, user, "developer"],
+            "",
+        );
+        let config = work.path().join("berth.toml");
+        std::fs::write(&config, format!("[auth]\nmode = \"{mode}\"\n"))?;
+        let config = config.to_str().context("the temporary path is not UTF-8")?;
+        let berth = BerthProcess::start_in(binary, &data, &["--config", config])?;
+        Ok(SecuredRegistry { berth, data, work })
+    }
+}

@@ -6,19 +6,12 @@
 mod common;
 
 use common::{
-    Desc, Harness, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Resp, berth_binary, oci_manifest, random_bytes, send, sha256,
-    with_query,
+    Desc, Harness, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Resp, oci_manifest, random_bytes, send, sha256, with_query,
 };
 use reqwest::{Method, RequestBuilder};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
-
-/// Runs `berth ARGS --data DIR` (the CLI on the running server's data directory); returns its
-/// standard output.
-fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
-    berth_testkit::cmd::berth_cli(berth_binary(), &h.data_dir(), args, stdin)
-}
 
 /// Who sends a request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,12 +71,12 @@ async fn setup() -> Harness {
         ("BERTH_AUTH__MODE", "basic"),
         ("BERTH_AUTH__MAX_LOGIN_FAILURES", "1000"),
     ]);
-    cli(&h, &["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
+    h.cli(&["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
     for user in ["owner", "maint", "dev", "guest", "outsider", "tooldev", "gone"] {
-        cli(&h, &["user", "add", user, "--password-stdin"], PASSWORD);
+        h.cli(&["user", "add", user, "--password-stdin"], PASSWORD);
     }
-    cli(&h, &["project", "create", "team-a"], "");
-    cli(&h, &["project", "create", "tools", "--public"], "");
+    h.cli(&["project", "create", "team-a"], "");
+    h.cli(&["project", "create", "tools", "--public"], "");
     for (user, role) in [
         ("owner", "owner"),
         ("maint", "maintainer"),
@@ -91,10 +84,10 @@ async fn setup() -> Harness {
         ("guest", "guest"),
         ("gone", "owner"),
     ] {
-        cli(&h, &["project", "member", "add", "team-a", user, role], "");
+        h.cli(&["project", "member", "add", "team-a", user, role], "");
     }
-    cli(&h, &["project", "member", "add", "tools", "tooldev", "developer"], "");
-    cli(&h, &["user", "disable", "gone"], "");
+    h.cli(&["project", "member", "add", "tools", "tooldev", "developer"], "");
+    h.cli(&["user", "disable", "gone"], "");
     push_image(&h, Who::User("root"), "team-a/app", "v1").await;
     push_image(&h, Who::User("root"), "tools/app", "v1").await;
     h
@@ -322,8 +315,8 @@ async fn private_repositories_answer_like_missing_ones() {
 #[tokio::test]
 async fn mounts_need_pull_on_the_source_and_projects_come_from_admins() {
     let h = setup().await;
-    cli(&h, &["project", "create", "team-b"], "");
-    cli(&h, &["project", "member", "add", "team-b", "outsider", "developer"], "");
+    h.cli(&["project", "create", "team-b"], "");
+    h.cli(&["project", "member", "add", "team-b", "outsider", "developer"], "");
     let (_, layer) = push_image(&h, Who::User("root"), "team-a/app", "mount-source").await;
     let mount = format!("/v2/team-b/app/blobs/uploads/?mount={}&from=team-a/app", layer.digest);
 
@@ -397,12 +390,11 @@ async fn pull_push_delete(h: &Harness, who: Who<'_>, repo: &str) -> (u16, u16, u
 #[tokio::test]
 async fn robots_act_only_within_their_rules_and_project() {
     let h = setup().await;
-    cli(&h, &["project", "create", "team-b"], "");
+    h.cli(&["project", "create", "team-b"], "");
     push_image(&h, Who::User("root"), "team-a/db", "v1").await;
     push_image(&h, Who::User("root"), "team-b/app", "v1").await;
     let ci = created_secret(
-        &cli(
-            &h,
+        &h.cli(
             &[
                 "robot",
                 "create",
@@ -431,8 +423,7 @@ async fn robots_act_only_within_their_rules_and_project() {
     // A project robot never reaches another project, whatever its rules say (a system-wide
     // robot does).
     let mirror = created_secret(
-        &cli(
-            &h,
+        &h.cli(
             &[
                 "robot", "create", "--name", "mirror", "--access", "**:pull", "--output", "json",
             ],
@@ -462,27 +453,26 @@ async fn robots_act_only_within_their_rules_and_project() {
         Outcome::Unauthorized,
         "wrong secret",
     );
-    cli(&h, &["robot", "disable", "robot$team-a+ci"], "");
+    h.cli(&["robot", "disable", "robot$team-a+ci"], "");
     check(
         &push_blob(&h, robot, "team-a/app", b"x").await,
         Outcome::Unauthorized,
         "disabled robot",
     );
-    cli(&h, &["robot", "enable", "robot$team-a+ci"], "");
+    h.cli(&["robot", "enable", "robot$team-a+ci"], "");
     check(
         &push_blob(&h, robot, "team-a/app", b"x").await,
         Outcome::Allowed,
         "enabled again",
     );
-    cli(&h, &["robot", "delete", "robot$team-a+ci"], "");
+    h.cli(&["robot", "delete", "robot$team-a+ci"], "");
     check(
         &push_blob(&h, robot, "team-a/app", b"x").await,
         Outcome::Unauthorized,
         "deleted robot",
     );
     let brief = created_secret(
-        &cli(
-            &h,
+        &h.cli(
             &[
                 "robot",
                 "create",
@@ -517,8 +507,7 @@ async fn access_tokens_grant_their_rules_within_their_user() {
     let h = setup().await;
     let token_for = |user: &str, rule: &str| {
         created_secret(
-            &cli(
-                &h,
+            &h.cli(
                 &["token", "create", "--user", user, "--access", rule, "--output", "json"],
                 "",
             ),
@@ -549,26 +538,26 @@ async fn access_tokens_grant_their_rules_within_their_user() {
         "token of another user",
     );
     // A disabled user's tokens stop working at once; a revoked token too.
-    cli(&h, &["user", "disable", "dev"], "");
+    h.cli(&["user", "disable", "dev"], "");
     check(
         &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
         Outcome::Unauthorized,
         "disabled user's token",
     );
-    cli(&h, &["user", "enable", "dev"], "");
+    h.cli(&["user", "enable", "dev"], "");
     check(
         &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
         Outcome::Allowed,
         "enabled again",
     );
-    cli(&h, &["token", "revoke", &dev_all], "");
+    h.cli(&["token", "revoke", &dev_all], "");
     check(
         &push_blob(&h, Who::Secret("dev", &dev_all), "team-a/app", b"x").await,
         Outcome::Unauthorized,
         "revoked token",
     );
     // Removing the user from the project takes the token's rights with it.
-    cli(&h, &["project", "member", "remove", "team-a", "dev"], "");
+    h.cli(&["project", "member", "remove", "team-a", "dev"], "");
     assert_eq!(
         pull_push_delete(&h, Who::Secret("dev", &dev_pull), "team-a/app").await,
         (404, 403, 403)
@@ -583,7 +572,7 @@ async fn htpasswd_users_log_in_and_their_hash_moves_to_argon2() {
         .format_for_version(bcrypt::Version::TwoY);
     let file = h.data_dir().join("htpasswd");
     std::fs::write(&file, format!("ivan:{hash}\n")).expect("write htpasswd");
-    cli(&h, &["user", "import-htpasswd", file.to_str().expect("utf-8")], "");
+    h.cli(&["user", "import-htpasswd", file.to_str().expect("utf-8")], "");
     let login = |password: &'static str| send(h.rb(Method::GET, "/v2/").basic_auth("ivan", Some(password)));
     login("wrong").await.expect_error(401, "UNAUTHORIZED");
     login("imported secret").await.expect_status(200);
@@ -647,7 +636,7 @@ async fn odd_authorization_headers_are_refused() {
     .await;
     assert_eq!(status.status, 404, "{}", status.report());
     assert!(
-        !cli(&h, &["project", "list"], "").contains("ghost"),
+        !h.cli(&["project", "list"], "").contains("ghost"),
         "a failed upload request created a project"
     );
 }
@@ -659,8 +648,8 @@ async fn repeated_failed_logins_are_slowed_then_locked_out() {
         ("BERTH_AUTH__MAX_LOGIN_FAILURES", "3"),
         ("BERTH_AUTH__LOCKOUT_SECS", "3"),
     ]);
-    cli(&h, &["user", "add", "mallory", "--password-stdin"], PASSWORD);
-    cli(&h, &["user", "add", "victim", "--password-stdin"], PASSWORD);
+    h.cli(&["user", "add", "mallory", "--password-stdin"], PASSWORD);
+    h.cli(&["user", "add", "victim", "--password-stdin"], PASSWORD);
     let attempt =
         |name: &'static str, password: &'static str| send(h.rb(Method::GET, "/v2/").basic_auth(name, Some(password)));
     for _ in 0..3 {
@@ -694,7 +683,8 @@ fn audit_export(h: &Harness, args: &[&str], at_least: usize) -> Vec<serde_json::
     for _ in 0..50 {
         let mut full = vec!["audit", "export"];
         full.extend_from_slice(args);
-        events = cli(h, &full, "")
+        events = h
+            .cli(&full, "")
             .lines()
             .map(|line| serde_json::from_str(line).expect("JSON line"))
             .collect();

@@ -8,15 +8,11 @@
 mod common;
 
 use base64::Engine as _;
-use common::{Harness, OCI_MANIFEST, Resp, berth_binary, random_bytes, send, sha256, with_query};
+use common::{Harness, OCI_MANIFEST, Resp, random_bytes, send, sha256, with_query};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
-
-fn cli(h: &Harness, args: &[&str], stdin: &str) -> String {
-    berth_testkit::cmd::berth_cli(berth_binary(), &h.data_dir(), args, stdin)
-}
 
 /// A registry in token mode (tokens live `ttl` seconds) with users root (admin), dev
 /// (developer of the private project team-a), guest (guest there), and project tools (public).
@@ -26,14 +22,14 @@ fn setup(ttl: &str) -> Harness {
         ("BERTH_AUTH__TOKEN_TTL", ttl),
         ("BERTH_AUTH__MAX_LOGIN_FAILURES", "1000"),
     ]);
-    cli(&h, &["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
+    h.cli(&["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
     for user in ["dev", "guest"] {
-        cli(&h, &["user", "add", user, "--password-stdin"], PASSWORD);
+        h.cli(&["user", "add", user, "--password-stdin"], PASSWORD);
     }
-    cli(&h, &["project", "create", "team-a"], "");
-    cli(&h, &["project", "create", "tools", "--public"], "");
-    cli(&h, &["project", "member", "add", "team-a", "dev", "developer"], "");
-    cli(&h, &["project", "member", "add", "team-a", "guest", "guest"], "");
+    h.cli(&["project", "create", "team-a"], "");
+    h.cli(&["project", "create", "tools", "--public"], "");
+    h.cli(&["project", "member", "add", "team-a", "dev", "developer"], "");
+    h.cli(&["project", "member", "add", "team-a", "guest", "guest"], "");
     h
 }
 
@@ -309,7 +305,7 @@ async fn bearer_tokens_are_verified_on_every_request() {
     }
 
     // A disabled user's tokens stop working at once, and no new token is issued.
-    cli(&h, &["user", "disable", "dev"], "");
+    h.cli(&["user", "disable", "dev"], "");
     let disabled = bearer(&h, &dev_a, Method::GET, "/v2/team-a/app/tags/list").await;
     disabled.expect_error(401, "UNAUTHORIZED");
     assert!(
@@ -332,8 +328,7 @@ async fn bearer_tokens_are_verified_on_every_request() {
 #[tokio::test]
 async fn robots_and_access_tokens_log_in_at_the_token_endpoint() {
     let h = setup("300");
-    let robot: Value = serde_json::from_str(&cli(
-        &h,
+    let robot: Value = serde_json::from_str(&h.cli(
         &[
             "robot",
             "create",
@@ -366,8 +361,7 @@ async fn robots_and_access_tokens_log_in_at_the_token_endpoint() {
     );
     push_blob(&h, &robot_token, "team-a/app").await.expect_status(201);
 
-    let pat: Value = serde_json::from_str(&cli(
-        &h,
+    let pat: Value = serde_json::from_str(&h.cli(
         &[
             "token",
             "create",
@@ -394,7 +388,7 @@ async fn robots_and_access_tokens_log_in_at_the_token_endpoint() {
         .await
         .expect_error(403, "DENIED");
     // Revoked, it logs in no more.
-    cli(&h, &["token", "revoke", pat], "");
+    h.cli(&["token", "revoke", pat], "");
     refused(&token_response(&h, Some(("dev", pat)), &["repository:team-a/app:pull"]).await);
     // A manifest pull through the whole flow, by tag, with an anonymous token on a public project.
     let (anonymous, _) = token(&h, None, &["repository:tools/app:pull"]).await;
@@ -418,15 +412,14 @@ async fn revoking_a_credential_stops_its_tokens_at_once_and_admins_create_projec
     .await;
     push_blob(&h, &admin, "brandnew/app").await.expect_status(201);
     push_blob(&h, &admin, "solo").await.expect_status(201);
-    let projects = cli(&h, &["project", "list"], "");
+    let projects = h.cli(&["project", "list"], "");
     assert!(
         projects.contains("brandnew\tprivate") && projects.contains("library\tprivate"),
         "{projects}"
     );
 
     // A robot's token stops working when the robot is disabled, and works again when enabled.
-    let robot: Value = serde_json::from_str(&cli(
-        &h,
+    let robot: Value = serde_json::from_str(&h.cli(
         &[
             "robot",
             "create",
@@ -451,20 +444,19 @@ async fn revoking_a_credential_stops_its_tokens_at_once_and_admins_create_projec
     .await;
     let robot_token = resp.json()["token"].as_str().expect("token").to_owned();
     push_blob(&h, &robot_token, "team-a/app").await.expect_status(201);
-    cli(&h, &["robot", "disable", "robot$team-a+ci"], "");
+    h.cli(&["robot", "disable", "robot$team-a+ci"], "");
     push_blob(&h, &robot_token, "team-a/app")
         .await
         .expect_error(401, "UNAUTHORIZED");
-    cli(&h, &["robot", "enable", "robot$team-a+ci"], "");
+    h.cli(&["robot", "enable", "robot$team-a+ci"], "");
     push_blob(&h, &robot_token, "team-a/app").await.expect_status(201);
-    cli(&h, &["robot", "delete", "robot$team-a+ci"], "");
+    h.cli(&["robot", "delete", "robot$team-a+ci"], "");
     push_blob(&h, &robot_token, "team-a/app")
         .await
         .expect_error(401, "UNAUTHORIZED");
 
     // A token obtained with a personal access token stops when that access token is revoked.
-    let pat: Value = serde_json::from_str(&cli(
-        &h,
+    let pat: Value = serde_json::from_str(&h.cli(
         &[
             "token",
             "create",
@@ -482,7 +474,7 @@ async fn revoking_a_credential_stops_its_tokens_at_once_and_admins_create_projec
     let resp = token_response(&h, Some(("dev", pat)), &["repository:team-a/app:pull,push"]).await;
     let pat_token = resp.json()["token"].as_str().expect("token").to_owned();
     push_blob(&h, &pat_token, "team-a/app").await.expect_status(201);
-    cli(&h, &["token", "revoke", pat], "");
+    h.cli(&["token", "revoke", pat], "");
     push_blob(&h, &pat_token, "team-a/app")
         .await
         .expect_error(401, "UNAUTHORIZED");
@@ -504,7 +496,7 @@ async fn the_token_endpoint_locks_out_repeated_failures() {
         ("BERTH_AUTH__MAX_LOGIN_FAILURES", "2"),
         ("BERTH_AUTH__LOCKOUT_SECS", "60"),
     ]);
-    cli(&h, &["user", "add", "dev", "--password-stdin"], PASSWORD);
+    h.cli(&["user", "add", "dev", "--password-stdin"], PASSWORD);
     for _ in 0..2 {
         refused(&token_response(&h, Some(("dev", "guess")), &[]).await);
     }

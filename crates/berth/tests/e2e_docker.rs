@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use berth_testkit::cmd::{Cleanup, CmdOutput, cmd, run_expect_failure, run_ok};
-use berth_testkit::e2e::{TestRegistry, require_static_busybox, write_random_file};
+use berth_testkit::e2e::{SecuredRegistry, TestRegistry, require_static_busybox, write_random_file};
 use berth_testkit::http::Http;
 use berth_testkit::names::{unique_repo, unique_suffix, unique_tag};
 use berth_testkit::oci::{TarEntry, media, sha256_digest, tar};
@@ -311,11 +311,6 @@ fn docker_import_push_pull_run_large_image() {
     );
 }
 
-/// `berth ARGS --data DATA` with `stdin`, which must succeed.
-fn berth_cli(data: &Path, args: &[&str], stdin: &str) {
-    berth_testkit::cmd::berth_cli(berth_binary(), data, args, stdin);
-}
-
 /// `[auth] mode = "basic"`: `docker login` with a Berth user, then push and pull into a private
 /// project; without credentials both are refused; a pull-only robot pulls and may not push.
 #[test]
@@ -338,18 +333,10 @@ fn docker_login_push_pull(mode: &str) {
         eprintln!("skipping: Berth's own access control is tested against Berth only");
         return;
     }
-    let work = tempfile::tempdir().expect("tempdir");
-    let data = work.path().join("data");
     let password = "docker login works";
-    berth_cli(&data, &["user", "add", "alice", "--password-stdin"], password);
-    berth_cli(&data, &["project", "create", "team-a"], "");
-    berth_cli(&data, &["project", "member", "add", "team-a", "alice", "developer"], "");
-    let config = work.path().join("berth.toml");
-    std::fs::write(&config, format!("[auth]\nmode = \"{mode}\"\n")).expect("write config");
-    let berth =
-        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
-            .expect("start berth");
-    let host = berth.host();
+    let secured = SecuredRegistry::start(berth_binary(), mode, "alice", password, "team-a").expect("start berth");
+    let (work, data) = (&secured.work, &secured.data);
+    let host = secured.berth.host();
 
     // Docker keeps credentials in DOCKER_CONFIG: a directory of this test's own.
     let docker_config = work.path().join("docker-config");
@@ -425,25 +412,24 @@ fn docker_login_push_pull(mode: &str) {
     run_expect_failure(&mut client(&["pull", image.as_str()])).expect("an anonymous pull of a private project fails");
 
     // A pull-only robot account logs in as `robot$team-a+puller`: it pulls, and may not push.
-    let created = {
-        let output = Command::new(berth_binary())
-            .args([
-                "robot",
-                "create",
-                "--project",
-                "team-a",
-                "--name",
-                "puller",
-                "--access",
-                "team-a/**:pull",
-            ])
-            .args(["--output", "json", "--data"])
-            .arg(&data)
-            .output()
-            .expect("berth robot create");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("robot JSON")
-    };
+    let created: serde_json::Value = serde_json::from_str(&berth_testkit::cmd::berth_cli(
+        berth_binary(),
+        data,
+        &[
+            "robot",
+            "create",
+            "--project",
+            "team-a",
+            "--name",
+            "puller",
+            "--access",
+            "team-a/**:pull",
+            "--output",
+            "json",
+        ],
+        "",
+    ))
+    .expect("robot JSON");
     let secret = created["secret"].as_str().expect("robot secret");
     run_ok(&mut client(&[
         "login",

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_testkit::cmd::{cmd, run_ok};
-use berth_testkit::e2e::{TestRegistry, python_with_oras};
+use berth_testkit::e2e::{SecuredRegistry, TestRegistry, python_with_oras};
 use berth_testkit::http::{Exchange, Http};
 use berth_testkit::names::{unique_repo, unique_suffix};
 use berth_testkit::oci::{media, sha256_digest};
@@ -275,21 +275,9 @@ fn oras_logs_in_and_pushes_and_pulls_through_bearer_tokens() {
         eprintln!("skipping: Berth's own access control is tested against Berth only");
         return;
     }
-    let work = tempfile::tempdir().expect("tempdir");
-    let data = work.path().join("data");
     let password = "oras through tokens";
-    for (args, stdin) in [
-        (vec!["user", "add", "erin", "--password-stdin"], password),
-        (vec!["project", "create", "team-e"], ""),
-        (vec!["project", "member", "add", "team-e", "erin", "developer"], ""),
-    ] {
-        berth_testkit::cmd::berth_cli(berth_binary(), &data, &args, stdin);
-    }
-    let config = work.path().join("berth.toml");
-    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
-    let berth =
-        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
-            .expect("start berth");
+    let secured = SecuredRegistry::start(berth_binary(), "token", "erin", password, "team-e").expect("start berth");
+    let (work, berth) = (&secured.work, &secured.berth);
     let host = berth.host();
     let repo = format!("team-e/{}", unique_repo("oras"));
     let workdir = work.path().to_str().expect("utf-8 temp path");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use berth_testkit::cmd::{Cleanup, cmd, run, run_expect_failure, run_ok};
-use berth_testkit::e2e::{TestRegistry, require_static_busybox};
+use berth_testkit::e2e::{SecuredRegistry, TestRegistry, require_static_busybox};
 use berth_testkit::http::Http;
 use berth_testkit::names::{unique_repo, unique_suffix, unique_tag};
 use berth_testkit::oci::{TarEntry, media, sha256_digest, tar};
@@ -180,21 +180,9 @@ fn podman_login_push_pull_through_bearer_tokens() {
         eprintln!("skipping: Berth's own access control is tested against Berth only");
         return;
     }
-    let work = tempfile::tempdir().expect("tempdir");
-    let data = work.path().join("data");
     let password = "podman through tokens";
-    let berth_cli = |args: &[&str], stdin: &str| {
-        berth_testkit::cmd::berth_cli(berth_binary(), &data, args, stdin);
-    };
-
-    berth_cli(&["user", "add", "dana", "--password-stdin"], password);
-    berth_cli(&["project", "create", "team-d"], "");
-    berth_cli(&["project", "member", "add", "team-d", "dana", "developer"], "");
-    let config = work.path().join("berth.toml");
-    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
-    let berth =
-        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
-            .expect("start berth");
+    let secured = SecuredRegistry::start(berth_binary(), "token", "dana", password, "team-d").expect("start berth");
+    let (work, berth) = (&secured.work, &secured.berth);
     let host = berth.host();
     // podman keeps credentials in REGISTRY_AUTH_FILE: a file of this test's own.
     let auth_file = work.path().join("auth.json");

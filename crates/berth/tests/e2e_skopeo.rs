@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use berth_testkit::cmd::{cmd, run_expect_failure, run_ok};
-use berth_testkit::e2e::TestRegistry;
+use berth_testkit::e2e::{SecuredRegistry, TestRegistry};
 use berth_testkit::http::Http;
 use berth_testkit::names::{unique_repo, unique_suffix, unique_tag};
 use berth_testkit::oci::{Descriptor, OciLayout, Platform, REF_NAME_ANNOTATION, TarEntry, media, sha256_digest};
@@ -217,21 +217,9 @@ fn skopeo_copies_with_credentials_through_bearer_tokens() {
         eprintln!("skipping: Berth's own access control is tested against Berth only");
         return;
     }
-    let work = tempfile::tempdir().expect("tempdir");
-    let data = work.path().join("data");
     let password = "skopeo through tokens";
-    let berth_cli = |args: &[&str], stdin: &str| {
-        berth_testkit::cmd::berth_cli(berth_binary(), &data, args, stdin);
-    };
-
-    berth_cli(&["user", "add", "carol", "--password-stdin"], password);
-    berth_cli(&["project", "create", "team-c"], "");
-    berth_cli(&["project", "member", "add", "team-c", "carol", "developer"], "");
-    let config = work.path().join("berth.toml");
-    std::fs::write(&config, "[auth]\nmode = \"token\"\n").expect("write config");
-    let berth =
-        berth_testkit::BerthProcess::start_in(berth_binary(), &data, &["--config", config.to_str().expect("utf-8")])
-            .expect("start berth");
+    let secured = SecuredRegistry::start(berth_binary(), "token", "carol", password, "team-c").expect("start berth");
+    let (work, berth) = (&secured.work, &secured.berth);
 
     let tag = unique_tag();
     let src_dir = work.path().join("src");

@@ -99,12 +99,10 @@ pub fn change_of(command: &AdminCommand) -> Option<AuditEvent> {
             ProjectCommand::List | ProjectCommand::Member(MemberCommand::List { .. }) => return None,
         },
         AdminCommand::Robot(command) => match command {
-            RobotCommand::Create {
-                project, name, access, ..
-            } => (
+            RobotCommand::Create { project, name, scope } => (
                 "robot.create",
                 project.as_deref(),
-                format!("{name} {}", access.join(" ")),
+                format!("{name} {}", scope.access.join(" ")),
             ),
             RobotCommand::Disable { name } => ("robot.disable", None, name.clone()),
             RobotCommand::Enable { name } => ("robot.enable", None, name.clone()),
@@ -112,7 +110,9 @@ pub fn change_of(command: &AdminCommand) -> Option<AuditEvent> {
             RobotCommand::List { .. } => return None,
         },
         AdminCommand::Token(command) => match command {
-            TokenCommand::Create { user, access, .. } => ("token.create", None, format!("{user} {}", access.join(" "))),
+            TokenCommand::Create { user, scope } => {
+                ("token.create", None, format!("{user} {}", scope.access.join(" ")))
+            }
             // The lookup part only: never the secret.
             TokenCommand::Revoke { token } => (
                 "token.revoke",

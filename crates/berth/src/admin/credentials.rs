@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use berth_auth::passwords::{AccessToken, generate_secret, secret_digest};
 use berth_auth::{AccessRule, AccountName, ProjectName, RobotName};
 use berth_meta::{MetaStore, NewRobot, NewToken, RobotRecord, TokenRecord};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{OutputFormat, print_done, print_result, require};
@@ -24,16 +24,9 @@ pub enum RobotCommand {
         /// Its short name; the login name is `robot$<project>+<name>` (or `robot$<name>`).
         #[arg(long)]
         name: String,
-        /// What it may do: `REPOSITORY_PATTERN:ACTIONS`, e.g. `team-a/*:pull,push` (`*` within
-        /// one path component, `**` across); repeat for several rules.
-        #[arg(long = "access", required = true, value_name = "RULE")]
-        access: Vec<String>,
-        /// Lifetime, e.g. `30d`, `12h`, `1y` (default: no expiry).
-        #[arg(long, value_name = "DURATION")]
-        expires: Option<String>,
-        /// Free text.
-        #[arg(long, default_value = "")]
-        description: String,
+        /// Rules, lifetime and description.
+        #[command(flatten)]
+        scope: CredentialScope,
     },
     /// List robot accounts (of one project with --project).
     List {
@@ -67,15 +60,9 @@ pub enum TokenCommand {
         /// The token's user.
         #[arg(long)]
         user: String,
-        /// What it may do: `REPOSITORY_PATTERN:ACTIONS` (repeat for several rules).
-        #[arg(long = "access", required = true, value_name = "RULE")]
-        access: Vec<String>,
-        /// Lifetime, e.g. `30d` (default: no expiry).
-        #[arg(long, value_name = "DURATION")]
-        expires: Option<String>,
-        /// Free text.
-        #[arg(long, default_value = "")]
-        description: String,
+        /// Rules, lifetime and description.
+        #[command(flatten)]
+        scope: CredentialScope,
     },
     /// List a user's tokens (not their secrets).
     List {
@@ -146,12 +133,35 @@ impl TokenView {
     }
 }
 
-/// Parses `--access` rules.
-fn parse_rules(access: &[String]) -> anyhow::Result<Vec<AccessRule>> {
-    access
-        .iter()
-        .map(|rule| rule.parse::<AccessRule>().map_err(anyhow::Error::from))
-        .collect()
+/// What a robot account or an access token may do, for how long, and why: the options both
+/// `create` commands share.
+#[derive(Args)]
+pub struct CredentialScope {
+    /// What it may do: `REPOSITORY_PATTERN:ACTIONS`, e.g. `team-a/*:pull,push` (`*` within one
+    /// path component, `**` across); repeat for several rules.
+    #[arg(long = "access", required = true, value_name = "RULE")]
+    pub access: Vec<String>,
+    /// Lifetime, e.g. `30d`, `12h`, `1y` (default: no expiry).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+impl CredentialScope {
+    /// The parsed `--access` rules.
+    fn rules(&self) -> anyhow::Result<Vec<AccessRule>> {
+        self.access
+            .iter()
+            .map(|rule| rule.parse::<AccessRule>().map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// The expiry (unix milliseconds) `--expires` from now.
+    fn expires_at_ms(&self) -> anyhow::Result<Option<i64>> {
+        expiry(self.expires.as_deref())
+    }
 }
 
 /// The expiry (unix milliseconds) `expires` from now, for `--expires 30d`.
@@ -182,15 +192,9 @@ fn robot_name(login: &str) -> anyhow::Result<RobotName> {
 /// Runs a `berth robot` command.
 pub async fn run_robot_command(meta: &MetaStore, command: RobotCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
-        RobotCommand::Create {
-            project,
-            name,
-            access,
-            expires,
-            description,
-        } => {
+        RobotCommand::Create { project, name, scope } => {
             let project = project.as_deref().map(ProjectName::parse).transpose()?;
-            let rules = parse_rules(&access)?;
+            let rules = scope.rules()?;
             if let Some(project) = &project
                 && let Some(outside) = rules.iter().find(|rule| !rule.within_project(project))
             {
@@ -202,10 +206,10 @@ pub async fn run_robot_command(meta: &MetaStore, command: RobotCommand, output: 
             let robot = meta
                 .create_robot(&NewRobot {
                     name: RobotName::new(project, &name)?,
-                    description,
+                    expires_at_ms: scope.expires_at_ms()?,
+                    description: scope.description,
                     rules,
                     secret_digest: secret_digest(&secret),
-                    expires_at_ms: expiry(expires.as_deref())?,
                 })
                 .await?;
             let view = RobotView::new(robot, Some(secret));
@@ -261,14 +265,9 @@ pub async fn run_robot_command(meta: &MetaStore, command: RobotCommand, output: 
 /// Runs a `berth token` command.
 pub async fn run_token_command(meta: &MetaStore, command: TokenCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create {
-            user,
-            access,
-            expires,
-            description,
-        } => {
+        TokenCommand::Create { user, scope } => {
             let user = AccountName::parse(&user)?;
-            let rules = parse_rules(&access)?;
+            let rules = scope.rules()?;
             let token = AccessToken::generate()?;
             let text = token.text();
             let record = meta
@@ -276,9 +275,9 @@ pub async fn run_token_command(meta: &MetaStore, command: TokenCommand, output: 
                     user,
                     lookup: token.lookup,
                     secret_digest: secret_digest(&text),
-                    description,
+                    expires_at_ms: scope.expires_at_ms()?,
+                    description: scope.description,
                     rules,
-                    expires_at_ms: expiry(expires.as_deref())?,
                 })
                 .await?;
             let view = TokenView::new(record, Some(text));

@@ -199,6 +199,12 @@ impl Harness {
         }
     }
 
+    /// Runs the CLI `berth ARGS --data <this registry's data directory>` with `stdin`; panics
+    /// unless it succeeds; returns its standard output.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> String {
+        berth_testkit::cmd::berth_cli(berth_binary(), &self.data_dir(), args, stdin)
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
         match &self.process {
