@@ -153,6 +153,11 @@ impl RobotName {
         }
     }
 
+    /// The short name (`ci` of `robot$team-a+ci`).
+    pub fn short_name(&self) -> &AccountName {
+        &self.name
+    }
+
     /// The project the robot belongs to (`None`: system-wide).
     pub fn project(&self) -> Option<&ProjectName> {
         self.project.as_ref()

@@ -11,6 +11,7 @@ mod blobs;
 mod error;
 mod hashing;
 mod listing;
+mod management;
 mod manifests;
 mod small_blobs;
 mod uploads;
@@ -26,6 +27,9 @@ pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
 pub use listing::{Page, Referrer};
+pub use management::{
+    CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
+};
 pub use manifests::{PushedManifest, StoredManifest};
 pub use uploads::{Chunk, UploadStatus};
 
@@ -67,6 +71,11 @@ impl Registry {
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
         }
+    }
+
+    /// The account and project management operations over this registry's metadata.
+    pub fn management(&self) -> Management {
+        Management::new(self.meta.clone())
     }
 
     /// Checks that both stores are reachable (for `/readyz`).

@@ -2,6 +2,8 @@
 //!
 //! - `/v2/…`: the OCI Distribution API, routed by [`berth_oci::Endpoint::parse`] from one
 //!   catch-all route (repository names contain `/`);
+//! - `/api/v1/…`: the management API (users, projects, members, robots, tokens, audit log)
+//!   with its OpenAPI document at `/api/v1/openapi.json` (module `api`);
 //! - `/token`: the token endpoint of the Docker token protocol (`[auth] mode = "token"`);
 //! - `/healthz` (the process answers) and `/readyz` (storage and database reachable);
 //! - request ids (`X-Request-Id`, generated when absent, echoed back) and a tracing span per
@@ -9,6 +11,7 @@
 //!
 //! This crate is the one place where errors become responses ([`error::ApiError`]).
 
+mod api;
 mod auth;
 mod drain;
 mod error;
@@ -32,6 +35,7 @@ use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub use api::{local_management_router, openapi_document};
 pub use auth::{AuthSettings, TokenSettings};
 pub use error::ApiError;
 
@@ -50,6 +54,7 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
         registry,
         auth: Arc::new(auth),
     };
+    let management = api::server_router(state.clone());
     Router::new()
         .route("/v2", any(handlers::dispatch))
         .route("/v2/", any(handlers::dispatch))
@@ -58,6 +63,7 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(management)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))

@@ -39,6 +39,11 @@ struct GlobalArgs {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// Run account and project commands on the Berth server at this URL (its management API,
+    /// `/api/v1`) instead of the data directory; sign in with BERTH_USERNAME and
+    /// BERTH_PASSWORD.
+    #[arg(long, value_name = "URL", global = true, env = "BERTH_SERVER")]
+    server: Option<String>,
     /// Output of commands that print results: `text` (default) or `json`.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
     output: OutputFormat,
@@ -119,13 +124,24 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs an account or project command on the configured data directory.
+/// Runs an account or project command on the configured data directory, or on the server of
+/// `--server`.
 fn run_admin(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(server) = &global.server {
+        let credentials = match (std::env::var("BERTH_USERNAME"), std::env::var("BERTH_PASSWORD")) {
+            (Ok(username), Ok(password)) => Some(admin::Credentials { username, password }),
+            (Err(_), Err(_)) => None,
+            _ => anyhow::bail!("set both BERTH_USERNAME and BERTH_PASSWORD, or neither"),
+        };
+        return runtime.block_on(admin::run(
+            admin::Target::Remote(server, credentials),
+            command,
+            global.output,
+        ));
+    }
     let config = global.load(None)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(admin::run(&config, command, global.output))
+    runtime.block_on(admin::run(admin::Target::Local(&config), command, global.output))
 }
 
 fn init_tracing(format: LogFormat) {

@@ -1,17 +1,18 @@
 //! `berth robot …` and `berth token …`: robot accounts and personal access tokens, scoped by
-//! access rules (`REPOSITORY_PATTERN:pull,push,delete`). A secret is printed once, at creation,
-//! and stored only as a digest.
+//! access rules (`REPOSITORY_PATTERN:pull,push,delete`). A secret is printed once, at creation;
+//! the server stores only a digest.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth_auth::passwords::{AccessToken, generate_secret, secret_digest};
-use berth_auth::{AccessRule, AccountName, ProjectName, RobotName};
-use berth_meta::{MetaStore, NewRobot, NewToken, RobotRecord, TokenRecord};
+use berth_api::{AccessToken, NewRobot, Robot, RobotChange};
+use berth_auth::RobotName;
+use berth_auth::passwords::AccessToken as TokenText;
 use clap::{Args, Subcommand};
-use serde::Serialize;
+use reqwest::Method;
 
-use super::{OutputFormat, print_done, print_result, require};
+use super::client::api_path;
+use super::{ApiClient, NO_BODY, OutputFormat, print_done, print_result, print_rows};
 
 /// `berth robot …`
 #[derive(Subcommand)]
@@ -54,83 +55,27 @@ pub enum RobotCommand {
 /// `berth token …`
 #[derive(Subcommand)]
 pub enum TokenCommand {
-    /// Create a personal access token for a user, usable instead of their password; prints it
-    /// once. It may do what its rules grant, within what the user may do.
+    /// Create a personal access token, usable instead of a password; prints it once. It may do
+    /// what its rules grant, within what its user may do.
     Create {
-        /// The token's user.
+        /// The token's user (default with --server: the signed-in user, BERTH_USERNAME).
         #[arg(long)]
-        user: String,
+        user: Option<String>,
         /// Rules, lifetime and description.
         #[command(flatten)]
         scope: CredentialScope,
     },
     /// List a user's tokens (not their secrets).
     List {
-        /// The user.
+        /// The user (default with --server: the signed-in user).
         #[arg(long)]
-        user: String,
+        user: Option<String>,
     },
     /// Revoke a token.
     Revoke {
         /// The token's id (`lookup` in `berth token list`), or the whole token.
         token: String,
     },
-}
-
-/// A robot as printed (the secret only at creation).
-#[derive(Serialize)]
-struct RobotView {
-    name: String,
-    project: Option<String>,
-    description: String,
-    access: Vec<String>,
-    expires_at_ms: Option<i64>,
-    disabled: bool,
-    created_at_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-}
-
-impl RobotView {
-    fn new(robot: RobotRecord, secret: Option<String>) -> RobotView {
-        RobotView {
-            name: robot.name.login(),
-            project: robot.name.project().map(ToString::to_string),
-            description: robot.description,
-            access: robot.rules.iter().map(ToString::to_string).collect(),
-            expires_at_ms: robot.expires_at_ms,
-            disabled: robot.disabled,
-            created_at_ms: robot.created_at_ms,
-            secret,
-        }
-    }
-}
-
-/// A token as printed (the token text only at creation).
-#[derive(Serialize)]
-struct TokenView {
-    lookup: String,
-    user: String,
-    description: String,
-    access: Vec<String>,
-    expires_at_ms: Option<i64>,
-    created_at_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-}
-
-impl TokenView {
-    fn new(token: TokenRecord, text: Option<String>) -> TokenView {
-        TokenView {
-            lookup: token.lookup,
-            user: token.user.to_string(),
-            description: token.description,
-            access: token.rules.iter().map(ToString::to_string).collect(),
-            expires_at_ms: token.expires_at_ms,
-            created_at_ms: token.created_at_ms,
-            token: text,
-        }
-    }
 }
 
 /// What a robot account or an access token may do, for how long, and why: the options both
@@ -150,165 +95,135 @@ pub struct CredentialScope {
 }
 
 impl CredentialScope {
-    /// The parsed `--access` rules.
-    fn rules(&self) -> anyhow::Result<Vec<AccessRule>> {
-        self.access
-            .iter()
-            .map(|rule| rule.parse::<AccessRule>().map_err(anyhow::Error::from))
-            .collect()
-    }
-
-    /// The expiry (unix milliseconds) `--expires` from now.
-    fn expires_at_ms(&self) -> anyhow::Result<Option<i64>> {
-        expiry(self.expires.as_deref())
+    /// The request's form of these options.
+    fn into_api(self) -> anyhow::Result<berth_api::CredentialScope> {
+        let expires_in_secs = match self.expires.as_deref() {
+            None => None,
+            Some(text) => {
+                let lifetime: Duration = humantime::parse_duration(text)
+                    .with_context(|| format!("--expires {text:?}: expected a duration such as 30d, 12h or 1y"))?;
+                if lifetime.is_zero() {
+                    bail!("--expires must be longer than zero");
+                }
+                Some(lifetime.as_secs().max(1))
+            }
+        };
+        Ok(berth_api::CredentialScope {
+            access: self.access,
+            expires_in_secs,
+            description: self.description,
+        })
     }
 }
 
-/// The expiry (unix milliseconds) `expires` from now, for `--expires 30d`.
-fn expiry(expires: Option<&str>) -> anyhow::Result<Option<i64>> {
-    let Some(text) = expires else {
-        return Ok(None);
-    };
-    let lifetime: Duration = humantime::parse_duration(text)
-        .with_context(|| format!("--expires {text:?}: expected a duration such as 30d, 12h or 1y"))?;
-    if lifetime.is_zero() {
-        bail!("--expires must be longer than zero");
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    let at = now
-        .checked_add(lifetime)
-        .and_then(|at| i64::try_from(at.as_millis()).ok())
-        .context("--expires is too far in the future")?;
-    Ok(Some(at))
-}
-
-fn robot_name(login: &str) -> anyhow::Result<RobotName> {
-    RobotName::parse_login(login)
-        .with_context(|| format!("{login:?} is not a robot's login name (robot$<project>+<name> or robot$<name>)"))
+/// The API path of the robot with login name `login`.
+fn robot_path(login: &str) -> anyhow::Result<String> {
+    let name = RobotName::parse_login(login)
+        .with_context(|| format!("{login:?} is not a robot's login name (robot$<project>+<name> or robot$<name>)"))?;
+    let short = name.short_name().to_string();
+    Ok(match name.project() {
+        Some(project) => api_path(&["projects", project.as_str(), "robots", &short]),
+        None => api_path(&["robots", &short]),
+    })
 }
 
 /// Runs a `berth robot` command.
-pub async fn run_robot_command(meta: &MetaStore, command: RobotCommand, output: OutputFormat) -> anyhow::Result<()> {
+pub async fn run_robot_command(client: &ApiClient, command: RobotCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
         RobotCommand::Create { project, name, scope } => {
-            let project = project.as_deref().map(ProjectName::parse).transpose()?;
-            let rules = scope.rules()?;
-            if let Some(project) = &project
-                && let Some(outside) = rules.iter().find(|rule| !rule.within_project(project))
-            {
-                bail!(
-                    "rule {outside} reaches beyond project {project}: a project's robot may only name {project}/… repositories"
-                );
-            }
-            let secret = generate_secret()?;
-            let robot = meta
-                .create_robot(&NewRobot {
-                    name: RobotName::new(project, &name)?,
-                    expires_at_ms: scope.expires_at_ms()?,
-                    description: scope.description,
-                    rules,
-                    secret_digest: secret_digest(&secret),
-                })
-                .await?;
-            let view = RobotView::new(robot, Some(secret));
-            print_result(output, &view, || {
+            let path = match &project {
+                Some(project) => api_path(&["projects", project, "robots"]),
+                None => api_path(&["robots"]),
+            };
+            let body = NewRobot {
+                name,
+                scope: scope.into_api()?,
+            };
+            let robot: Robot = client.call(Method::POST, &path, Some(&body)).await?;
+            print_result(output, &robot, || {
                 format!(
                     "name: {}\nsecret: {}\n(the secret is not shown again)",
-                    view.name,
-                    view.secret.as_deref().unwrap_or_default()
+                    robot.name,
+                    robot.secret.as_deref().unwrap_or_default()
                 )
             })
         }
         RobotCommand::List { project } => {
-            let project = project.as_deref().map(ProjectName::parse).transpose()?;
-            let robots: Vec<RobotView> = meta
-                .list_robots(project.as_ref())
-                .await?
-                .into_iter()
-                .map(|robot| RobotView::new(robot, None))
-                .collect();
-            print_result(output, &robots, || {
-                robots
-                    .iter()
-                    .map(|robot| {
-                        let state = if robot.disabled { "\tdisabled" } else { "" };
-                        format!("{}\t{}{state}", robot.name, robot.access.join(" "))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            let path = match &project {
+                Some(project) => api_path(&["projects", project, "robots"]),
+                None => api_path(&["robots"]),
+            };
+            let robots: Vec<Robot> = client.call(Method::GET, &path, NO_BODY).await?;
+            print_rows(output, &robots, |robot| {
+                let state = if robot.disabled { "\tdisabled" } else { "" };
+                format!("{}\t{}{state}", robot.name, robot.access.join(" "))
             })
         }
         RobotCommand::Disable { name } => {
-            let robot = robot_name(&name)?;
-            require(meta.set_robot_disabled(&robot, true).await?, || {
-                format!("no robot {robot}")
-            })?;
-            print_done(output, format!("disabled {robot}"))
+            set_robot_disabled(client, &name, true).await?;
+            print_done(output, format!("disabled {name}"))
         }
         RobotCommand::Enable { name } => {
-            let robot = robot_name(&name)?;
-            require(meta.set_robot_disabled(&robot, false).await?, || {
-                format!("no robot {robot}")
-            })?;
-            print_done(output, format!("enabled {robot}"))
+            set_robot_disabled(client, &name, false).await?;
+            print_done(output, format!("enabled {name}"))
         }
         RobotCommand::Delete { name } => {
-            let robot = robot_name(&name)?;
-            require(meta.delete_robot(&robot).await?, || format!("no robot {robot}"))?;
-            print_done(output, format!("deleted {robot}"))
+            client
+                .call_for_nothing(Method::DELETE, &robot_path(&name)?, NO_BODY)
+                .await?;
+            print_done(output, format!("deleted {name}"))
         }
     }
 }
 
+async fn set_robot_disabled(client: &ApiClient, name: &str, disabled: bool) -> anyhow::Result<Robot> {
+    let change = RobotChange {
+        disabled: Some(disabled),
+    };
+    client.call(Method::PATCH, &robot_path(name)?, Some(&change)).await
+}
+
+/// The user a token command is about: `--user`, or the signed-in user.
+fn token_user(client: &ApiClient, user: Option<String>) -> anyhow::Result<String> {
+    user.or_else(|| client.username().map(str::to_owned))
+        .context("name the token's user with --user (or sign in to a server with BERTH_USERNAME and BERTH_PASSWORD)")
+}
+
 /// Runs a `berth token` command.
-pub async fn run_token_command(meta: &MetaStore, command: TokenCommand, output: OutputFormat) -> anyhow::Result<()> {
+pub async fn run_token_command(client: &ApiClient, command: TokenCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { user, scope } => {
-            let user = AccountName::parse(&user)?;
-            let rules = scope.rules()?;
-            let token = AccessToken::generate()?;
-            let text = token.text();
-            let record = meta
-                .create_token(&NewToken {
-                    user,
-                    lookup: token.lookup,
-                    secret_digest: secret_digest(&text),
-                    expires_at_ms: scope.expires_at_ms()?,
-                    description: scope.description,
-                    rules,
-                })
+            let user = token_user(client, user)?;
+            let token: AccessToken = client
+                .call(
+                    Method::POST,
+                    &api_path(&["users", &user, "tokens"]),
+                    Some(&scope.into_api()?),
+                )
                 .await?;
-            let view = TokenView::new(record, Some(text));
-            print_result(output, &view, || {
+            print_result(output, &token, || {
                 format!(
                     "user: {}\ntoken: {}\n(the token is not shown again; use it as the password of {})",
-                    view.user,
-                    view.token.as_deref().unwrap_or_default(),
-                    view.user
+                    token.user,
+                    token.token.as_deref().unwrap_or_default(),
+                    token.user
                 )
             })
         }
         TokenCommand::List { user } => {
-            let user = AccountName::parse(&user)?;
-            let tokens: Vec<TokenView> = meta
-                .list_tokens(&user)
-                .await?
-                .into_iter()
-                .map(|token| TokenView::new(token, None))
-                .collect();
-            print_result(output, &tokens, || {
-                tokens
-                    .iter()
-                    .map(|token| format!("{}\t{}\t{}", token.lookup, token.access.join(" "), token.description))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            let user = token_user(client, user)?;
+            let tokens: Vec<AccessToken> = client
+                .call(Method::GET, &api_path(&["users", &user, "tokens"]), NO_BODY)
+                .await?;
+            print_rows(output, &tokens, |token| {
+                format!("{}\t{}\t{}", token.lookup, token.access.join(" "), token.description)
             })
         }
         TokenCommand::Revoke { token } => {
-            let lookup = AccessToken::parse(&token).map_or(token, |parsed| parsed.lookup);
-            require(meta.delete_token(&lookup).await?, || format!("no token {lookup}"))?;
+            let lookup = TokenText::parse(&token).map_or(token, |parsed| parsed.lookup);
+            client
+                .call_for_nothing(Method::DELETE, &api_path(&["tokens", &lookup]), NO_BODY)
+                .await?;
             print_done(output, format!("revoked token {lookup}"))
         }
     }

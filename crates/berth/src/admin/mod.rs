@@ -1,8 +1,11 @@
-//! `berth user …`, `berth project …`, `berth robot …` and `berth token …`: managing accounts,
-//! projects and credentials on the data directory's metadata database (the same file a running
-//! server uses; SQLite lets both write in turn, and the server sees changes at once).
+//! `berth user …`, `berth project …`, `berth robot …`, `berth token …` and `berth audit …`:
+//! managing accounts, projects and credentials through the management API (`/api/v1`), either
+//! in-process on the data directory's database (the default; the same file a running server
+//! uses, which sees changes at once) or on a running server with `--server URL`
+//! (module [`client`]).
 
 mod audit;
+mod client;
 mod credentials;
 mod projects;
 mod users;
@@ -10,13 +13,13 @@ mod users;
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use berth_meta::MetaStore;
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::config::Config;
 
 pub use audit::AuditCommand;
+pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
 pub use projects::ProjectCommand;
 pub use users::UserCommand;
@@ -39,33 +42,30 @@ pub enum AdminCommand {
     Audit(AuditCommand),
 }
 
-/// Runs `command` on the metadata database of `config`, printing results in `output`.
-pub async fn run(config: &Config, command: AdminCommand, output: OutputFormat) -> anyhow::Result<()> {
-    let meta = open_metadata(config).await?;
-    let change = audit::change_of(&command);
-    let result = match command {
-        AdminCommand::User(command) => run_user_command(&meta, command, output).await,
-        AdminCommand::Project(command) => run_project_command(&meta, command, output).await,
-        AdminCommand::Robot(command) => run_robot_command(&meta, command, output).await,
-        AdminCommand::Token(command) => run_token_command(&meta, command, output).await,
-        AdminCommand::Audit(command) => audit::run_audit_command(&meta, command).await,
-    };
-    if let Some(event) = change {
-        let outcome = if result.is_ok() { "success" } else { "failure" };
-        let event = berth_meta::AuditEvent {
-            outcome: outcome.to_owned(),
-            ..event
-        };
-        if let Err(error) = meta.append_audit_events(vec![event]).await {
-            eprintln!("warning: recording the change in the audit log failed: {error}");
-        }
-    }
-    meta.close().await;
-    result
+/// Where a command works: the data directory of a configuration, or a server.
+pub enum Target<'a> {
+    /// The metadata database of this configuration.
+    Local(&'a Config),
+    /// The server at this URL, signed in with these credentials.
+    Remote(&'a str, Option<Credentials>),
 }
 
-/// Shortest password accepted for a new or changed password, in characters.
-const MIN_PASSWORD_CHARS: usize = 8;
+/// Runs `command` on `target`, printing results in `output`.
+pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat) -> anyhow::Result<()> {
+    let client = match target {
+        Target::Local(config) => ApiClient::local(config).await?,
+        Target::Remote(server, credentials) => ApiClient::remote(server, credentials)?,
+    };
+    let result = match command {
+        AdminCommand::User(command) => run_user_command(&client, command, output).await,
+        AdminCommand::Project(command) => run_project_command(&client, command, output).await,
+        AdminCommand::Robot(command) => run_robot_command(&client, command, output).await,
+        AdminCommand::Token(command) => run_token_command(&client, command, output).await,
+        AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
+    };
+    client.close().await;
+    result
+}
 
 /// How commands print their results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,18 +76,8 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Opens the metadata database of `config` (creating the data directory and the database, with
-/// its migrations, on first use).
-async fn open_metadata(config: &Config) -> anyhow::Result<MetaStore> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    MetaStore::open(&config.database_url())
-        .await
-        .context("opening the metadata database")
-}
-
 /// Reads a new password from standard input: everything up to the end, one trailing newline
-/// (`\n` or `\r\n`) dropped. Errors: fewer than [`MIN_PASSWORD_CHARS`] characters.
+/// (`\n` or `\r\n`) dropped. Errors: fewer than [`berth_core::MIN_PASSWORD_CHARS`] characters.
 pub(crate) fn read_new_password() -> anyhow::Result<String> {
     let mut password = String::new();
     std::io::stdin()
@@ -98,15 +88,13 @@ pub(crate) fn read_new_password() -> anyhow::Result<String> {
         .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
         .unwrap_or(&password)
         .to_owned();
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+    if password.chars().count() < berth_core::MIN_PASSWORD_CHARS {
+        bail!(
+            "the password must have at least {} characters",
+            berth_core::MIN_PASSWORD_CHARS
+        );
     }
     Ok(password)
-}
-
-/// Fails with `message` unless `found`.
-pub(crate) fn require(found: bool, message: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if found { Ok(()) } else { bail!(message()) }
 }
 
 /// Prints `value` as JSON, or `text()` as text.
@@ -143,3 +131,15 @@ pub(crate) fn print_done(output: OutputFormat, message: String) -> anyhow::Resul
         || message,
     )
 }
+
+/// Prints rows of tab-separated text (JSON: the values themselves).
+pub(crate) fn print_rows<T: Serialize>(
+    output: OutputFormat,
+    rows: &[T],
+    line: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    print_result(output, &rows, || rows.iter().map(line).collect::<Vec<_>>().join("\n"))
+}
+
+/// No request body.
+pub(crate) const NO_BODY: Option<&()> = None;

@@ -1,11 +1,11 @@
 //! `berth project …`: projects, their visibility and members.
 
-use berth_auth::{AccountName, ProjectName, Role};
-use berth_meta::{MetaStore, ProjectRecord};
+use berth_api::{Member, MemberRole, NewProject, Project, ProjectChange};
 use clap::Subcommand;
-use serde::Serialize;
+use reqwest::Method;
 
-use super::{OutputFormat, print_done, print_result, require};
+use super::client::api_path;
+use super::{ApiClient, NO_BODY, OutputFormat, print_done, print_result, print_rows};
 
 /// `berth project …`
 #[derive(Subcommand)]
@@ -18,7 +18,7 @@ pub enum ProjectCommand {
         #[arg(long)]
         public: bool,
     },
-    /// List projects.
+    /// List projects (those you may see, with --server).
     List,
     /// Make a project public (anonymous pull allowed).
     Publish {
@@ -44,7 +44,8 @@ pub enum MemberCommand {
         project: String,
         /// User name.
         user: String,
-        /// guest (pull), developer (pull, push), maintainer (also delete), owner (also members).
+        /// guest (pull), developer (pull, push), maintainer (also delete), owner (also members
+        /// and robots).
         role: String,
     },
     /// Remove a user from a project.
@@ -61,111 +62,75 @@ pub enum MemberCommand {
     },
 }
 
-/// A project as printed.
-#[derive(Serialize)]
-struct ProjectView {
-    name: String,
-    public: bool,
-    created_at_ms: i64,
-}
-
-impl From<ProjectRecord> for ProjectView {
-    fn from(project: ProjectRecord) -> ProjectView {
-        ProjectView {
-            name: project.name.to_string(),
-            public: project.public,
-            created_at_ms: project.created_at_ms,
-        }
-    }
-}
-
 /// Runs a `berth project` command.
 pub async fn run_project_command(
-    meta: &MetaStore,
+    client: &ApiClient,
     command: ProjectCommand,
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     match command {
         ProjectCommand::Create { name, public } => {
-            let name = ProjectName::parse(&name)?;
-            let project = meta.create_project(&name, public).await?;
+            let project: Project = client
+                .call(
+                    Method::POST,
+                    &api_path(&["projects"]),
+                    Some(&NewProject { name, public }),
+                )
+                .await?;
             let visibility = if project.public { "public" } else { "private" };
-            print_result(output, &ProjectView::from(project.clone()), || {
+            print_result(output, &project, || {
                 format!("created {visibility} project {}", project.name)
             })
         }
         ProjectCommand::List => {
-            let projects: Vec<ProjectView> = meta.list_projects().await?.into_iter().map(ProjectView::from).collect();
-            print_result(output, &projects, || {
-                projects
-                    .iter()
-                    .map(|project| {
-                        format!(
-                            "{}\t{}",
-                            project.name,
-                            if project.public { "public" } else { "private" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            let projects: Vec<Project> = client.call(Method::GET, &api_path(&["projects"]), NO_BODY).await?;
+            print_rows(output, &projects, |project| {
+                let visibility = if project.public { "public" } else { "private" };
+                format!("{}\t{visibility}", project.name)
             })
         }
-        ProjectCommand::Publish { name } => set_visibility(meta, &name, true, output).await,
-        ProjectCommand::Unpublish { name } => set_visibility(meta, &name, false, output).await,
-        ProjectCommand::Member(command) => run_member_command(meta, command, output).await,
+        ProjectCommand::Publish { name } => set_visibility(client, &name, true, output).await,
+        ProjectCommand::Unpublish { name } => set_visibility(client, &name, false, output).await,
+        ProjectCommand::Member(command) => run_member_command(client, command, output).await,
     }
 }
 
-async fn set_visibility(meta: &MetaStore, name: &str, public: bool, output: OutputFormat) -> anyhow::Result<()> {
-    let name = ProjectName::parse(name)?;
-    require(meta.set_project_public(&name, public).await?, || {
-        format!("no project {name}")
-    })?;
+async fn set_visibility(client: &ApiClient, name: &str, public: bool, output: OutputFormat) -> anyhow::Result<()> {
+    let change = ProjectChange { public: Some(public) };
+    let _: Project = client
+        .call(Method::PATCH, &api_path(&["projects", name]), Some(&change))
+        .await?;
     let visibility = if public { "public" } else { "private" };
     print_done(output, format!("project {name} is {visibility}"))
 }
 
-async fn run_member_command(meta: &MetaStore, command: MemberCommand, output: OutputFormat) -> anyhow::Result<()> {
+async fn run_member_command(client: &ApiClient, command: MemberCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
         MemberCommand::Add { project, user, role } => {
-            let (project, user) = (ProjectName::parse(&project)?, AccountName::parse(&user)?);
-            let role: Role = role.parse()?;
-            meta.set_member(&project, &user, role).await?;
-            print_done(output, format!("{user} is {role} of {project}"))
+            let member: Member = client
+                .call(
+                    Method::PUT,
+                    &api_path(&["projects", &project, "members", &user]),
+                    Some(&MemberRole { role }),
+                )
+                .await?;
+            print_done(output, format!("{} is {} of {project}", member.user, member.role))
         }
         MemberCommand::Remove { project, user } => {
-            let (project, user) = (ProjectName::parse(&project)?, AccountName::parse(&user)?);
-            require(meta.remove_member(&project, &user).await?, || {
-                format!("{user} is not a member of {project}")
-            })?;
+            client
+                .call_for_nothing(
+                    Method::DELETE,
+                    &api_path(&["projects", &project, "members", &user]),
+                    NO_BODY,
+                )
+                .await?;
             print_done(output, format!("removed {user} from {project}"))
         }
         MemberCommand::List { project } => {
-            let project = ProjectName::parse(&project)?;
-            require(meta.find_project(&project).await?.is_some(), || {
-                format!("no project {project}")
-            })?;
-            #[derive(Serialize)]
-            struct MemberView {
-                user: String,
-                role: Role,
-            }
-            let members: Vec<MemberView> = meta
-                .list_members(&project)
-                .await?
-                .into_iter()
-                .map(|member| MemberView {
-                    user: member.user.to_string(),
-                    role: member.role,
-                })
-                .collect();
-            print_result(output, &members, || {
-                members
-                    .iter()
-                    .map(|member| format!("{}\t{}", member.user, member.role))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            let members: Vec<Member> = client
+                .call(Method::GET, &api_path(&["projects", &project, "members"]), NO_BODY)
+                .await?;
+            print_rows(output, &members, |member| format!("{}\t{}", member.user, member.role))
         }
     }
 }

@@ -3,14 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use berth_auth::AccountName;
-use berth_auth::htpasswd::parse_htpasswd;
-use berth_auth::passwords::hash_password;
-use berth_meta::{MetaStore, NewUser, UserRecord};
+use berth_api::{HtpasswdImport, ImportedUsers, NewUser, PasswordChange, User, UserChange};
 use clap::Subcommand;
-use serde::Serialize;
+use reqwest::Method;
 
-use super::{OutputFormat, print_done, print_result, read_new_password, require};
+use super::client::api_path;
+use super::{ApiClient, NO_BODY, OutputFormat, print_done, print_result, print_rows, read_new_password};
 
 /// `berth user …`
 #[derive(Subcommand)]
@@ -34,7 +32,7 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Delete a user and their project memberships.
+    /// Delete a user with their project memberships and access tokens.
     Delete {
         /// User name.
         name: String,
@@ -65,134 +63,129 @@ pub enum UserCommand {
     /// their passwords. Existing users are left unchanged; nothing is imported from a file with
     /// a bad line.
     ImportHtpasswd {
-        /// The htpasswd file.
+        /// The htpasswd file (read here, also with --server).
         file: PathBuf,
     },
 }
 
-/// A user as printed.
-#[derive(Serialize)]
-struct UserView {
-    name: String,
-    admin: bool,
-    disabled: bool,
-    created_at_ms: i64,
-}
-
-impl From<UserRecord> for UserView {
-    fn from(user: UserRecord) -> UserView {
-        UserView {
-            name: user.name.to_string(),
-            admin: user.admin,
-            disabled: user.disabled,
-            created_at_ms: user.created_at_ms,
-        }
-    }
-}
-
 /// Runs a `berth user` command.
-pub async fn run_user_command(meta: &MetaStore, command: UserCommand, output: OutputFormat) -> anyhow::Result<()> {
+pub async fn run_user_command(client: &ApiClient, command: UserCommand, output: OutputFormat) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, admin, .. } => {
-            let name = AccountName::parse(&name)?;
-            let password_hash = hash_password(&read_new_password()?)?;
-            let user = meta
-                .create_user(&NewUser {
-                    name,
-                    password_hash,
-                    admin,
-                })
+            let new_user = NewUser {
+                name,
+                password: read_new_password()?,
+                admin,
+            };
+            let user: User = client
+                .call(Method::POST, &api_path(&["users"]), Some(&new_user))
                 .await?;
             let role = if user.admin { "administrator" } else { "user" };
-            print_result(output, &UserView::from(user.clone()), || {
-                format!("created {role} {}", user.name)
-            })
+            print_result(output, &user, || format!("created {role} {}", user.name))
         }
         UserCommand::Passwd { name, .. } => {
-            let name = AccountName::parse(&name)?;
-            let password_hash = hash_password(&read_new_password()?)?;
-            require(meta.set_user_password_hash(&name, password_hash).await?, || {
-                format!("no user {name}")
-            })?;
+            let change = PasswordChange {
+                password: read_new_password()?,
+            };
+            client
+                .call_for_nothing(Method::PUT, &api_path(&["users", &name, "password"]), Some(&change))
+                .await?;
             print_done(output, format!("changed the password of {name}"))
         }
         UserCommand::Delete { name } => {
-            let name = AccountName::parse(&name)?;
-            require(meta.delete_user(&name).await?, || format!("no user {name}"))?;
+            client
+                .call_for_nothing(Method::DELETE, &api_path(&["users", &name]), NO_BODY)
+                .await?;
             print_done(output, format!("deleted user {name}"))
         }
         UserCommand::Disable { name } => {
-            let name = AccountName::parse(&name)?;
-            require(meta.set_user_disabled(&name, true).await?, || format!("no user {name}"))?;
+            change_user(
+                client,
+                &name,
+                UserChange {
+                    disabled: Some(true),
+                    ..UserChange::default()
+                },
+            )
+            .await?;
             print_done(output, format!("disabled user {name}"))
         }
         UserCommand::Enable { name } => {
-            let name = AccountName::parse(&name)?;
-            require(meta.set_user_disabled(&name, false).await?, || {
-                format!("no user {name}")
-            })?;
+            change_user(
+                client,
+                &name,
+                UserChange {
+                    disabled: Some(false),
+                    ..UserChange::default()
+                },
+            )
+            .await?;
             print_done(output, format!("enabled user {name}"))
         }
         UserCommand::Promote { name } => {
-            let name = AccountName::parse(&name)?;
-            require(meta.set_user_admin(&name, true).await?, || format!("no user {name}"))?;
+            change_user(
+                client,
+                &name,
+                UserChange {
+                    admin: Some(true),
+                    ..UserChange::default()
+                },
+            )
+            .await?;
             print_done(output, format!("{name} is a system administrator"))
         }
         UserCommand::Demote { name } => {
-            let name = AccountName::parse(&name)?;
-            require(meta.set_user_admin(&name, false).await?, || format!("no user {name}"))?;
+            change_user(
+                client,
+                &name,
+                UserChange {
+                    admin: Some(false),
+                    ..UserChange::default()
+                },
+            )
+            .await?;
             print_done(output, format!("{name} is no longer a system administrator"))
         }
         UserCommand::List => {
-            let users: Vec<UserView> = meta.list_users().await?.into_iter().map(UserView::from).collect();
-            print_result(output, &users, || {
-                users
-                    .iter()
-                    .map(|user| {
-                        let mut flags = Vec::new();
-                        if user.admin {
-                            flags.push("admin");
-                        }
-                        if user.disabled {
-                            flags.push("disabled");
-                        }
-                        format!("{}\t{}", user.name, flags.join(","))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            let users: Vec<User> = client.call(Method::GET, &api_path(&["users"]), NO_BODY).await?;
+            print_rows(output, &users, |user| {
+                let mut flags = Vec::new();
+                if user.admin {
+                    flags.push("admin");
+                }
+                if user.disabled {
+                    flags.push("disabled");
+                }
+                format!("{}\t{}", user.name, flags.join(","))
             })
         }
         UserCommand::ImportHtpasswd { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let entries = parse_htpasswd(&text).with_context(|| format!("in {}", file.display()))?;
-            let users = entries
-                .into_iter()
-                .map(|entry| NewUser {
-                    name: entry.name,
-                    password_hash: entry.bcrypt_hash,
-                    admin: false,
-                })
-                .collect();
-            let import = meta.import_users(users).await?;
-            #[derive(Serialize)]
-            struct ImportView {
-                created: Vec<String>,
-                existing: Vec<String>,
-            }
-            let view = ImportView {
-                created: import.created.iter().map(ToString::to_string).collect(),
-                existing: import.existing.iter().map(ToString::to_string).collect(),
-            };
-            print_result(output, &view, || {
-                let mut text = format!("imported {} user(s)", view.created.len());
-                if !view.existing.is_empty() {
+            let htpasswd = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let import: ImportedUsers = client
+                .call(
+                    Method::POST,
+                    &api_path(&["users", "_import-htpasswd"]),
+                    Some(&HtpasswdImport { htpasswd }),
+                )
+                .await
+                .with_context(|| format!("in {}", file.display()))?;
+            print_result(output, &import, || {
+                let mut text = format!("imported {} user(s)", import.created.len());
+                if !import.existing.is_empty() {
                     text.push_str(&format!(
                         "; left existing user(s) unchanged: {}",
-                        view.existing.join(", ")
+                        import.existing.join(", ")
                     ));
                 }
                 text
             })
         }
     }
+}
+
+/// `PATCH /api/v1/users/{name}`.
+async fn change_user(client: &ApiClient, name: &str, change: UserChange) -> anyhow::Result<User> {
+    client
+        .call(Method::PATCH, &api_path(&["users", name]), Some(&change))
+        .await
 }

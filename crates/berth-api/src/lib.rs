@@ -1,0 +1,243 @@
+//! The bodies of Berth's management API (`/api/v1`, JSON): what the server (`berth-http`)
+//! sends and accepts and what the CLI's remote mode (`berth … --server URL`) reads, defined
+//! once. Each type derives its OpenAPI schema (served at `/api/v1/openapi.json`).
+//!
+//! Times are unix milliseconds (`*_at_ms`); durations are seconds (`*_secs`). Names follow
+//! `berth_auth`: users and robots' short names are lowercase letters, digits, `.`, `_`, `-`;
+//! a robot's login name is `robot$<project>+<name>` (or `robot$<name>` system-wide). Access
+//! rules are `REPOSITORY_PATTERN:ACTIONS` (`team-a/*:pull,push`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The caller of a request, as the server sees it (`GET /api/v1/me`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// Login name; `null` for an anonymous caller (only with `[auth] mode = "none"`).
+    pub name: Option<String>,
+    /// Whether the caller has a system administrator's rights (everyone does with
+    /// `mode = "none"`).
+    pub admin: bool,
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// User name.
+    pub name: String,
+    /// System administrator.
+    pub admin: bool,
+    /// A disabled user cannot log in or obtain tokens.
+    pub disabled: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// `POST /api/v1/users`: a user to create.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewUser {
+    /// User name.
+    pub name: String,
+    /// Password, at least 8 characters; stored as an argon2id hash.
+    pub password: String,
+    /// Make the user a system administrator.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `PATCH /api/v1/users/{name}`: the flags to change (absent: unchanged).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UserChange {
+    /// Promote to or demote from system administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+    /// Disable or enable the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `PUT /api/v1/users/{name}/password`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasswordChange {
+    /// The new password, at least 8 characters.
+    pub password: String,
+}
+
+/// `POST /api/v1/users/import-htpasswd`: an Apache htpasswd file with bcrypt entries
+/// (`htpasswd -B`, the format `registry:2` reads).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HtpasswdImport {
+    /// The file's text.
+    pub htpasswd: String,
+}
+
+/// What an htpasswd import did. Nothing is imported from a file with a bad line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportedUsers {
+    /// Users created (they log in with their old passwords).
+    pub created: Vec<String>,
+    /// Users that existed already, left unchanged.
+    pub existing: Vec<String>,
+}
+
+/// A project: the repositories whose names start with `<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    /// Project name.
+    pub name: String,
+    /// Anyone, even anonymous clients, may pull from a public project.
+    pub public: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// `POST /api/v1/projects`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewProject {
+    /// Project name.
+    pub name: String,
+    /// Public (default: private).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `PATCH /api/v1/projects/{project}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ProjectChange {
+    /// Make the project public or private (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+}
+
+/// A project member and their role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    /// User name.
+    pub user: String,
+    /// `guest` (pull), `developer` (pull, push), `maintainer` (also delete, and the project's
+    /// policies), `owner` (also members, robots and visibility).
+    pub role: String,
+}
+
+/// `PUT /api/v1/projects/{project}/members/{user}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberRole {
+    /// `guest`, `developer`, `maintainer` or `owner`.
+    pub role: String,
+}
+
+/// What a robot account or an access token may do, for how long, and why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CredentialScope {
+    /// Rules `REPOSITORY_PATTERN:ACTIONS` (`*` within one path component, `**` across;
+    /// actions `pull`, `push`, `delete`). At least one.
+    pub access: Vec<String>,
+    /// Lifetime from now, in seconds (absent: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `POST /api/v1/projects/{project}/robots` and `POST /api/v1/robots` (system-wide).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewRobot {
+    /// Short name; the login name is `robot$<project>+<name>` (`robot$<name>` system-wide).
+    pub name: String,
+    /// Rules, lifetime and description. A project's robot may only name the project's
+    /// repositories.
+    #[serde(flatten)]
+    pub scope: CredentialScope,
+}
+
+/// A robot account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Robot {
+    /// Login name (`robot$team-a+ci`).
+    pub name: String,
+    /// Its project (`null`: system-wide).
+    pub project: Option<String>,
+    /// Free text.
+    pub description: String,
+    /// Its rules.
+    pub access: Vec<String>,
+    /// Expiry, unix milliseconds (`null`: never).
+    pub expires_at_ms: Option<i64>,
+    /// A disabled robot cannot log in.
+    pub disabled: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+    /// The secret (its password): only in the answer that creates the robot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `PATCH` of a robot account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RobotChange {
+    /// Disable or enable it (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// A personal access token (usable instead of its user's password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccessToken {
+    /// Its public id (the `<lookup>` of `bpat_<lookup>_<secret>`).
+    pub lookup: String,
+    /// Its user.
+    pub user: String,
+    /// Free text.
+    pub description: String,
+    /// Its rules (within what the user may do).
+    pub access: Vec<String>,
+    /// Expiry, unix milliseconds (`null`: never).
+    pub expires_at_ms: Option<i64>,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+    /// The token text: only in the answer that creates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// One audit-log event (`GET /api/v1/audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+    /// Login name; `cli` for commands run on the data directory; empty for anonymous.
+    pub actor: String,
+    /// `push`, `pull`, `delete`, `login`, `token`, `user.add`, `project.create`, ….
+    pub action: String,
+    /// The project concerned.
+    pub project: Option<String>,
+    /// The repository concerned.
+    pub repository: Option<String>,
+    /// The digest or tag concerned.
+    pub reference: Option<String>,
+    /// The client's IP address.
+    pub address: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: String,
+    /// Free text.
+    pub detail: Option<String>,
+}
+
+/// The error body of every failed `/api/v1` request: the shape of the distribution
+/// specification's errors (§Error Codes), so that one parser reads both APIs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// One or more errors.
+    pub errors: Vec<ErrorEntry>,
+}
+
+/// One error.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEntry {
+    /// `UNAUTHORIZED` (401), `DENIED` (403), `NOT_FOUND` (404), `CONFLICT` (409), `INVALID`
+    /// (400: a bad name, rule, password or body), `TOOMANYREQUESTS` (429), `INTERNAL` (500).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}

@@ -1,0 +1,147 @@
+//! Projects, their visibility and their members.
+
+use berth_auth::{AccountName, ProjectName, Role};
+use berth_meta::{MemberRecord, ProjectRecord};
+
+use super::users::found;
+use super::{Change, Management, ManagementError, Operator};
+
+impl Management {
+    /// The projects the operator may see: all for administrators; public ones and those they
+    /// are a member of for others.
+    pub async fn list_projects(&self, operator: &Operator) -> Result<Vec<ProjectRecord>, ManagementError> {
+        let projects = self.meta.list_projects().await?;
+        if operator.is_admin() {
+            return Ok(projects);
+        }
+        let mut visible = Vec::with_capacity(projects.len());
+        for project in projects {
+            let member = match operator.account() {
+                Some(user) => self.meta.member_role(&project.name, &user.name).await?.is_some(),
+                None => false,
+            };
+            if project.public || member {
+                visible.push(project);
+            }
+        }
+        Ok(visible)
+    }
+
+    /// The project called `name`, if the operator may see it (`NotFound` otherwise).
+    pub async fn project(&self, operator: &Operator, name: &ProjectName) -> Result<ProjectRecord, ManagementError> {
+        self.role_in(operator, name).await?;
+        self.meta
+            .find_project(name)
+            .await?
+            .ok_or_else(|| ManagementError::NotFound(format!("no project {name}")))
+    }
+
+    /// Creates a project, private unless `public`. Administrators only. Errors: `Conflict`
+    /// when it exists.
+    pub async fn create_project(
+        &self,
+        operator: &Operator,
+        name: &ProjectName,
+        public: bool,
+    ) -> Result<ProjectRecord, ManagementError> {
+        let result = async {
+            Management::require_admin(operator, "creating projects")?;
+            Ok(self.meta.create_project(name, public).await?)
+        }
+        .await;
+        let detail = if public { "public" } else { "private" }.to_owned();
+        self.audited(operator, project_change("project.create", name, detail), result)
+            .await
+    }
+
+    /// Makes a project public or private. Its owners and administrators.
+    pub async fn set_project_public(
+        &self,
+        operator: &Operator,
+        name: &ProjectName,
+        public: bool,
+    ) -> Result<ProjectRecord, ManagementError> {
+        let result = async {
+            self.require_role(operator, name, Role::Owner, "changing a project's visibility")
+                .await?;
+            found(self.meta.set_project_public(name, public).await?, || {
+                format!("no project {name}")
+            })?;
+            self.project(operator, name).await
+        }
+        .await;
+        let action = if public { "project.publish" } else { "project.unpublish" };
+        self.audited(operator, project_change(action, name, String::new()), result)
+            .await
+    }
+
+    /// A project's members: visible to its members and administrators.
+    pub async fn list_members(
+        &self,
+        operator: &Operator,
+        project: &ProjectName,
+    ) -> Result<Vec<MemberRecord>, ManagementError> {
+        self.require_role(operator, project, Role::Guest, "listing a project's members")
+            .await?;
+        Ok(self.meta.list_members(project).await?)
+    }
+
+    /// Gives `user` `role` in `project` (replacing their role there). Its owners and
+    /// administrators. Errors: `NotFound` when the user does not exist.
+    pub async fn set_member(
+        &self,
+        operator: &Operator,
+        project: &ProjectName,
+        user: &AccountName,
+        role: Role,
+    ) -> Result<MemberRecord, ManagementError> {
+        let result = async {
+            self.require_role(operator, project, Role::Owner, "managing members")
+                .await?;
+            self.meta.set_member(project, user, role).await?;
+            Ok(MemberRecord {
+                user: user.clone(),
+                role,
+            })
+        }
+        .await;
+        self.audited(
+            operator,
+            project_change("project.member.add", project, format!("{user} {role}")),
+            result,
+        )
+        .await
+    }
+
+    /// Removes `user` from `project`. Its owners and administrators.
+    pub async fn remove_member(
+        &self,
+        operator: &Operator,
+        project: &ProjectName,
+        user: &AccountName,
+    ) -> Result<(), ManagementError> {
+        let result = async {
+            self.require_role(operator, project, Role::Owner, "managing members")
+                .await?;
+            found(self.meta.remove_member(project, user).await?, || {
+                format!("{user} is not a member of {project}")
+            })
+        }
+        .await;
+        self.audited(
+            operator,
+            project_change("project.member.remove", project, user.to_string()),
+            result,
+        )
+        .await
+    }
+}
+
+/// A change of `project`.
+fn project_change<'a>(action: &'a str, project: &'a ProjectName, detail: String) -> Change<'a> {
+    Change {
+        action,
+        project: Some(project),
+        detail,
+    }
+}

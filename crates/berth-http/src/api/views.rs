@@ -1,0 +1,72 @@
+//! Records of `berth_meta` as the bodies of `berth_api`.
+
+use berth_meta::{AuditEvent, MemberRecord, ProjectRecord, RobotRecord, TokenRecord, UserRecord};
+
+/// A user as the API shows it.
+pub(crate) fn user(user: UserRecord) -> berth_api::User {
+    berth_api::User {
+        name: user.name.to_string(),
+        admin: user.admin,
+        disabled: user.disabled,
+        created_at_ms: user.created_at_ms,
+    }
+}
+
+/// A project as the API shows it.
+pub(crate) fn project(project: ProjectRecord) -> berth_api::Project {
+    berth_api::Project {
+        name: project.name.to_string(),
+        public: project.public,
+        created_at_ms: project.created_at_ms,
+    }
+}
+
+/// A member as the API shows it.
+pub(crate) fn member(member: MemberRecord) -> berth_api::Member {
+    berth_api::Member {
+        user: member.user.to_string(),
+        role: member.role.to_string(),
+    }
+}
+
+/// A robot account as the API shows it, with its secret only when just created.
+pub(crate) fn robot(robot: RobotRecord, secret: Option<String>) -> berth_api::Robot {
+    berth_api::Robot {
+        name: robot.name.login(),
+        project: robot.name.project().map(ToString::to_string),
+        description: robot.description,
+        access: robot.rules.iter().map(ToString::to_string).collect(),
+        expires_at_ms: robot.expires_at_ms,
+        disabled: robot.disabled,
+        created_at_ms: robot.created_at_ms,
+        secret,
+    }
+}
+
+/// An access token as the API shows it, with its text only when just created.
+pub(crate) fn access_token(token: TokenRecord, text: Option<String>) -> berth_api::AccessToken {
+    berth_api::AccessToken {
+        lookup: token.lookup,
+        user: token.user.to_string(),
+        description: token.description,
+        access: token.rules.iter().map(ToString::to_string).collect(),
+        expires_at_ms: token.expires_at_ms,
+        created_at_ms: token.created_at_ms,
+        token: text,
+    }
+}
+
+/// An audit event as the API shows it.
+pub(crate) fn audit_event(event: AuditEvent) -> berth_api::AuditEvent {
+    berth_api::AuditEvent {
+        at_ms: event.at_ms,
+        actor: event.actor,
+        action: event.action,
+        project: event.project,
+        repository: event.repository,
+        reference: event.reference,
+        address: event.address,
+        outcome: event.outcome,
+        detail: event.detail,
+    }
+}
