@@ -77,9 +77,9 @@ pub fn workspace_root() -> PathBuf {
     here.to_owned()
 }
 
-/// The Python that has oras-py: `BERTH_PYTHON`, else `<workspace>/.cache/venv/bin/python`
-/// (made by `scripts/test`). `None` when neither exists.
-pub fn python_with_oras() -> Option<PathBuf> {
+/// The tests' Python, with oras-py and openapi-spec-validator: `BERTH_PYTHON`, else
+/// `<workspace>/.cache/venv/bin/python` (made by `scripts/test`). `None` when neither exists.
+pub fn test_python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("BERTH_PYTHON")
         && !p.is_empty()
     {

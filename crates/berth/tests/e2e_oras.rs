@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_testkit::cmd::{cmd, run_ok};
-use berth_testkit::e2e::{SecuredRegistry, TestRegistry, python_with_oras};
+use berth_testkit::e2e::{SecuredRegistry, TestRegistry, test_python};
 use berth_testkit::http::{Exchange, Http};
 use berth_testkit::names::{unique_repo, unique_suffix};
 use berth_testkit::oci::{media, sha256_digest};
@@ -105,7 +105,7 @@ fn find<'a>(list: &'a [Value], digest: &str) -> Option<&'a Value> {
 
 #[test]
 fn oras_pushes_artifacts_with_a_subject_listed_by_the_referrers_api_and_pulls_them() {
-    let python = python_with_oras();
+    let python = test_python();
     if !require_condition(
         python.is_some(),
         "no Python with oras-py (.cache/venv/bin/python, or BERTH_PYTHON)",
@@ -263,7 +263,7 @@ fn oras_pushes_artifacts_with_a_subject_listed_by_the_referrers_api_and_pulls_th
 /// without credentials the push is refused.
 #[test]
 fn oras_logs_in_and_pushes_and_pulls_through_bearer_tokens() {
-    let python = python_with_oras();
+    let python = test_python();
     if !require_condition(
         python.is_some(),
         "no Python with oras-py (.cache/venv/bin/python, or BERTH_PYTHON)",

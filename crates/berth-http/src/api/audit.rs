@@ -34,7 +34,7 @@ pub(crate) struct AuditQuery {
 /// Audit events, oldest first (system administrators; a project's maintainers and owners for
 /// their project).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = [AuditEvent]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [AuditEvent]), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
 pub(crate) async fn audit_events(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -10,7 +10,7 @@ use super::{Answer, Authenticated, JsonBody, ManagementState, invalid, json, no_
 /// The projects the caller may see (all for system administrators; public ones and those the
 /// caller is a member of for others).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
-    responses((status = 200, body = [Project]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Project]), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody)))]
 pub(crate) async fn list_projects(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -27,8 +27,8 @@ pub(crate) async fn list_projects(
 
 /// Creates a project, private unless `public` (system administrators).
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
-    responses((status = 201, body = Project), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = Project), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
 pub(crate) async fn create_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -42,7 +42,7 @@ pub(crate) async fn create_project(
 /// A project the caller may see (`404` for one they may not).
 #[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Project), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn get_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -56,7 +56,7 @@ pub(crate) async fn get_project(
 /// Makes a project public or private (its owners, system administrators).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects", request_body = ProjectChange,
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, body = Project), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Project), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn change_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -74,7 +74,7 @@ pub(crate) async fn change_project(
 /// A project's members (its members, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/members", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, body = [Member]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Member]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn list_members(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -95,8 +95,8 @@ pub(crate) async fn list_members(
 /// administrators).
 #[utoipa::path(put, path = "/api/v1/projects/{project}/members/{user}", tag = "projects", request_body = MemberRole,
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
-    responses((status = 200, body = Member), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Member), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn set_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -115,7 +115,7 @@ pub(crate) async fn set_member(
 /// Removes a user from the project (its owners, system administrators).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/members/{user}", tag = "projects",
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn remove_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -52,7 +52,7 @@ async fn delete(state: &ManagementState, operator: &Operator, name: &RobotName) 
 /// A project's robot accounts (its owners, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots", tag = "robots",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, body = [Robot]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn list_project_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -66,8 +66,8 @@ pub(crate) async fn list_project_robots(
 /// Its rules may only name the project's repositories (its owners, system administrators).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/robots", tag = "robots", request_body = NewRobot,
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 201, body = Robot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
 pub(crate) async fn create_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -81,7 +81,7 @@ pub(crate) async fn create_project_robot(
 /// A project's robot account (its owners, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, body = Robot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn get_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -95,7 +95,7 @@ pub(crate) async fn get_project_robot(
 /// stop at once (its owners, system administrators).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, body = Robot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn change_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -109,7 +109,7 @@ pub(crate) async fn change_project_robot(
 /// Deletes a project's robot account (its owners, system administrators).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn delete_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -121,7 +121,7 @@ pub(crate) async fn delete_project_robot(
 
 /// Every robot account, of projects and system-wide (system administrators).
 #[utoipa::path(get, path = "/api/v1/robots", tag = "robots",
-    responses((status = 200, body = [Robot]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
 pub(crate) async fn list_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -132,8 +132,8 @@ pub(crate) async fn list_robots(
 /// Creates a system-wide robot account (`robot$<name>`), whose rules may name any repository;
 /// the answer holds its secret, shown only this once (system administrators).
 #[utoipa::path(post, path = "/api/v1/robots", tag = "robots", request_body = NewRobot,
-    responses((status = 201, body = Robot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
 pub(crate) async fn create_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -145,7 +145,7 @@ pub(crate) async fn create_system_robot(
 /// A system-wide robot account (system administrators).
 #[utoipa::path(get, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, body = Robot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn get_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -158,7 +158,7 @@ pub(crate) async fn get_system_robot(
 /// Disables or enables a system-wide robot account (system administrators).
 #[utoipa::path(patch, path = "/api/v1/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, body = Robot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn change_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -172,7 +172,7 @@ pub(crate) async fn change_system_robot(
 /// Deletes a system-wide robot account (system administrators).
 #[utoipa::path(delete, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn delete_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -13,7 +13,7 @@ use super::{Answer, Authenticated, JsonBody, ManagementState, json, no_content, 
 
 /// The caller.
 #[utoipa::path(get, path = "/api/v1/me", tag = "users",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Me), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody)))]
 pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
     let me = Me {
         name: operator.account().map(|user| user.name.to_string()),
@@ -24,7 +24,7 @@ pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
 
 /// Every user (system administrators).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    responses((status = 200, body = [User]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [User]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
 pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticated(operator): Authenticated) -> Answer {
     let users: Vec<User> = state
         .management
@@ -38,7 +38,7 @@ pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticat
 
 /// Creates a user (system administrators).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, description = "Created", body = User), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody)))]
 pub(crate) async fn create_user(
     State(state): State<ManagementState>,
@@ -56,7 +56,7 @@ pub(crate) async fn create_user(
 /// Creates users from an Apache htpasswd file (bcrypt entries); existing users are left
 /// unchanged (system administrators).
 #[utoipa::path(post, path = "/api/v1/users/_import-htpasswd", tag = "users", request_body = HtpasswdImport,
-    responses((status = 200, body = ImportedUsers), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = ImportedUsers), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
 pub(crate) async fn import_htpasswd(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -73,7 +73,7 @@ pub(crate) async fn import_htpasswd(
 /// A user (system administrators, or the user themselves).
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = User), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn get_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -88,7 +88,7 @@ pub(crate) async fn get_user(
 /// account).
 #[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UserChange,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = User), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn change_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -110,7 +110,7 @@ pub(crate) async fn change_user(
 /// own account).
 #[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn delete_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -124,7 +124,7 @@ pub(crate) async fn delete_user(
 /// Sets a user's password (system administrators, or the user themselves).
 #[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "users", request_body = PasswordChange,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn set_password(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -139,7 +139,7 @@ pub(crate) async fn set_password(
 /// A user's access tokens, without their secrets (system administrators, or the user).
 #[utoipa::path(get, path = "/api/v1/users/{user}/tokens", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, body = [AccessToken]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [AccessToken]), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn list_tokens(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -160,7 +160,7 @@ pub(crate) async fn list_tokens(
 /// (system administrators, or the user).
 #[utoipa::path(post, path = "/api/v1/users/{user}/tokens", tag = "users", request_body = CredentialScope,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 201, body = AccessToken), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = AccessToken), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn create_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -181,7 +181,7 @@ pub(crate) async fn create_token(
 /// Revokes an access token (its user, or system administrators).
 #[utoipa::path(delete, path = "/api/v1/tokens/{lookup}", tag = "users",
     params(("lookup" = String, Path, description = "The token's id (`lookup`)")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
