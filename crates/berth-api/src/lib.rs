@@ -63,7 +63,7 @@ pub struct PasswordChange {
     pub password: String,
 }
 
-/// `POST /api/v1/users/import-htpasswd`: an Apache htpasswd file with bcrypt entries
+/// `POST /api/v1/users/_import-htpasswd`: an Apache htpasswd file with bcrypt entries
 /// (`htpasswd -B`, the format `registry:2` reads).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HtpasswdImport {
@@ -235,8 +235,9 @@ pub struct ErrorBody {
 /// One error.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorEntry {
-    /// `UNAUTHORIZED` (401), `DENIED` (403), `NOT_FOUND` (404), `CONFLICT` (409), `INVALID`
-    /// (400: a bad name, rule, password or body), `TOOMANYREQUESTS` (429), `INTERNAL` (500).
+    /// `UNAUTHORIZED` (401), `DENIED` (403), `NOT_FOUND` (404), `UNSUPPORTED` (405),
+    /// `CONFLICT` (409), `INVALID` (400: a bad name, rule, password or body),
+    /// `TOOMANYREQUESTS` (429), `INTERNAL` (500).
     pub code: String,
     /// What went wrong, for people.
     pub message: String,

@@ -25,6 +25,12 @@ pub enum NameError {
          starting with a letter or digit"
     )]
     User(String),
+    /// Not a valid short name of a robot account (the same rules as a user name).
+    #[error(
+        "robot name {0:?} is invalid: 1 to 64 characters, lowercase letters, digits, '.', '_' and '-', \
+         starting with a letter or digit"
+    )]
+    Robot(String),
 }
 
 /// A project name: one repository path component (`team-a`), the first component of the names of
@@ -136,11 +142,11 @@ pub struct RobotName {
 }
 
 impl RobotName {
-    /// A robot name from its parts. Errors: [`NameError::User`] for an invalid short name.
+    /// A robot name from its parts. Errors: [`NameError::Robot`] for an invalid short name.
     pub fn new(project: Option<ProjectName>, name: &str) -> Result<RobotName, NameError> {
         Ok(RobotName {
             project,
-            name: AccountName::parse(name)?,
+            name: AccountName::parse(name).map_err(|_| NameError::Robot(name.to_owned()))?,
         })
     }
 

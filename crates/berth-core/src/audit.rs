@@ -83,13 +83,4 @@ impl Registry {
             }
         }
     }
-
-    /// Events matching `filter`, oldest first (after writing what is queued).
-    pub async fn audit_events(
-        &self,
-        filter: &berth_meta::AuditFilter,
-    ) -> Result<Vec<AuditEvent>, crate::RegistryError> {
-        self.flush_audit().await;
-        Ok(self.meta.audit_events(filter).await?)
-    }
 }

@@ -94,12 +94,14 @@ impl Management {
             .await
     }
 
-    /// Promotes `name` to system administrator or demotes them. Administrators only, and not
-    /// on themselves.
+    /// Promotes `name` to system administrator or demotes them. Administrators only; nobody
+    /// demotes themselves.
     pub async fn set_admin(&self, operator: &Operator, name: &AccountName, admin: bool) -> Result<(), ManagementError> {
         let result = async {
             Management::require_admin(operator, "changing administrators")?;
-            refuse_self(operator, name, "demote")?;
+            if !admin {
+                refuse_self(operator, name, "demote")?;
+            }
             found(self.meta.set_user_admin(name, admin).await?, || {
                 format!("no user {name}")
             })
@@ -110,7 +112,7 @@ impl Management {
     }
 
     /// Disables `name` (no more logins or tokens; bearer tokens already issued stop working)
-    /// or enables them again. Administrators only, and not on themselves.
+    /// or enables them again. Administrators only; nobody disables themselves.
     pub async fn set_disabled(
         &self,
         operator: &Operator,
@@ -119,7 +121,9 @@ impl Management {
     ) -> Result<(), ManagementError> {
         let result = async {
             Management::require_admin(operator, "disabling users")?;
-            refuse_self(operator, name, "disable")?;
+            if disabled {
+                refuse_self(operator, name, "disable")?;
+            }
             found(self.meta.set_user_disabled(name, disabled).await?, || {
                 format!("no user {name}")
             })

@@ -7,7 +7,7 @@ use berth_core::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Answer, Authenticated, ManagementState, invalid, json, views};
+use super::{Answer, Authenticated, ManagementState, OperatorSource, invalid, json, views};
 
 /// Most events one request returns; page on with `since_ms`.
 const MAX_EVENTS: u32 = 10_000;
@@ -41,6 +41,10 @@ pub(crate) async fn audit_events(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let Query(query) = query.map_err(|rejection| invalid(rejection.body_text()))?;
+    // `/v2` events (logins, pushes, pulls) are written in batches: write what is queued first.
+    if let OperatorSource::Server(app) = &state.access {
+        app.registry.flush_audit().await;
+    }
     let filter = AuditFilter {
         actor: query.actor,
         action: query.action,

@@ -10,7 +10,8 @@
 //!
 //! Errors have the body of `/v2` errors (`{"errors":[{"code","message"}]}`): `INVALID` 400,
 //! `UNAUTHORIZED` 401 (with `WWW-Authenticate: Basic realm="…"`), `DENIED` 403, `NOT_FOUND`
-//! 404, `CONFLICT` 409, `TOOMANYREQUESTS` 429 (login lockout), `INTERNAL` 500.
+//! 404, `UNSUPPORTED` 405 (a method the endpoint does not take), `CONFLICT` 409,
+//! `TOOMANYREQUESTS` 429 (login lockout), `INTERNAL` 500.
 //!
 //! The same router serves the CLI's local mode in-process ([`local_management_router`]), so
 //! that `berth user add …` runs one code path whether it works on the data directory or on a
@@ -134,11 +135,26 @@ fn management_router(state: ManagementState) -> Router {
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { json_text(StatusCode::OK, document.clone().into_bytes()) }),
         )
-        .route(
-            "/api/v1/{*rest}",
-            axum::routing::any(|| async { failure(StatusCode::NOT_FOUND, "NOT_FOUND", "no such management endpoint") }),
-        )
+        .route("/api/v1", axum::routing::any(no_such_endpoint))
+        .route("/api/v1/", axum::routing::any(no_such_endpoint))
+        .route("/api/v1/{*rest}", axum::routing::any(no_such_endpoint))
+        .method_not_allowed_fallback(|| async {
+            failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "this endpoint does not take this method; see /api/v1/openapi.json",
+            )
+        })
         .with_state(state)
+}
+
+/// `404 NOT_FOUND` for a path under `/api/v1` that names no endpoint.
+async fn no_such_endpoint() -> Response {
+    failure(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such management endpoint; see /api/v1/openapi.json",
+    )
 }
 
 /// The management API of a server (mounted under `/api/v1` by [`crate::router`]).
