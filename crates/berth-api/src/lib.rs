@@ -35,6 +35,7 @@ pub struct User {
 
 /// `POST /api/v1/users`: a user to create.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// User name.
     pub name: String,
@@ -47,6 +48,7 @@ pub struct NewUser {
 
 /// `PATCH /api/v1/users/{name}`: the flags to change (absent: unchanged).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserChange {
     /// Promote to or demote from system administrator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +60,7 @@ pub struct UserChange {
 
 /// `PUT /api/v1/users/{name}/password`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     /// The new password, at least 8 characters.
     pub password: String,
@@ -66,6 +69,7 @@ pub struct PasswordChange {
 /// `POST /api/v1/users/_import-htpasswd`: an Apache htpasswd file with bcrypt entries
 /// (`htpasswd -B`, the format `registry:2` reads).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HtpasswdImport {
     /// The file's text.
     pub htpasswd: String,
@@ -93,6 +97,7 @@ pub struct Project {
 
 /// `POST /api/v1/projects`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// Project name.
     pub name: String,
@@ -103,6 +108,7 @@ pub struct NewProject {
 
 /// `PATCH /api/v1/projects/{project}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectChange {
     /// Make the project public or private (absent: unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,19 +127,22 @@ pub struct Member {
 
 /// `PUT /api/v1/projects/{project}/members/{user}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberRole {
     /// `guest`, `developer`, `maintainer` or `owner`.
     pub role: String,
 }
 
-/// What a robot account or an access token may do, for how long, and why.
+/// What an access token may do, for how long, and why (`POST /api/v1/users/{user}/tokens`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CredentialScope {
     /// Rules `REPOSITORY_PATTERN:ACTIONS` (`*` within one path component, `**` across;
     /// actions `pull`, `push`, `delete`). At least one.
     pub access: Vec<String>,
-    /// Lifetime from now, in seconds (absent: no expiry).
+    /// Lifetime from now, in seconds, 1 to 100 years' worth (absent: no expiry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3_155_760_000_u64)]
     pub expires_in_secs: Option<u64>,
     /// Free text.
     #[serde(default)]
@@ -142,13 +151,32 @@ pub struct CredentialScope {
 
 /// `POST /api/v1/projects/{project}/robots` and `POST /api/v1/robots` (system-wide).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewRobot {
     /// Short name; the login name is `robot$<project>+<name>` (`robot$<name>` system-wide).
     pub name: String,
-    /// Rules, lifetime and description. A project's robot may only name the project's
-    /// repositories.
-    #[serde(flatten)]
-    pub scope: CredentialScope,
+    /// Rules `REPOSITORY_PATTERN:ACTIONS`; a project's robot may only name the project's
+    /// repositories. At least one.
+    pub access: Vec<String>,
+    /// Lifetime from now, in seconds, 1 to 100 years' worth (absent: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3_155_760_000_u64)]
+    pub expires_in_secs: Option<u64>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+impl NewRobot {
+    /// A robot called `name` with `scope`.
+    pub fn new(name: String, scope: CredentialScope) -> NewRobot {
+        NewRobot {
+            name,
+            access: scope.access,
+            expires_in_secs: scope.expires_in_secs,
+            description: scope.description,
+        }
+    }
 }
 
 /// A robot account.
@@ -175,6 +203,7 @@ pub struct Robot {
 
 /// `PATCH` of a robot account.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RobotChange {
     /// Disable or enable it (absent: unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,11 +13,17 @@ pub const DEFAULT_PROJECT: &str = "library";
 /// Longest account name, in bytes.
 pub const MAX_ACCOUNT_NAME_LEN: usize = 64;
 
+/// Longest project name, in bytes: the first component of a repository name of at most 255
+/// bytes that has a second component (`<project>/x`).
+pub const MAX_PROJECT_NAME_LEN: usize = 253;
+
 /// Why a string is not a valid project or account name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// Not a single repository path component.
-    #[error("project name {0:?} is invalid: lowercase letters and digits, joined by '.', '_', '__' or runs of '-'")]
+    #[error(
+        "project name {0:?} is invalid: at most 253 characters, lowercase letters and digits, joined by '.', '_', '__' or runs of '-'"
+    )]
     Project(String),
     /// Not a valid user name.
     #[error(
@@ -42,7 +48,7 @@ pub struct ProjectName(String);
 impl ProjectName {
     /// Parses a project name. Errors: [`NameError::Project`].
     pub fn parse(text: &str) -> Result<ProjectName, NameError> {
-        if is_path_component(text) {
+        if text.len() <= MAX_PROJECT_NAME_LEN && is_path_component(text) {
             Ok(ProjectName(text.to_owned()))
         } else {
             Err(NameError::Project(text.to_owned()))

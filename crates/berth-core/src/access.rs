@@ -48,7 +48,8 @@ pub enum Caller {
         /// The token.
         token: TokenRecord,
     },
-    /// A bearer token from Berth's token endpoint: exactly the scopes it names.
+    /// A bearer token from Berth's token endpoint: the scopes it names, as far as its account
+    /// (or an anonymous caller) may still do them.
     Bearer {
         /// The account it was issued to, as it stands now ([`Registry::caller_behind`]): `None`
         /// for an anonymous token.
@@ -104,6 +105,20 @@ fn robot_usable(robot: &RobotRecord, now_ms: i64) -> bool {
     !robot.disabled && !expired(robot.expires_at_ms, now_ms)
 }
 
+/// How many times more failures an address may have than a name before it is locked out: many
+/// users may share an address (a NAT, or a proxy in front of Berth), and one user's typos must
+/// not lock the others out, while one client guessing across many names still is.
+const ADDRESS_FAILURE_FACTOR: u32 = 10;
+
+/// The failures that lock `key` (a [`login_keys`] entry) out.
+fn failure_limit(key: &str, throttle: &LoginThrottle) -> u32 {
+    if key.starts_with("addr:") {
+        throttle.max_failures.saturating_mul(ADDRESS_FAILURE_FACTOR)
+    } else {
+        throttle.max_failures
+    }
+}
+
 /// The keys a login attempt counts against.
 fn login_keys(address: Option<std::net::IpAddr>, name: &str) -> Vec<String> {
     let mut keys = vec![format!("name:{name}")];
@@ -122,9 +137,10 @@ const VERIFIED_PASSWORDS: usize = 4096;
 /// failures within a window. Bounded: the oldest entries go when it is full.
 const TRACKED_LOGIN_KEYS: usize = 100_000;
 
-/// How failed logins are throttled: after `max_failures` failures from one address or for one
-/// name within `window`, further attempts are refused until `window` after the last failure.
-/// Each failure before that is answered after a delay growing with the count.
+/// How failed logins are throttled: after `max_failures` failures for one name (or ten times as
+/// many from one address) within `window`, further attempts are refused until `window` after
+/// the last failure. Each failure before that is answered after a delay growing with the name's
+/// count.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginThrottle {
     /// Failures allowed within the window. Default 10.
@@ -207,7 +223,7 @@ impl Registry {
         let mut retry_after_ms = 0i64;
         for key in login_keys(address, name) {
             if let Some(failures) = self.access.failures.get(&key)
-                && failures.count >= self.access.throttle.max_failures
+                && failures.count >= failure_limit(&key, &self.access.throttle)
                 && now - failures.last_ms < window_ms
             {
                 retry_after_ms = retry_after_ms.max(failures.last_ms + window_ms - now);
@@ -225,8 +241,8 @@ impl Registry {
 
     /// Records a login attempt. A success clears the name's failures; a failure counts against
     /// the address and the name, and returns how long to wait before answering (100 ms per
-    /// failure so far, at most 2 s), which slows guessing down before the lockout, and whether
-    /// this failure started a lockout.
+    /// failure of the name so far, at most 2 s), which slows guessing down before the lockout,
+    /// and whether this failure started a lockout (of the name or the address).
     pub fn record_login(
         &self,
         address: Option<std::net::IpAddr>,
@@ -239,26 +255,23 @@ impl Registry {
         }
         let now = now_ms();
         let window_ms = i64::try_from(self.access.throttle.window.as_millis()).unwrap_or(i64::MAX);
-        let mut most = 0;
+        let (mut name_failures, mut locked_now) = (0, false);
         for key in login_keys(address, name) {
             let count = match self.access.failures.get(&key) {
                 Some(failures) if now - failures.last_ms < window_ms => failures.count.saturating_add(1),
                 _ => 1,
             };
+            if count == failure_limit(&key, &self.access.throttle) {
+                locked_now = true;
+                tracing::warn!(%key, failures = count, "login locked out after repeated failures");
+            }
+            if key.starts_with("name:") {
+                name_failures = count;
+            }
             self.access.failures.insert(key, Failures { count, last_ms: now });
-            most = most.max(count);
-        }
-        let locked_now = most == self.access.throttle.max_failures;
-        if locked_now {
-            tracing::warn!(
-                ?address,
-                name,
-                failures = most,
-                "login locked out after repeated failures"
-            );
         }
         (
-            std::time::Duration::from_millis(100 * u64::from(most.min(20))),
+            std::time::Duration::from_millis(100 * u64::from(name_failures.min(20))),
             locked_now,
         )
     }
@@ -390,13 +403,26 @@ impl Registry {
                 let user_actions = self.account_actions_on(&Caller::User(user.clone()), repository).await?;
                 Ok(granted.intersection(user_actions))
             }
-            Caller::Bearer { scopes, .. } => Ok(scopes
-                .iter()
-                .filter_map(|scope| match scope {
-                    Scope::Repository { name, actions } if name == repository => Some(*actions),
-                    _ => None,
-                })
-                .fold(Actions::NONE, Actions::union)),
+            Caller::Bearer { account, scopes, .. } => {
+                let granted = scopes
+                    .iter()
+                    .filter_map(|scope| match scope {
+                        Scope::Repository { name, actions } if name == repository => Some(*actions),
+                        _ => None,
+                    })
+                    .fold(Actions::NONE, Actions::union);
+                if granted.is_empty() {
+                    return Ok(granted);
+                }
+                // A token grants what it names only while its account may still do it: a role
+                // taken away, a demotion or a project made private takes effect at once, not
+                // when the token expires.
+                let account_actions = match account {
+                    None => self.account_actions_on(&Caller::Anonymous, repository).await?,
+                    Some(account) => Box::pin(self.actions_on(account, repository)).await?,
+                };
+                Ok(granted.intersection(account_actions))
+            }
         }
     }
 

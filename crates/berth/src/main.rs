@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
 /// `--server`.
 fn run_admin(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if let Some(server) = &global.server {
+    if let Some(server) = global.server.as_deref().filter(|server| !server.is_empty()) {
         let credentials = match (std::env::var("BERTH_USERNAME"), std::env::var("BERTH_PASSWORD")) {
             (Ok(username), Ok(password)) => Some(admin::Credentials { username, password }),
             (Err(_), Err(_)) => None,

@@ -1545,3 +1545,158 @@ async fn with_open_access_everyone_is_an_administrator() {
     assert_eq!(events[0]["project"], "open");
     assert_eq!(events[0]["outcome"], "success");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: what a browser can be made to send, odd paths, long names, the last owner
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bodies_must_be_json_without_unknown_fields() {
+    let h = basic_registry();
+    let root = Who::User("root");
+    let body = r#"{"name":"csrf","password":"csrf password","admin":true}"#;
+    // What an HTML form on another site can send (no CORS preflight): refused.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+        let resp = send(
+            as_who(&h, root, Method::POST, "/api/v1/users")
+                .header("content-type", content_type)
+                .header("origin", "https://evil.example")
+                .body(body),
+        )
+        .await;
+        expect_api_error(&resp, 415, "UNSUPPORTED");
+    }
+    let untyped = send(as_who(&h, root, Method::POST, "/api/v1/projects").body(r#"{"name":"x"}"#)).await;
+    expect_api_error(&untyped, 415, "UNSUPPORTED");
+    // Unknown fields are refused rather than ignored (`admn` would silently do nothing).
+    let misspelt = api(
+        &h,
+        root,
+        Method::PATCH,
+        "/api/v1/users/root",
+        Some(json!({ "admn": false })),
+    )
+    .await;
+    let message = expect_api_error(&misspelt, 400, "INVALID");
+    assert!(message.contains("admn"), "{message}");
+    let extra = api(
+        &h,
+        root,
+        Method::POST,
+        "/api/v1/robots",
+        Some(json!({ "name": "ci", "access": ["**:pull"], "project": "x" })),
+    )
+    .await;
+    expect_api_error(&extra, 400, "INVALID");
+    // Nothing of the above was created.
+    let users = expect_json(&get(&h, root, "/api/v1/users").await, 200);
+    assert_eq!(field_values(&users, "name"), sorted(&["root"]));
+    assert_eq!(expect_json(&get(&h, root, "/api/v1/robots").await, 200), json!([]));
+    // `; charset=utf-8` is still JSON.
+    let charset = send(
+        as_who(&h, root, Method::POST, "/api/v1/projects")
+            .header("content-type", "application/json; charset=utf-8")
+            .body(r#"{"name":"with-charset"}"#),
+    )
+    .await;
+    expect_json(&charset, 201);
+}
+
+#[tokio::test]
+async fn odd_paths_and_long_names_are_refused_in_json() {
+    let h = basic_registry();
+    let root = Who::User("root");
+    for target in [
+        "/api/v1/users/%FF",
+        "/api/v1/projects/%FF/members",
+        "/api/v1/projects/a/robots/%FF",
+    ] {
+        expect_api_error(&get(&h, root, target).await, 400, "INVALID");
+    }
+    let token = api(&h, root, Method::DELETE, "/api/v1/tokens/%C3%28", None).await;
+    expect_api_error(&token, 400, "INVALID");
+    let long = "a".repeat(254);
+    let resp = api(
+        &h,
+        root,
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({ "name": long })),
+    )
+    .await;
+    let message = expect_api_error(&resp, 400, "INVALID");
+    assert!(message.contains("at most 253"), "{message}");
+    let longest = "a".repeat(253);
+    expect_json(
+        &api(
+            &h,
+            root,
+            Method::POST,
+            "/api/v1/projects",
+            Some(json!({ "name": longest })),
+        )
+        .await,
+        201,
+    );
+    let forever = api(
+        &h,
+        root,
+        Method::POST,
+        "/api/v1/users/root/tokens",
+        Some(json!({ "access": ["**:pull"], "expires_in_secs": 9_223_372_036_854_u64 })),
+    )
+    .await;
+    let message = expect_api_error(&forever, 400, "INVALID");
+    assert!(message.contains("at most 100 years"), "{message}");
+}
+
+#[tokio::test]
+async fn an_owner_cannot_leave_a_project_without_an_owner() {
+    let h = basic_registry();
+    add_users(&h, &["bob", "carol"]);
+    h.cli(&["project", "create", "team-b"], "");
+    h.cli(&["project", "member", "add", "team-b", "bob", "owner"], "");
+    let bob = Who::User("bob");
+    let members = "/api/v1/projects/team-b/members";
+    let demote_self = api(
+        &h,
+        bob,
+        Method::PUT,
+        &format!("{members}/bob"),
+        Some(json!({ "role": "guest" })),
+    )
+    .await;
+    let message = expect_api_error(&demote_self, 403, "DENIED");
+    assert!(message.contains("only owner of team-b"), "{message}");
+    expect_api_error(
+        &api(&h, bob, Method::DELETE, &format!("{members}/bob"), None).await,
+        403,
+        "DENIED",
+    );
+    // With a second owner, bob may step down.
+    let carol = api(
+        &h,
+        bob,
+        Method::PUT,
+        &format!("{members}/carol"),
+        Some(json!({ "role": "owner" })),
+    )
+    .await;
+    expect_json(&carol, 200);
+    let stepped_down = api(
+        &h,
+        bob,
+        Method::PUT,
+        &format!("{members}/bob"),
+        Some(json!({ "role": "developer" })),
+    )
+    .await;
+    assert_eq!(expect_json(&stepped_down, 200)["role"], "developer");
+    // An administrator may leave a project ownerless (and fix it later).
+    let root = Who::User("root");
+    api(&h, root, Method::DELETE, &format!("{members}/carol"), None)
+        .await
+        .expect_status(204);
+    let listed = expect_json(&get(&h, root, members).await, 200);
+    assert_eq!(listed, json!([{ "user": "bob", "role": "developer" }]));
+}

@@ -479,6 +479,24 @@ async fn revoking_a_credential_stops_its_tokens_at_once_and_admins_create_projec
         .await
         .expect_error(401, "UNAUTHORIZED");
 
+    // A token grants its scopes only while its account may still act on them: removing a
+    // member, or demoting an administrator, takes effect at once.
+    let (member, _) = token(&h, Some("dev"), &["repository:team-a/app:pull,push"]).await;
+    push_blob(&h, &member, "team-a/app").await.expect_status(201);
+    h.cli(&["project", "member", "remove", "team-a", "dev"], "");
+    push_blob(&h, &member, "team-a/app").await.expect_error(403, "DENIED");
+    bearer(&h, &member, Method::GET, "/v2/team-a/app/tags/list")
+        .await
+        .expect_error(404, "NAME_UNKNOWN");
+    h.cli(&["project", "member", "add", "team-a", "dev", "guest"], "");
+    bearer(&h, &member, Method::GET, "/v2/team-a/app/tags/list")
+        .await
+        .expect_status(200);
+    push_blob(&h, &member, "team-a/app").await.expect_error(403, "DENIED");
+    push_blob(&h, &admin, "brandnew/app").await.expect_status(201);
+    h.cli(&["user", "demote", "root"], "");
+    push_blob(&h, &admin, "brandnew/app").await.expect_error(403, "DENIED");
+
     // Basic credentials on /v2 in token mode get the plain challenge (go to the token endpoint).
     let basic = send(
         h.rb(Method::GET, "/v2/tools/app/tags/list")

@@ -586,3 +586,32 @@ async fn robots_and_tokens_show_their_secret_once_and_store_a_digest() {
         "no robot",
     );
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+    for name in ["alice", "bob", "carol"] {
+        ok(
+            &["user", "add", name, "--password-stdin", "--data", data_arg],
+            "long enough",
+        );
+    }
+    // The reader goes away before Berth writes (as `berth user list | head -0` does).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["user", "list", "--data", data_arg])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "status {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}

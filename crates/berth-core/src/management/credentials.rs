@@ -30,8 +30,10 @@ impl NewCredential {
         self.access
             .iter()
             .map(|rule| {
-                rule.parse::<AccessRule>()
-                    .map_err(|error| ManagementError::Invalid(format!("access rule {rule:?}: {error}")))
+                rule.parse::<AccessRule>().map_err(|error| match error {
+                    berth_auth::RuleError::Form(_) => ManagementError::Invalid(error.to_string()),
+                    other => ManagementError::Invalid(format!("access rule {rule:?}: {other}")),
+                })
             })
             .collect()
     }

@@ -263,7 +263,11 @@ impl Management {
     }
 }
 
-/// The expiry (unix milliseconds) `seconds` from now. Errors: zero, or too far ahead.
+/// Longest lifetime of a robot account or access token: 100 years, in seconds.
+const MAX_LIFETIME_SECS: u64 = 100 * 31_557_600;
+
+/// The expiry (unix milliseconds) `seconds` from now. Errors: zero, or over
+/// [`MAX_LIFETIME_SECS`].
 fn expiry_after(seconds: Option<u64>) -> Result<Option<i64>, ManagementError> {
     let Some(seconds) = seconds else {
         return Ok(None);
@@ -271,6 +275,11 @@ fn expiry_after(seconds: Option<u64>) -> Result<Option<i64>, ManagementError> {
     if seconds == 0 {
         return Err(ManagementError::Invalid(
             "a lifetime must be longer than zero".to_owned(),
+        ));
+    }
+    if seconds > MAX_LIFETIME_SECS {
+        return Err(ManagementError::Invalid(
+            "a lifetime must be at most 100 years; leave it out for no expiry".to_owned(),
         ));
     }
     seconds

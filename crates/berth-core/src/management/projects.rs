@@ -98,6 +98,9 @@ impl Management {
         let result = async {
             self.require_role(operator, project, Role::Owner, "managing members")
                 .await?;
+            if role != Role::Owner {
+                self.keep_an_owner(operator, project, user).await?;
+            }
             self.meta.set_member(project, user, role).await?;
             Ok(MemberRecord {
                 user: user.clone(),
@@ -123,6 +126,7 @@ impl Management {
         let result = async {
             self.require_role(operator, project, Role::Owner, "managing members")
                 .await?;
+            self.keep_an_owner(operator, project, user).await?;
             found(self.meta.remove_member(project, user).await?, || {
                 format!("{user} is not a member of {project}")
             })
@@ -134,6 +138,34 @@ impl Management {
             result,
         )
         .await
+    }
+}
+
+impl Management {
+    /// Refuses, unless the operator is an administrator, to take the owner role from `user`
+    /// when they are `project`'s only owner: the project would be left with nobody who can
+    /// manage it but an administrator.
+    async fn keep_an_owner(
+        &self,
+        operator: &Operator,
+        project: &ProjectName,
+        user: &AccountName,
+    ) -> Result<(), ManagementError> {
+        if operator.is_admin() {
+            return Ok(());
+        }
+        let members = self.meta.list_members(project).await?;
+        let owners: Vec<&AccountName> = members
+            .iter()
+            .filter(|member| member.role == Role::Owner)
+            .map(|member| &member.user)
+            .collect();
+        if owners == [user] {
+            return Err(ManagementError::Denied(format!(
+                "{user} is the only owner of {project}: make someone else owner first"
+            )));
+        }
+        Ok(())
     }
 }
 

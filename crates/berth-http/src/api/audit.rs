@@ -28,13 +28,15 @@ pub(crate) struct AuditQuery {
     /// Only events before this time, unix milliseconds.
     until_ms: Option<i64>,
     /// At most this many, oldest first (default and maximum 10000).
+    #[param(minimum = 0, maximum = 10000)]
     limit: Option<u32>,
 }
 
 /// Audit events, oldest first (system administrators; a project's maintainers and owners for
 /// their project).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, description = "Done", body = [AuditEvent]), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [AuditEvent]), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn audit_events(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -233,12 +233,49 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Failure;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Failure> {
+        // Only JSON: a browser cannot send it cross-site without a CORS preflight (which Berth
+        // does not answer), so a page elsewhere cannot post forms here with an administrator's
+        // remembered credentials.
+        let is_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(Failure(failure(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED",
+                "send the body as JSON with Content-Type: application/json",
+            )));
+        }
         let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| invalid(format!("the request body is unreadable or over {MAX_BODY_BYTES} bytes")))?;
+            .map_err(|_| {
+                Failure(failure(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "INVALID",
+                    &format!("the request body is unreadable or over {MAX_BODY_BYTES} bytes"),
+                ))
+            })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| invalid(format!("the request body is not the expected JSON: {error}")))
+    }
+}
+
+/// Path parameters of type `T`; a path that does not decode (invalid UTF-8) is refused with
+/// `400 INVALID`.
+pub(crate) struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParams(value))
+            .map_err(|rejection| invalid(rejection.body_text()))
     }
 }
 

@@ -1,16 +1,17 @@
 //! `/api/v1/projects…`: projects, their visibility and members.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_api::{ErrorBody, Member, MemberRole, NewProject, Project, ProjectChange};
 use berth_auth::{AccountName, ProjectName, Role};
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, invalid, json, no_content, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, invalid, json, no_content, views};
 
 /// The projects the caller may see (all for system administrators; public ones and those the
 /// caller is a member of for others).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
-    responses((status = 200, description = "Done", body = [Project]), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Project]), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
+        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_projects(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -28,7 +29,8 @@ pub(crate) async fn list_projects(
 /// Creates a project, private unless `public` (system administrators).
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
     responses((status = 201, description = "Created", body = Project), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn create_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -42,11 +44,12 @@ pub(crate) async fn create_project(
 /// A project the caller may see (`404` for one they may not).
 #[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Done", body = Project), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Project), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn get_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(project): Path<String>,
+    PathParams(project): PathParams<String>,
 ) -> Answer {
     let name = ProjectName::parse(&project)?;
     let project = state.management.project(&operator, &name).await?;
@@ -56,11 +59,12 @@ pub(crate) async fn get_project(
 /// Makes a project public or private (its owners, system administrators).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects", request_body = ProjectChange,
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Done", body = Project), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Project), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn change_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(project): Path<String>,
+    PathParams(project): PathParams<String>,
     JsonBody(change): JsonBody<ProjectChange>,
 ) -> Answer {
     let name = ProjectName::parse(&project)?;
@@ -74,11 +78,12 @@ pub(crate) async fn change_project(
 /// A project's members (its members, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/members", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Done", body = [Member]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Member]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_members(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(project): Path<String>,
+    PathParams(project): PathParams<String>,
 ) -> Answer {
     let name = ProjectName::parse(&project)?;
     let members: Vec<Member> = state
@@ -96,11 +101,12 @@ pub(crate) async fn list_members(
 #[utoipa::path(put, path = "/api/v1/projects/{project}/members/{user}", tag = "projects", request_body = MemberRole,
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
     responses((status = 200, description = "Done", body = Member), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn set_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path((project, user)): Path<(String, String)>,
+    PathParams((project, user)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<MemberRole>,
 ) -> Answer {
     let (project, user) = (ProjectName::parse(&project)?, AccountName::parse(&user)?);
@@ -115,11 +121,12 @@ pub(crate) async fn set_member(
 /// Removes a user from the project (its owners, system administrators).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/members/{user}", tag = "projects",
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
-    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn remove_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path((project, user)): Path<(String, String)>,
+    PathParams((project, user)): PathParams<(String, String)>,
 ) -> Answer {
     let (project, user) = (ProjectName::parse(&project)?, AccountName::parse(&user)?);
     state.management.remove_member(&operator, &project, &user).await?;

@@ -1,14 +1,13 @@
 //! `/api/v1/projects/{project}/robots…` (a project's robot accounts, managed by its owners)
 //! and `/api/v1/robots…` (system-wide ones, and the list of all, for system administrators).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_api::{ErrorBody, NewRobot, Robot, RobotChange};
 use berth_auth::{ProjectName, RobotName};
 
-use super::users::new_credential;
-use super::{Answer, Authenticated, JsonBody, ManagementState, json, no_content, views};
-use berth_core::Operator;
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, json, no_content, views};
+use berth_core::{NewCredential, Operator};
 
 /// Lists robots of `project` (all robots for `None`).
 async fn list(state: &ManagementState, operator: &Operator, project: Option<&ProjectName>) -> Answer {
@@ -26,7 +25,16 @@ async fn list(state: &ManagementState, operator: &Operator, project: Option<&Pro
 async fn create(state: &ManagementState, operator: &Operator, project: Option<&ProjectName>, body: NewRobot) -> Answer {
     let created = state
         .management
-        .create_robot(operator, project, &body.name, &new_credential(body.scope))
+        .create_robot(
+            operator,
+            project,
+            &body.name,
+            &NewCredential {
+                access: body.access,
+                expires_in_secs: body.expires_in_secs,
+                description: body.description,
+            },
+        )
         .await?;
     Ok(json(
         StatusCode::CREATED,
@@ -52,11 +60,12 @@ async fn delete(state: &ManagementState, operator: &Operator, name: &RobotName) 
 /// A project's robot accounts (its owners, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots", tag = "robots",
     params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_project_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(project): Path<String>,
+    PathParams(project): PathParams<String>,
 ) -> Answer {
     let project = ProjectName::parse(&project)?;
     list(&state, &operator, Some(&project)).await
@@ -67,11 +76,12 @@ pub(crate) async fn list_project_robots(
 #[utoipa::path(post, path = "/api/v1/projects/{project}/robots", tag = "robots", request_body = NewRobot,
     params(("project" = String, Path, description = "Project name")),
     responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn create_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(project): Path<String>,
+    PathParams(project): PathParams<String>,
     JsonBody(body): JsonBody<NewRobot>,
 ) -> Answer {
     let project = ProjectName::parse(&project)?;
@@ -81,11 +91,12 @@ pub(crate) async fn create_project_robot(
 /// A project's robot account (its owners, system administrators).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn get_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path((project, robot)): Path<(String, String)>,
+    PathParams((project, robot)): PathParams<(String, String)>,
 ) -> Answer {
     let name = RobotName::new(Some(ProjectName::parse(&project)?), &robot)?;
     change(&state, &operator, &name, None).await
@@ -95,11 +106,12 @@ pub(crate) async fn get_project_robot(
 /// stop at once (its owners, system administrators).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn change_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path((project, robot)): Path<(String, String)>,
+    PathParams((project, robot)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<RobotChange>,
 ) -> Answer {
     let name = RobotName::new(Some(ProjectName::parse(&project)?), &robot)?;
@@ -109,11 +121,12 @@ pub(crate) async fn change_project_robot(
 /// Deletes a project's robot account (its owners, system administrators).
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn delete_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path((project, robot)): Path<(String, String)>,
+    PathParams((project, robot)): PathParams<(String, String)>,
 ) -> Answer {
     let name = RobotName::new(Some(ProjectName::parse(&project)?), &robot)?;
     delete(&state, &operator, &name).await
@@ -121,7 +134,8 @@ pub(crate) async fn delete_project_robot(
 
 /// Every robot account, of projects and system-wide (system administrators).
 #[utoipa::path(get, path = "/api/v1/robots", tag = "robots",
-    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -133,7 +147,8 @@ pub(crate) async fn list_robots(
 /// the answer holds its secret, shown only this once (system administrators).
 #[utoipa::path(post, path = "/api/v1/robots", tag = "robots", request_body = NewRobot,
     responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody)))]
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn create_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -145,11 +160,12 @@ pub(crate) async fn create_system_robot(
 /// A system-wide robot account (system administrators).
 #[utoipa::path(get, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn get_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(robot): Path<String>,
+    PathParams(robot): PathParams<String>,
 ) -> Answer {
     let name = RobotName::new(None, &robot)?;
     change(&state, &operator, &name, None).await
@@ -158,11 +174,12 @@ pub(crate) async fn get_system_robot(
 /// Disables or enables a system-wide robot account (system administrators).
 #[utoipa::path(patch, path = "/api/v1/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn change_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(robot): Path<String>,
+    PathParams(robot): PathParams<String>,
     JsonBody(body): JsonBody<RobotChange>,
 ) -> Answer {
     let name = RobotName::new(None, &robot)?;
@@ -172,11 +189,12 @@ pub(crate) async fn change_system_robot(
 /// Deletes a system-wide robot account (system administrators).
 #[utoipa::path(delete, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
-    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn delete_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(robot): Path<String>,
+    PathParams(robot): PathParams<String>,
 ) -> Answer {
     let name = RobotName::new(None, &robot)?;
     delete(&state, &operator, &name).await

@@ -1,6 +1,6 @@
 //! `/api/v1/me`, `/api/v1/users…` and `/api/v1/tokens…`: accounts and personal access tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_api::{
     AccessToken, CredentialScope, ErrorBody, HtpasswdImport, ImportedUsers, Me, NewUser, PasswordChange, User,
@@ -9,11 +9,12 @@ use berth_api::{
 use berth_auth::AccountName;
 use berth_core::NewCredential;
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, json, no_content, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, json, no_content, views};
 
 /// The caller.
 #[utoipa::path(get, path = "/api/v1/me", tag = "users",
-    responses((status = 200, description = "Done", body = Me), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Me), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
+        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
     let me = Me {
         name: operator.account().map(|user| user.name.to_string()),
@@ -24,7 +25,8 @@ pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
 
 /// Every user (system administrators).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    responses((status = 200, description = "Done", body = [User]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [User]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticated(operator): Authenticated) -> Answer {
     let users: Vec<User> = state
         .management
@@ -39,7 +41,8 @@ pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticat
 /// Creates a user (system administrators).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, description = "Created", body = User), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody)))]
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn create_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -56,7 +59,8 @@ pub(crate) async fn create_user(
 /// Creates users from an Apache htpasswd file (bcrypt entries); existing users are left
 /// unchanged (system administrators).
 #[utoipa::path(post, path = "/api/v1/users/_import-htpasswd", tag = "users", request_body = HtpasswdImport,
-    responses((status = 200, description = "Done", body = ImportedUsers), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = ImportedUsers), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn import_htpasswd(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -73,11 +77,12 @@ pub(crate) async fn import_htpasswd(
 /// A user (system administrators, or the user themselves).
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, description = "Done", body = User), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = User), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn get_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
     let user = state.management.user(&operator, &name).await?;
@@ -88,11 +93,12 @@ pub(crate) async fn get_user(
 /// account).
 #[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UserChange,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, description = "Done", body = User), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = User), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn change_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
     JsonBody(change): JsonBody<UserChange>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
@@ -110,11 +116,12 @@ pub(crate) async fn change_user(
 /// own account).
 #[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn delete_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
     state.management.delete_user(&operator, &name).await?;
@@ -124,11 +131,12 @@ pub(crate) async fn delete_user(
 /// Sets a user's password (system administrators, or the user themselves).
 #[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "users", request_body = PasswordChange,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 204, description = "Done"), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn set_password(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
@@ -139,11 +147,12 @@ pub(crate) async fn set_password(
 /// A user's access tokens, without their secrets (system administrators, or the user).
 #[utoipa::path(get, path = "/api/v1/users/{user}/tokens", tag = "users",
     params(("user" = String, Path, description = "User name")),
-    responses((status = 200, description = "Done", body = [AccessToken]), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [AccessToken]), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn list_tokens(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
     let tokens: Vec<AccessToken> = state
@@ -160,11 +169,12 @@ pub(crate) async fn list_tokens(
 /// (system administrators, or the user).
 #[utoipa::path(post, path = "/api/v1/users/{user}/tokens", tag = "users", request_body = CredentialScope,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 201, description = "Created", body = AccessToken), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = AccessToken), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn create_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(user): Path<String>,
+    PathParams(user): PathParams<String>,
     JsonBody(scope): JsonBody<CredentialScope>,
 ) -> Answer {
     let name = AccountName::parse(&user)?;
@@ -181,11 +191,12 @@ pub(crate) async fn create_token(
 /// Revokes an access token (its user, or system administrators).
 #[utoipa::path(delete, path = "/api/v1/tokens/{lookup}", tag = "users",
     params(("lookup" = String, Path, description = "The token's id (`lookup`)")),
-    responses((status = 204, description = "Done"), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
-    Path(lookup): Path<String>,
+    PathParams(lookup): PathParams<String>,
 ) -> Answer {
     state.management.revoke_token(&operator, &lookup).await?;
     Ok(no_content())

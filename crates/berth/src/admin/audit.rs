@@ -69,7 +69,7 @@ pub async fn run_audit_command(client: &ApiClient, command: AuditCommand) -> any
         let events: Vec<AuditEvent> = client.call(Method::GET, &path, super::NO_BODY).await?;
         let fresh = events.get(printed_at_since..).unwrap_or_default();
         for event in fresh {
-            println!("{}", serde_json::to_string(event)?);
+            super::print_line(&serde_json::to_string(event)?)?;
         }
         let Some(last) = events.last() else { break };
         if events.len() < PAGE {

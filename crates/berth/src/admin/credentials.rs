@@ -135,10 +135,7 @@ pub async fn run_robot_command(client: &ApiClient, command: RobotCommand, output
                 Some(project) => api_path(&["projects", project, "robots"]),
                 None => api_path(&["robots"]),
             };
-            let body = NewRobot {
-                name,
-                scope: scope.into_api()?,
-            };
+            let body = NewRobot::new(name, scope.into_api()?);
             let robot: Robot = client.call(Method::POST, &path, Some(&body)).await?;
             print_result(output, &robot, || {
                 format!(

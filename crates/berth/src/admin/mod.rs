@@ -104,15 +104,24 @@ pub(crate) fn print_result<T: Serialize>(
     text: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        OutputFormat::Json => print_line(&serde_json::to_string_pretty(value)?),
         OutputFormat::Text => {
             let text = text();
-            if !text.is_empty() {
-                println!("{text}");
-            }
+            if text.is_empty() { Ok(()) } else { print_line(&text) }
         }
     }
-    Ok(())
+}
+
+/// Prints `text` and a newline on standard output. When the reader has gone (`berth … | head`),
+/// exits quietly with status 0 instead of failing.
+pub(crate) fn print_line(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => Err(anyhow::Error::new(error).context("writing to standard output")),
+    }
 }
 
 /// Prints a confirmation: `message` as text, or `{"ok": true, "message": …}` as JSON.
