@@ -790,3 +790,53 @@ async fn pushes_pulls_deletes_logins_and_changes_are_on_record() {
     );
     assert!(changes.iter().all(|e| e["outcome"] == "success"), "{changes:#?}");
 }
+
+/// Sends `GET target` exactly as written (no client-side normalisation of `..` or `%2e%2e`)
+/// with HTTP Basic `name:password`; returns the status and body.
+async fn raw_get(h: &Harness, target: &str, name: &str, password: &str) -> (u16, String) {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = h.base().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn dot_segments_cannot_reach_another_project() {
+    let h = setup().await;
+    // `tooldev` may push to the public `tools`, and may not read the private `team-a`.
+    for target in [
+        "/v2/tools/../team-a/app/tags/list",
+        "/v2/tools/%2e%2e/team-a/app/tags/list",
+        "/v2/tools/%2E%2E/team-a/app/manifests/v1",
+        "/v2/tools/app/..%2f..%2fteam-a/app/tags/list",
+        "/v2/tools/.%2e/team-a/app/tags/list",
+        "/v2/%2e%2e/team-a/app/tags/list",
+        "/v2/tools/app%2f..%2f..%2fteam-a%2fapp/tags/list",
+    ] {
+        let (status, body) = raw_get(&h, target, "tooldev", PASSWORD).await;
+        assert!(
+            status == 400 || status == 404,
+            "{target}: expected 400 NAME_INVALID or 404, got {status}: {body}"
+        );
+        assert!(body.contains("\"errors\""), "{target}: {body}");
+        assert!(!body.contains("\"tags\""), "{target} leaked a tag list: {body}");
+    }
+    // The same client reaches what it may read.
+    let (status, body) = raw_get(&h, "/v2/tools/app/tags/list", "tooldev", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"v1\""), "{body}");
+}
