@@ -1056,44 +1056,17 @@ async fn projects_are_created_published_and_given_members() {
     add_users(&h, &["alice"]);
     let alice = Who::User("alice");
 
-    let created = api(
-        &h,
-        root,
-        Method::POST,
-        "/api/v1/projects",
-        Some(json!({ "name": "apps" })),
-    )
-    .await;
+    let create_project = |body: Value| api(&h, root, Method::POST, "/api/v1/projects", Some(body));
+    let created = create_project(json!({ "name": "apps" })).await;
     let created = expect_json(&created, 201);
     assert_eq!(created["name"], "apps");
     assert_eq!(created["public"], false);
     assert!(created["created_at_ms"].as_i64().is_some_and(|t| t > 0), "{created}");
-    let duplicate = api(
-        &h,
-        root,
-        Method::POST,
-        "/api/v1/projects",
-        Some(json!({ "name": "apps" })),
-    )
-    .await;
+    let duplicate = create_project(json!({ "name": "apps" })).await;
     expect_api_error(&duplicate, 409, "CONFLICT");
-    let bad = api(
-        &h,
-        root,
-        Method::POST,
-        "/api/v1/projects",
-        Some(json!({ "name": "Bad Name" })),
-    )
-    .await;
+    let bad = create_project(json!({ "name": "Bad Name" })).await;
     expect_api_error(&bad, 400, "INVALID");
-    let public = api(
-        &h,
-        root,
-        Method::POST,
-        "/api/v1/projects",
-        Some(json!({ "name": "tools", "public": true })),
-    )
-    .await;
+    let public = create_project(json!({ "name": "tools", "public": true })).await;
     assert_eq!(expect_json(&public, 201)["public"], true);
     expect_api_error(&get(&h, root, "/api/v1/projects/nope").await, 404, "NOT_FOUND");
 
