@@ -230,6 +230,33 @@ pub struct AccessToken {
     pub token: Option<String>,
 }
 
+/// A tag immutability rule of a project: tags matching `tags` in repositories matching
+/// `repositories` cannot be moved to another digest or deleted, by anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImmutabilityRule {
+    /// Its id (to remove it).
+    pub id: i64,
+    /// The project.
+    pub project: String,
+    /// Repository pattern relative to the project: `**` (every repository), `api`,
+    /// `services/*` (`*` within one path component, `**` across).
+    pub repositories: String,
+    /// Tag pattern: `v*`, `commit-*`, `*` (`*` any characters, `?` one, `[…]` a class).
+    pub tags: String,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// `POST /api/v1/projects/{project}/immutability-rules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewImmutabilityRule {
+    /// Repository pattern relative to the project (`**` for all).
+    pub repositories: String,
+    /// Tag pattern (`*` for all: the whole project immutable).
+    pub tags: String,
+}
+
 /// One audit-log event (`GET /api/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {

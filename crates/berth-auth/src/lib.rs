@@ -13,6 +13,7 @@
 //!   issues and verifies.
 
 pub mod htpasswd;
+pub mod immutability;
 pub mod jwt;
 pub mod names;
 pub mod passwords;
@@ -20,6 +21,7 @@ pub mod roles;
 pub mod rules;
 pub mod scopes;
 
+pub use immutability::ImmutabilityRule;
 pub use names::{AccountName, NameError, ProjectName, RobotName, project_of};
 pub use roles::{Action, Actions, Role};
 pub use rules::{AccessRule, RuleError};

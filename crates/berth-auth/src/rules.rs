@@ -28,6 +28,11 @@ pub enum RuleError {
     /// An unknown action.
     #[error(transparent)]
     Action(#[from] UnknownAction),
+    /// A tag pattern with characters a tag cannot have, or malformed.
+    #[error(
+        "tag pattern {0:?} is invalid: 1 to 128 characters, letters, digits, '_', '.', '-', with '*', '?' or '[…]'"
+    )]
+    TagPattern(String),
 }
 
 /// One access rule: a repository pattern and the actions it grants there.

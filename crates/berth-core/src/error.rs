@@ -114,6 +114,19 @@ pub enum RegistryError {
         /// The digest of the manifest referencing it, as stored.
         referenced_by: String,
     },
+    /// A push or delete would move or remove a tag an immutability rule protects (403, DENIED).
+    #[error(
+        "tag {tag} of {repository} is immutable (rule: {rule}): it cannot be moved to another digest or deleted; \
+         push a new tag, or ask a maintainer to remove the rule"
+    )]
+    TagImmutable {
+        /// The repository.
+        repository: RepositoryName,
+        /// The tag.
+        tag: String,
+        /// The rule that protects it (`repositories ** tags v*`).
+        rule: String,
+    },
     /// The requested blob range lies outside the blob (416).
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable {

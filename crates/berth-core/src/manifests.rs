@@ -2,9 +2,10 @@
 //!
 //! Source: distribution-spec §Pushing Manifests, §Pulling manifests, §Deleting manifests.
 
+use berth_auth::{ImmutabilityRule, project_of};
 use berth_meta::{DeleteManifestOutcome, NewManifest};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
-use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName};
+use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use crate::hashing;
 use crate::{Registry, RegistryError};
@@ -30,6 +31,26 @@ pub struct StoredManifest {
 }
 
 impl Registry {
+    /// The first immutability rule of `repository`'s project that protects `tag`, if any. Rules
+    /// that no longer parse are logged and skipped.
+    pub(crate) async fn immutability_rule_for(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ImmutabilityRule>, RegistryError> {
+        let project = project_of(repository);
+        let records = self.meta.immutability_rules(&project).await?;
+        Ok(records.into_iter().find_map(|record| {
+            match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
+                Ok(rule) => rule.protects(repository, tag).then_some(rule),
+                Err(error) => {
+                    tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
+                    None
+                }
+            }
+        }))
+    }
+
     /// Stores a manifest pushed to `repository` under `reference` with `content_type`.
     ///
     /// The manifest is inspected (type, structure), its digest computed over the exact bytes
@@ -37,7 +58,9 @@ impl Registry {
     /// stored with its references and tag in one transaction. Errors:
     /// [`RegistryError::ManifestTooLarge`], [`RegistryError::ManifestInvalid`],
     /// [`RegistryError::DigestMismatch`], [`RegistryError::ManifestBlobUnknown`],
-    /// [`RegistryError::DescriptorSizeMismatch`].
+    /// [`RegistryError::DescriptorSizeMismatch`], [`RegistryError::TagImmutable`] when the tag
+    /// is protected by an immutability rule and points at another digest (pushing the digest
+    /// it has again succeeds: CI retries are idempotent).
     pub async fn put_manifest(
         &self,
         repository: &RepositoryName,
@@ -68,20 +91,35 @@ impl Registry {
             Reference::Tag(tag) => Some(tag.clone()),
             Reference::Digest(_) => None,
         };
-        self.meta
-            .put_manifest(&NewManifest {
-                repository: repository.clone(),
-                digest: digest.clone(),
-                media_type: inspection.kind.media_type().to_owned(),
-                content,
-                artifact_type: inspection.artifact_type,
-                subject: inspection.subject.clone(),
-                annotations_json: inspection.annotations_json,
-                blob_references: inspection.blob_references,
-                manifest_references: inspection.manifest_references,
-                tag,
-            })
-            .await?;
+        let protecting_rule = match &tag {
+            Some(tag) => self.immutability_rule_for(repository, tag).await?,
+            None => None,
+        };
+        let manifest = NewManifest {
+            repository: repository.clone(),
+            digest: digest.clone(),
+            media_type: inspection.kind.media_type().to_owned(),
+            content,
+            artifact_type: inspection.artifact_type,
+            subject: inspection.subject.clone(),
+            annotations_json: inspection.annotations_json,
+            blob_references: inspection.blob_references,
+            manifest_references: inspection.manifest_references,
+            tag,
+        };
+        match &protecting_rule {
+            None => self.meta.put_manifest(&manifest).await?,
+            Some(rule) => match self.meta.put_manifest_under_immutable_tag(&manifest).await {
+                Err(berth_meta::MetaError::TagImmutable { tag, .. }) => {
+                    return Err(RegistryError::TagImmutable {
+                        repository: repository.clone(),
+                        tag,
+                        rule: rule.to_string(),
+                    });
+                }
+                other => other?,
+            },
+        }
         Ok(PushedManifest {
             digest,
             subject: inspection.subject,
@@ -112,7 +150,8 @@ impl Registry {
 
     /// Deletes by digest (the manifest and its tags) or by tag (only the tag).
     /// Errors: [`RegistryError::ManifestUnknown`], [`RegistryError::StillReferenced`] when an
-    /// index in the repository lists the manifest.
+    /// index in the repository lists the manifest, [`RegistryError::TagImmutable`] when the tag
+    /// (or one of the manifest's tags) is protected by an immutability rule.
     pub async fn delete_manifest(
         &self,
         repository: &RepositoryName,
@@ -122,6 +161,19 @@ impl Registry {
             repository: repository.clone(),
             reference: reference.to_string(),
         };
+        let tags = match reference {
+            Reference::Tag(tag) => vec![tag.clone()],
+            Reference::Digest(digest) => self.meta.tags_of_manifest(repository, digest).await?,
+        };
+        for tag in &tags {
+            if let Some(rule) = self.immutability_rule_for(repository, tag).await? {
+                return Err(RegistryError::TagImmutable {
+                    repository: repository.clone(),
+                    tag: tag.to_string(),
+                    rule: rule.to_string(),
+                });
+            }
+        }
         match reference {
             Reference::Tag(tag) => {
                 if self.meta.delete_tag(repository, tag).await? {

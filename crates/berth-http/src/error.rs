@@ -129,6 +129,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::Unsupported, message)
                     .with_detail(json!({ "referencedBy": referenced_by }))
             }
+            RegistryError::TagImmutable { tag, rule, .. } => {
+                ApiError::code(ErrorCode::Denied, message).with_detail(json!({ "tag": tag, "rule": rule }))
+            }
             RegistryError::RangeNotSatisfiable { size } => {
                 ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BlobUnknown, message)
                     .with_header("content-range", &format!("bytes */{size}"))

@@ -18,6 +18,7 @@ mod audit;
 mod blobs;
 mod cache;
 mod convert;
+mod immutability;
 mod manifests;
 mod pool;
 mod projects;
@@ -30,6 +31,7 @@ mod users;
 mod writer;
 
 pub use audit::{AuditEvent, AuditFilter};
+pub use immutability::ImmutabilityRuleRecord;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
@@ -211,6 +213,14 @@ pub enum MetaError {
         field: &'static str,
         /// The value given.
         value: u64,
+    },
+    /// A push would move an immutable tag to another digest; nothing was written.
+    #[error("tag {tag} is immutable and points at {current}")]
+    TagImmutable {
+        /// The tag.
+        tag: String,
+        /// The digest it points at (and keeps).
+        current: String,
     },
     /// The thing to create exists already (a user or project name is taken).
     #[error("{what}")]

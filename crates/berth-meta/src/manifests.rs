@@ -29,14 +29,54 @@ impl MetaStore {
     /// once, in the order given), else [`MetaError::SizeMismatch`] for the first reference whose
     /// stored size differs; nothing is written then.
     pub async fn put_manifest(&self, manifest: &NewManifest) -> Result<(), MetaError> {
+        self.write_manifest(manifest, false).await
+    }
+
+    /// Like [`Self::put_manifest`] for a manifest pushed under an immutable tag: the tag may be
+    /// created, or pushed again with the digest it has, but not moved. Errors as
+    /// [`Self::put_manifest`], and [`MetaError::TagImmutable`] (nothing is written) when the tag
+    /// points at another digest. Checked in the write's transaction, so a concurrent push
+    /// cannot slip between the check and the write.
+    pub async fn put_manifest_under_immutable_tag(&self, manifest: &NewManifest) -> Result<(), MetaError> {
+        self.write_manifest(manifest, true).await
+    }
+
+    async fn write_manifest(&self, manifest: &NewManifest, tag_immutable: bool) -> Result<(), MetaError> {
         let owned = manifest.clone();
         self.writes
             .write(Durability::Durable, move |conn| {
-                Box::pin(async move { store_manifest(conn, &owned).await })
+                Box::pin(async move {
+                    if tag_immutable && let Some(tag) = &owned.tag {
+                        let current = tagged_digest(&mut *conn, &owned.repository, tag).await?;
+                        if let Some(current) = current
+                            && current != owned.digest.as_str()
+                        {
+                            return Err(MetaError::TagImmutable {
+                                tag: tag.to_string(),
+                                current,
+                            });
+                        }
+                    }
+                    store_manifest(conn, &owned).await
+                })
             })
             .await?;
         self.repository_changed(&manifest.repository);
         Ok(())
+    }
+
+    /// The tags of `repository` pointing at manifest `digest`, in byte-lexical order.
+    pub async fn tags_of_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Vec<Tag>, MetaError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+             JOIN repositories r ON r.id = t.repository_id \
+             WHERE r.name = $1 AND m.digest = $2 ORDER BY t.name",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().filter_map(|(name,)| Tag::parse(&name).ok()).collect())
     }
 
     /// The manifest with this digest in `repository`.
@@ -382,6 +422,23 @@ fn reference_inserts(references: &[Reference<'_>], first: usize) -> Vec<String> 
             )
         })
         .collect()
+}
+
+/// The digest `tag` points at in `repository`, as stored, if the tag exists.
+async fn tagged_digest(
+    conn: &mut AnyConnection,
+    repository: &RepositoryName,
+    tag: &Tag,
+) -> Result<Option<String>, MetaError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+         JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2",
+    )
+    .bind(repository.as_str())
+    .bind(tag.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(digest,)| digest))
 }
 
 /// The statements of the first write script of [`store_manifest`]: the repository if new, the

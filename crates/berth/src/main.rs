@@ -17,7 +17,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::admin::{AdminCommand, AuditCommand, OutputFormat, ProjectCommand, RobotCommand, TokenCommand, UserCommand};
+use crate::admin::{
+    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RobotCommand, TokenCommand, UserCommand,
+};
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
 /// Berth: an OCI container registry.
@@ -75,6 +77,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage a project's policies (tag immutability).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Subcommand)]
@@ -121,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         Command::Robot(command) => run_admin(&cli.global, AdminCommand::Robot(command)),
         Command::Token(command) => run_admin(&cli.global, AdminCommand::Token(command)),
         Command::Audit(command) => run_admin(&cli.global, AdminCommand::Audit(command)),
+        Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
     }
 }
 

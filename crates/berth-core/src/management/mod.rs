@@ -10,12 +10,15 @@
 //! - a project's members see the project and its members; its owners also change its
 //!   visibility, its members and its robot accounts; its maintainers (and owners) read its
 //!   audit events;
+//! - a project's maintainers and owners manage its tag immutability rules, which anyone who
+//!   sees the project may read;
 //! - a project a user may not see answers like one that does not exist.
 //!
 //! Operations take parsed names (`berth_auth`) and report [`ManagementError`]s; the HTTP layer
 //! maps them to statuses.
 
 mod credentials;
+mod immutability;
 mod projects;
 mod users;
 

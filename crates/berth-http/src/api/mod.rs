@@ -18,6 +18,7 @@
 //! server (`--server URL`).
 
 mod audit;
+mod policies;
 mod projects;
 mod robots;
 mod users;
@@ -117,6 +118,11 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
             robots::change_system_robot,
             robots::delete_system_robot
         ))
+        .routes(routes!(
+            policies::list_immutability_rules,
+            policies::add_immutability_rule
+        ))
+        .routes(routes!(policies::remove_immutability_rule))
         .routes(routes!(audit::audit_events))
         .split_for_parts()
 }

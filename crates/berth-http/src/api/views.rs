@@ -1,6 +1,8 @@
 //! Records of `berth_meta` as the bodies of `berth_api`.
 
-use berth_meta::{AuditEvent, MemberRecord, ProjectRecord, RobotRecord, TokenRecord, UserRecord};
+use berth_meta::{
+    AuditEvent, ImmutabilityRuleRecord, MemberRecord, ProjectRecord, RobotRecord, TokenRecord, UserRecord,
+};
 
 /// A user as the API shows it.
 pub(crate) fn user(user: UserRecord) -> berth_api::User {
@@ -68,5 +70,16 @@ pub(crate) fn audit_event(event: AuditEvent) -> berth_api::AuditEvent {
         address: event.address,
         outcome: event.outcome,
         detail: event.detail,
+    }
+}
+
+/// An immutability rule as the API shows it.
+pub(crate) fn immutability_rule(rule: ImmutabilityRuleRecord) -> berth_api::ImmutabilityRule {
+    berth_api::ImmutabilityRule {
+        id: rule.id,
+        project: rule.project.to_string(),
+        repositories: rule.repositories,
+        tags: rule.tags,
+        created_at_ms: rule.created_at_ms,
     }
 }

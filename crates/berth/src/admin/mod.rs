@@ -1,4 +1,5 @@
-//! `berth user …`, `berth project …`, `berth robot …`, `berth token …` and `berth audit …`:
+//! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …` and
+//! `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -7,6 +8,7 @@
 mod audit;
 mod client;
 mod credentials;
+mod policies;
 mod projects;
 mod users;
 
@@ -21,10 +23,12 @@ use crate::config::Config;
 pub use audit::AuditCommand;
 pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
+pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
 pub use users::UserCommand;
 
 use credentials::{run_robot_command, run_token_command};
+use policies::run_policy_command;
 use projects::run_project_command;
 use users::run_user_command;
 
@@ -40,6 +44,8 @@ pub enum AdminCommand {
     Token(TokenCommand),
     /// `berth audit …`
     Audit(AuditCommand),
+    /// `berth policy …`
+    Policy(PolicyCommand),
 }
 
 /// Where a command works: the data directory of a configuration, or a server.
@@ -62,6 +68,7 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Robot(command) => run_robot_command(&client, command, output).await,
         AdminCommand::Token(command) => run_token_command(&client, command, output).await,
         AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
+        AdminCommand::Policy(command) => run_policy_command(&client, command, output).await,
     };
     client.close().await;
     result

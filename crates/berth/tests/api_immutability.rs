@@ -1,0 +1,239 @@
+//! Tag immutability rules: protected tags cannot be moved to another digest or deleted by any
+//! role, pushing the digest a tag has again succeeds, other tags still move; rules are managed
+//! through the management API by a project's maintainers.
+//!
+//! Source: issue 5 §1; `berth_core::Registry::put_manifest` / `delete_manifest`.
+
+mod common;
+
+use common::{
+    Desc, Harness, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Resp, oci_manifest, random_bytes, send, sha256, with_query,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+const REPO: &str = "team/api";
+
+/// A request as user `name`.
+fn as_user(h: &Harness, name: &str, method: Method, target: &str) -> reqwest::RequestBuilder {
+    h.rb(method, target).basic_auth(name, Some(PASSWORD))
+}
+
+/// Uploads the blobs of a new small image as `name` and returns its manifest bytes.
+async fn new_image(h: &Harness, name: &str) -> Vec<u8> {
+    let config_bytes = format!("{{\"n\":\"{}\"}}", hex::encode(random_bytes(8))).into_bytes();
+    let layer_bytes = random_bytes(1000);
+    for bytes in [&config_bytes, &layer_bytes] {
+        let started = send(as_user(h, name, Method::POST, &format!("/v2/{REPO}/blobs/uploads/"))).await;
+        started.expect_status(202);
+        let location = with_query(started.require_header("location"), "digest", &sha256(bytes));
+        send(as_user(h, name, Method::PUT, &location).body(bytes.clone()))
+            .await
+            .expect_status(201);
+    }
+    let config = Desc::new(OCI_CONFIG, &sha256(&config_bytes), config_bytes.len());
+    let layer = Desc::new(OCI_LAYER, &sha256(&layer_bytes), layer_bytes.len());
+    oci_manifest(&config, &[layer], json!({}))
+}
+
+/// `PUT /v2/team/api/manifests/{reference}` with `manifest` as `name`.
+async fn put(h: &Harness, name: &str, reference: &str, manifest: &[u8]) -> Resp {
+    send(
+        as_user(h, name, Method::PUT, &format!("/v2/{REPO}/manifests/{reference}"))
+            .header("content-type", OCI_MANIFEST)
+            .body(manifest.to_vec()),
+    )
+    .await
+}
+
+/// The digest `tag` points at.
+async fn digest_of(h: &Harness, tag: &str) -> String {
+    let resp =
+        send(as_user(h, "root", Method::HEAD, &format!("/v2/{REPO}/manifests/{tag}")).header("accept", OCI_MANIFEST))
+            .await;
+    resp.expect_status(200);
+    resp.require_header("docker-content-digest").to_owned()
+}
+
+/// Expects `403 DENIED` naming the tag and the rule.
+fn expect_immutable(resp: &Resp, tag: &str, rule: &str) {
+    resp.expect_error(403, "DENIED");
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(
+        body.contains(&format!("tag {tag} of {REPO} is immutable")) && body.contains(rule),
+        "{}",
+        resp.report()
+    );
+}
+
+/// A management API request as `name` with an optional JSON body.
+async fn api(h: &Harness, name: &str, method: Method, target: &str, body: Option<Value>) -> Resp {
+    let rb = as_user(h, name, method, target);
+    send(match body {
+        Some(body) => rb.json(&body),
+        None => rb,
+    })
+    .await
+}
+
+/// Expects a management API error: `status` and the JSON error body with `code`.
+fn expect_api_error(resp: &Resp, status: u16, code: &str) {
+    assert_eq!(resp.status, status, "{}", resp.report());
+    assert_eq!(resp.json()["errors"][0]["code"], code, "{}", resp.report());
+}
+
+fn setup() -> Harness {
+    let h = Harness::start_with_env(&[("BERTH_AUTH__MODE", "basic")]);
+    h.cli(&["user", "add", "root", "--admin", "--password-stdin"], PASSWORD);
+    h.cli(&["project", "create", "team"], "");
+    for (user, role) in [("owner", "owner"), ("maint", "maintainer"), ("dev", "developer")] {
+        h.cli(&["user", "add", user, "--password-stdin"], PASSWORD);
+        h.cli(&["project", "member", "add", "team", user, role], "");
+    }
+    h.cli(&["user", "add", "outsider", "--password-stdin"], PASSWORD);
+    h
+}
+
+#[tokio::test]
+async fn protected_tags_cannot_move_or_go_for_any_role() {
+    let h = setup();
+    let rule = h.cli(
+        &["policy", "immutable", "add", "team", "--tags", "v*", "--output", "json"],
+        "",
+    );
+    let rule: Value = serde_json::from_str(&rule).expect("JSON");
+    assert_eq!((&rule["repositories"], &rule["tags"]), (&json!("**"), &json!("v*")));
+
+    let first = new_image(&h, "root").await;
+    let second = new_image(&h, "root").await;
+    put(&h, "root", "v1", &first).await.expect_status(201);
+    let first_digest = sha256(&first);
+    let second_digest = sha256(&second);
+    put(&h, "root", &second_digest, &second).await.expect_status(201);
+
+    for user in ["root", "owner", "maint", "dev"] {
+        // Moving the tag, deleting it, or deleting its manifest: refused, whoever asks.
+        expect_immutable(&put(&h, user, "v1", &second).await, "v1", "repositories ** tags v*");
+        let by_tag = send(as_user(&h, user, Method::DELETE, &format!("/v2/{REPO}/manifests/v1"))).await;
+        by_tag.expect_error(403, "DENIED");
+        let by_digest = send(as_user(
+            &h,
+            user,
+            Method::DELETE,
+            &format!("/v2/{REPO}/manifests/{first_digest}"),
+        ))
+        .await;
+        by_digest.expect_error(403, "DENIED");
+        // The same digest again (a CI retry): fine.
+        put(&h, user, "v1", &first).await.expect_status(201);
+    }
+    assert_eq!(digest_of(&h, "v1").await, first_digest);
+
+    // A tag no rule protects still moves and can be deleted.
+    put(&h, "dev", "latest", &first).await.expect_status(201);
+    put(&h, "dev", "latest", &second).await.expect_status(201);
+    assert_eq!(digest_of(&h, "latest").await, second_digest);
+    send(as_user(
+        &h,
+        "maint",
+        Method::DELETE,
+        &format!("/v2/{REPO}/manifests/latest"),
+    ))
+    .await
+    .expect_status(202);
+    // A new protected tag can be created.
+    put(&h, "dev", "v2", &second).await.expect_status(201);
+
+    // Without the rule, v1 moves again.
+    let id = rule["id"].as_i64().expect("id");
+    h.cli(&["policy", "immutable", "remove", "team", &id.to_string()], "");
+    put(&h, "dev", "v1", &second).await.expect_status(201);
+    assert_eq!(digest_of(&h, "v1").await, second_digest);
+
+    // A whole project made immutable: every tag.
+    h.cli(&["policy", "immutable", "add", "team", "--tags", "*"], "");
+    expect_immutable(&put(&h, "root", "v1", &first).await, "v1", "repositories ** tags *");
+    put(&h, "dev", "fresh", &first).await.expect_status(201);
+    expect_immutable(
+        &put(&h, "dev", "fresh", &second).await,
+        "fresh",
+        "repositories ** tags *",
+    );
+}
+
+#[tokio::test]
+async fn maintainers_manage_the_rules_that_members_can_read() {
+    let h = setup();
+    let rules = "/api/v1/projects/team/immutability-rules";
+    let body = json!({ "repositories": "services/*", "tags": "commit-*" });
+    expect_api_error(
+        &api(&h, "dev", Method::POST, rules, Some(body.clone())).await,
+        403,
+        "DENIED",
+    );
+    expect_api_error(&api(&h, "outsider", Method::GET, rules, None).await, 404, "NOT_FOUND");
+    let created = api(&h, "maint", Method::POST, rules, Some(body.clone())).await;
+    created.expect_status(201);
+    let created = created.json();
+    assert_eq!(created["project"], "team");
+    assert_eq!(created["repositories"], "services/*");
+    expect_api_error(
+        &api(&h, "maint", Method::POST, rules, Some(body)).await,
+        409,
+        "CONFLICT",
+    );
+    for bad in [
+        json!({ "repositories": "../x", "tags": "v*" }),
+        json!({ "repositories": "**", "tags": "v 1" }),
+        json!({ "repositories": "**", "tags": "" }),
+        json!({ "repositories": "**" }),
+    ] {
+        let resp = api(&h, "maint", Method::POST, rules, Some(bad.clone())).await;
+        assert_eq!(resp.status, 400, "{bad}: {}", resp.report());
+    }
+    let listed = api(&h, "dev", Method::GET, rules, None).await;
+    listed.expect_status(200);
+    assert_eq!(listed.json(), json!([created]));
+    let id = created["id"].as_i64().expect("id");
+    expect_api_error(
+        &api(&h, "dev", Method::DELETE, &format!("{rules}/{id}"), None).await,
+        403,
+        "DENIED",
+    );
+    api(&h, "owner", Method::DELETE, &format!("{rules}/{id}"), None)
+        .await
+        .expect_status(204);
+    expect_api_error(
+        &api(&h, "owner", Method::DELETE, &format!("{rules}/{id}"), None).await,
+        404,
+        "NOT_FOUND",
+    );
+    // Changes are audited.
+    let audit = api(
+        &h,
+        "root",
+        Method::GET,
+        "/api/v1/audit?project=team&action=policy.immutable.add",
+        None,
+    )
+    .await;
+    let outcomes: Vec<String> = audit
+        .json()
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| {
+            format!(
+                "{} {}",
+                event["actor"].as_str().unwrap_or(""),
+                event["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes[..3],
+        ["dev denied", "maint success", "maint failure"],
+        "{outcomes:?}"
+    );
+}
