@@ -257,6 +257,21 @@ pub struct NewImmutabilityRule {
     pub tags: String,
 }
 
+/// One change of a tag (`GET /api/v1/repositories/{repository}/tags/{tag}/history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TagChange {
+    /// `created`, `moved` or `deleted`.
+    pub change: String,
+    /// What the tag pointed at before (`null` when created).
+    pub previous_digest: Option<String>,
+    /// What it points at after (`null` when deleted).
+    pub new_digest: Option<String>,
+    /// Who changed it (a login name; empty for an anonymous caller with open access).
+    pub actor: String,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+}
+
 /// One audit-log event (`GET /api/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {

@@ -51,7 +51,8 @@ impl Registry {
         }))
     }
 
-    /// Stores a manifest pushed to `repository` under `reference` with `content_type`.
+    /// Stores a manifest pushed to `repository` under `reference` with `content_type`, by
+    /// `pushed_by` (a login name, empty for anonymous; kept in the tag's history).
     ///
     /// The manifest is inspected (type, structure), its digest computed over the exact bytes
     /// (with the algorithm of `reference` when it is a digest, which must then match), and it is
@@ -67,6 +68,7 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         content: Vec<u8>,
+        pushed_by: &str,
     ) -> Result<PushedManifest, RegistryError> {
         if content.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge {
@@ -106,6 +108,7 @@ impl Registry {
             blob_references: inspection.blob_references,
             manifest_references: inspection.manifest_references,
             tag,
+            pushed_by: pushed_by.to_owned(),
         };
         match &protecting_rule {
             None => self.meta.put_manifest(&manifest).await?,
@@ -148,7 +151,8 @@ impl Registry {
         })
     }
 
-    /// Deletes by digest (the manifest and its tags) or by tag (only the tag).
+    /// Deletes by digest (the manifest and its tags) or by tag (only the tag), by `deleted_by`
+    /// (kept in the tags' history).
     /// Errors: [`RegistryError::ManifestUnknown`], [`RegistryError::StillReferenced`] when an
     /// index in the repository lists the manifest, [`RegistryError::TagImmutable`] when the tag
     /// (or one of the manifest's tags) is protected by an immutability rule.
@@ -156,6 +160,7 @@ impl Registry {
         &self,
         repository: &RepositoryName,
         reference: &Reference,
+        deleted_by: &str,
     ) -> Result<(), RegistryError> {
         let unknown = || RegistryError::ManifestUnknown {
             repository: repository.clone(),
@@ -176,13 +181,13 @@ impl Registry {
         }
         match reference {
             Reference::Tag(tag) => {
-                if self.meta.delete_tag(repository, tag).await? {
+                if self.meta.delete_tag(repository, tag, deleted_by).await? {
                     Ok(())
                 } else {
                     Err(unknown())
                 }
             }
-            Reference::Digest(digest) => match self.meta.delete_manifest(repository, digest).await? {
+            Reference::Digest(digest) => match self.meta.delete_manifest(repository, digest, deleted_by).await? {
                 DeleteManifestOutcome::Deleted => Ok(()),
                 DeleteManifestOutcome::NotFound => Err(unknown()),
                 DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {

@@ -35,6 +35,7 @@ pub use immutability::ImmutabilityRuleRecord;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
+pub use tags::TagEvent;
 pub use users::{NewUser, UserImport, UserRecord};
 
 /// The storage key of a blob whose bytes are kept in the database (table `blob_contents`)
@@ -103,6 +104,9 @@ pub struct NewManifest {
     pub manifest_references: Vec<(Digest, u64)>,
     /// Tag to point at this manifest, when pushed by tag.
     pub tag: Option<Tag>,
+    /// Who pushes it (login name; empty for an anonymous caller with open access): recorded in
+    /// the tag's history when the tag changes.
+    pub pushed_by: String,
 }
 
 /// A stored manifest.

@@ -165,18 +165,20 @@ impl MetaStore {
         )
     }
 
-    /// Deletes a manifest with its reference rows and every tag pointing at it, in one
-    /// transaction. Refused while an index in the same repository lists it as a child.
+    /// Deletes a manifest with its reference rows and every tag pointing at it (recording each
+    /// tag's deletion by `deleted_by` in the tag history), in one transaction. Refused while an
+    /// index in the same repository lists it as a child.
     pub async fn delete_manifest(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
+        deleted_by: &str,
     ) -> Result<DeleteManifestOutcome, MetaError> {
-        let (owned_repository, owned_digest) = (repository.clone(), digest.clone());
+        let (owned_repository, owned_digest, deleted_by) = (repository.clone(), digest.clone(), deleted_by.to_owned());
         let outcome = self
             .writes
             .write(Durability::Durable, move |conn| {
-                Box::pin(async move { remove_manifest(conn, &owned_repository, &owned_digest).await })
+                Box::pin(async move { remove_manifest(conn, &owned_repository, &owned_digest, &deleted_by).await })
             })
             .await?;
         if outcome == DeleteManifestOutcome::Deleted {
@@ -263,8 +265,8 @@ const DIGESTS_PER_STATEMENT: usize = 500;
 const DIGESTS_PER_SCRIPT: usize = 20 * DIGESTS_PER_STATEMENT;
 
 /// Parameters every write script of [`store_manifest`] binds first, in this order; the
-/// referenced digests follow from `$11`.
-const MANIFEST_PARAMETERS: usize = 10;
+/// referenced digests follow from `$12`.
+const MANIFEST_PARAMETERS: usize = 11;
 
 /// What a manifest reference points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -453,6 +455,15 @@ fn manifest_inserts(tagged: bool) -> Vec<String> {
             .to_owned(),
     ];
     if tagged {
+        // The tag's history first (only when the tag changes), reading what it points at now.
+        statements.push(
+            "INSERT INTO tag_events (repository_id, tag, previous_digest, new_digest, actor, at) \
+             SELECT r.id, $10, (SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+             WHERE t.repository_id = r.id AND t.name = $10), $3, $11, $2 FROM repositories r \
+             WHERE r.name = $1 AND NOT EXISTS (SELECT 1 FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+             WHERE t.repository_id = r.id AND t.name = $10 AND m.digest = $3)"
+                .to_owned(),
+        );
         statements.push(
             "INSERT INTO tags (repository_id, name, manifest_id, updated_at) \
              SELECT m.repository_id, $10, m.id, $2 FROM repositories r, manifests m \
@@ -517,7 +528,8 @@ async fn write_manifest(
             .bind(manifest.artifact_type.as_deref())
             .bind(manifest.subject.as_ref().map(Digest::as_str))
             .bind(manifest.annotations_json.as_deref())
-            .bind(manifest.tag.as_ref().map(Tag::as_str));
+            .bind(manifest.tag.as_ref().map(Tag::as_str))
+            .bind(manifest.pushed_by.as_str());
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
@@ -552,6 +564,7 @@ async fn remove_manifest(
     conn: &mut AnyConnection,
     repository: &RepositoryName,
     digest: &Digest,
+    deleted_by: &str,
 ) -> Result<DeleteManifestOutcome, MetaError> {
     let Some(repository_id) = repository_id(&mut *conn, repository).await? else {
         return Ok(DeleteManifestOutcome::NotFound);
@@ -562,6 +575,16 @@ async fn remove_manifest(
     if let Some(parent) = first_referrer(&mut *conn, ReferenceKind::Manifest, repository_id, digest).await? {
         return Ok(DeleteManifestOutcome::ReferencedBy(parent));
     }
+    sqlx::query(
+        "INSERT INTO tag_events (repository_id, tag, previous_digest, new_digest, actor, at) \
+         SELECT repository_id, name, $2, NULL, $3, $4 FROM tags WHERE manifest_id = $1",
+    )
+    .bind(id)
+    .bind(digest.as_str())
+    .bind(deleted_by)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
     for statement in [
         "DELETE FROM tags WHERE manifest_id = $1",
         "DELETE FROM manifest_blob_references WHERE manifest_id = $1",

@@ -2,28 +2,60 @@
 
 use std::sync::Arc;
 
-use berth_types::{RepositoryName, Tag};
+use berth_types::{Digest, RepositoryName, Tag};
 
 use crate::cache::page_after;
+use crate::convert::now_ms;
 use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
+/// One change of a tag: created (`previous` is `None`), moved, or deleted (`new` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEvent {
+    /// What the tag pointed at before.
+    pub previous: Option<Digest>,
+    /// What it points at after.
+    pub new: Option<Digest>,
+    /// Who changed it: a login name; empty for an anonymous caller with open access.
+    pub actor: String,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+}
+
 impl MetaStore {
-    /// Removes a tag (the manifest stays). Returns whether the tag existed.
-    pub async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
-        let (owned_repository, owned_tag) = (repository.clone(), tag.clone());
+    /// Removes a tag (the manifest stays), recording the deletion by `deleted_by` in the tag
+    /// history in the same transaction. Returns whether the tag existed.
+    pub async fn delete_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        deleted_by: &str,
+    ) -> Result<bool, MetaError> {
+        let (owned_repository, owned_tag, deleted_by) = (repository.clone(), tag.clone(), deleted_by.to_owned());
         let deleted = self
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO tag_events (repository_id, tag, previous_digest, new_digest, actor, at) \
+                         SELECT t.repository_id, t.name, m.digest, NULL, $3, $4 FROM tags t \
+                         JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id \
+                         WHERE r.name = $1 AND t.name = $2",
+                    )
+                    .bind(owned_repository.as_str())
+                    .bind(owned_tag.as_str())
+                    .bind(deleted_by.as_str())
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
                     let result = sqlx::query(
                         "DELETE FROM tags \
                          WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
                     )
                     .bind(owned_repository.as_str())
                     .bind(owned_tag.as_str())
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
                     Ok(result.rows_affected() > 0)
                 })
@@ -31,6 +63,37 @@ impl MetaStore {
             .await?;
         self.repository_changed(repository);
         Ok(deleted)
+    }
+
+    /// The history of `tag` in `repository`, oldest first: each creation, move and deletion.
+    /// Events whose tag or digests no longer parse are logged and skipped.
+    pub async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>, MetaError> {
+        let rows: Vec<(Option<String>, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT e.previous_digest, e.new_digest, e.actor, e.at FROM tag_events e \
+             JOIN repositories r ON r.id = e.repository_id WHERE r.name = $1 AND e.tag = $2 ORDER BY e.id",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let digest = |text: Option<String>| -> Result<Option<Digest>, ()> {
+            text.map(|text| Digest::parse(&text).map_err(|_| ())).transpose()
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(previous, new, actor, at_ms)| match (digest(previous), digest(new)) {
+                (Ok(previous), Ok(new)) => Some(TagEvent {
+                    previous,
+                    new,
+                    actor,
+                    at_ms,
+                }),
+                _ => {
+                    tracing::warn!(%repository, %tag, "skipping a tag event whose digest does not parse");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Up to `limit` tags of `repository` in byte-lexical order, strictly after `after` when

@@ -18,7 +18,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
-    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RobotCommand, TokenCommand, UserCommand,
+    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RobotCommand, TagCommand, TokenCommand,
+    UserCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
@@ -80,6 +81,9 @@ enum Command {
     /// Manage a project's policies (tag immutability).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Tags: their history.
+    #[command(subcommand)]
+    Tag(TagCommand),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token(command) => run_admin(&cli.global, AdminCommand::Token(command)),
         Command::Audit(command) => run_admin(&cli.global, AdminCommand::Audit(command)),
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
+        Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
     }
 }
 

@@ -12,6 +12,7 @@
 //!   audit events;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
 //!   sees the project may read;
+//! - the history of a tag may be read by anyone who may see its project;
 //! - a project a user may not see answers like one that does not exist.
 //!
 //! Operations take parsed names (`berth_auth`) and report [`ManagementError`]s; the HTTP layer
@@ -20,6 +21,7 @@
 mod credentials;
 mod immutability;
 mod projects;
+mod tags;
 mod users;
 
 use std::net::IpAddr;

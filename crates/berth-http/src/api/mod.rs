@@ -21,6 +21,7 @@ mod audit;
 mod policies;
 mod projects;
 mod robots;
+mod tags;
 mod users;
 mod views;
 
@@ -74,6 +75,7 @@ enum OperatorSource {
         (name = "users", description = "User accounts and their access tokens"),
         (name = "projects", description = "Projects and their members"),
         (name = "robots", description = "Robot accounts"),
+        (name = "repositories", description = "Repositories and their tags"),
         (name = "audit", description = "The audit log"),
     )
 )]
@@ -123,6 +125,7 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
             policies::add_immutability_rule
         ))
         .routes(routes!(policies::remove_immutability_rule))
+        .routes(routes!(tags::tag_history))
         .routes(routes!(audit::audit_events))
         .split_for_parts()
 }

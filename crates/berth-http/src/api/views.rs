@@ -1,7 +1,7 @@
 //! Records of `berth_meta` as the bodies of `berth_api`.
 
 use berth_meta::{
-    AuditEvent, ImmutabilityRuleRecord, MemberRecord, ProjectRecord, RobotRecord, TokenRecord, UserRecord,
+    AuditEvent, ImmutabilityRuleRecord, MemberRecord, ProjectRecord, RobotRecord, TagEvent, TokenRecord, UserRecord,
 };
 
 /// A user as the API shows it.
@@ -81,5 +81,21 @@ pub(crate) fn immutability_rule(rule: ImmutabilityRuleRecord) -> berth_api::Immu
         repositories: rule.repositories,
         tags: rule.tags,
         created_at_ms: rule.created_at_ms,
+    }
+}
+
+/// A tag event as the API shows it.
+pub(crate) fn tag_change(event: TagEvent) -> berth_api::TagChange {
+    let change = match (&event.previous, &event.new) {
+        (None, _) => "created",
+        (Some(_), Some(_)) => "moved",
+        (Some(_), None) => "deleted",
+    };
+    berth_api::TagChange {
+        change: change.to_owned(),
+        previous_digest: event.previous.map(|digest| digest.to_string()),
+        new_digest: event.new.map(|digest| digest.to_string()),
+        actor: event.actor,
+        at_ms: event.at_ms,
     }
 }

@@ -42,6 +42,7 @@ pub async fn put_manifest(
     registry: &Registry,
     repository: &RepositoryName,
     reference: &Reference,
+    pushed_by: &str,
     request: Request,
 ) -> ApiResult {
     let too_large = || {
@@ -59,7 +60,7 @@ pub async fn put_manifest(
         .await
         .map_err(|_| too_large())?;
     let pushed = registry
-        .put_manifest(repository, reference, content_type.as_deref(), body.to_vec())
+        .put_manifest(repository, reference, content_type.as_deref(), body.to_vec(), pushed_by)
         .await?;
     let location = format!("/v2/{repository}/manifests/{}", pushed.digest);
     let mut pairs: Vec<(&'static str, &str)> = vec![
@@ -73,7 +74,12 @@ pub async fn put_manifest(
 }
 
 /// `DELETE` a manifest by digest (manifest and its tags) or by tag (the tag only): `202`.
-pub async fn delete_manifest(registry: &Registry, repository: &RepositoryName, reference: &Reference) -> ApiResult {
-    registry.delete_manifest(repository, reference).await?;
+pub async fn delete_manifest(
+    registry: &Registry,
+    repository: &RepositoryName,
+    reference: &Reference,
+    deleted_by: &str,
+) -> ApiResult {
+    registry.delete_manifest(repository, reference, deleted_by).await?;
     Ok(empty_response(StatusCode::ACCEPTED, &[]))
 }

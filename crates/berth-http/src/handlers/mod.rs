@@ -126,10 +126,17 @@ async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: 
             head,
         } => manifests::get_manifest(registry, &repository, &reference, head).await,
         Endpoint::PutManifest { repository, reference } => {
-            manifests::put_manifest(registry, &repository, &reference, request).await
+            manifests::put_manifest(
+                registry,
+                &repository,
+                &reference,
+                &caller.name().unwrap_or_default(),
+                request,
+            )
+            .await
         }
         Endpoint::DeleteManifest { repository, reference } => {
-            manifests::delete_manifest(registry, &repository, &reference).await
+            manifests::delete_manifest(registry, &repository, &reference, &caller.name().unwrap_or_default()).await
         }
         Endpoint::GetBlob {
             repository,

@@ -73,6 +73,7 @@ pub fn image(repository: &RepositoryName, n: u64, blobs: &[u64]) -> NewManifest 
         blob_references: blobs.iter().map(|&n| (digest(n), blob(n).size)).collect(),
         manifest_references: Vec::new(),
         tag: None,
+        pushed_by: "tester".to_owned(),
     }
 }
 

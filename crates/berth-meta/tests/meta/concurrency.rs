@@ -73,13 +73,13 @@ async fn reads_after_a_write_see_it_whatever_was_cached() -> anyhow::Result<()> 
     link_all(&t.store, &other, &[1]).await?;
     assert_eq!(t.store.list_repositories(None, 10).await?, vec![app.clone(), other]);
 
-    assert!(t.store.delete_tag(&app, &latest).await?);
+    assert!(t.store.delete_tag(&app, &latest, "tester").await?);
     assert_eq!(t.store.get_tagged_manifest(&app, &latest).await?, None);
     assert_eq!(t.store.list_tags(&app, None, 10).await?, Some(vec![]));
 
     let digest = image(&app, 10, &[]).digest;
     assert!(t.store.get_manifest(&app, &digest).await?.is_some());
-    t.store.delete_manifest(&app, &digest).await?;
+    t.store.delete_manifest(&app, &digest, "tester").await?;
     assert_eq!(t.store.get_manifest(&app, &digest).await?, None);
     Ok(())
 }

@@ -75,9 +75,9 @@ async fn delete_tag_reports_whether_it_existed() -> anyhow::Result<()> {
             })
             .await?;
     }
-    assert!(t.store.delete_tag(&app, &tag("v1")).await?);
-    assert!(!t.store.delete_tag(&app, &tag("v1")).await?);
-    assert!(!t.store.delete_tag(&repo("nowhere"), &tag("v1")).await?);
+    assert!(t.store.delete_tag(&app, &tag("v1"), "tester").await?);
+    assert!(!t.store.delete_tag(&app, &tag("v1"), "tester").await?);
+    assert!(!t.store.delete_tag(&repo("nowhere"), &tag("v1"), "tester").await?);
     assert_eq!(t.store.get_tagged_manifest(&app, &tag("v1")).await?, None);
     // The manifest and the other repository's tag stay.
     assert!(t.store.get_manifest(&app, &crate::common::digest(10)).await?.is_some());

@@ -1,5 +1,5 @@
-//! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …` and
-//! `berth audit …`:
+//! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …`,
+//! `berth tag …` and `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -10,6 +10,7 @@ mod client;
 mod credentials;
 mod policies;
 mod projects;
+mod tags;
 mod users;
 
 use std::io::Read;
@@ -25,11 +26,13 @@ pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
 pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
+pub use tags::TagCommand;
 pub use users::UserCommand;
 
 use credentials::{run_robot_command, run_token_command};
 use policies::run_policy_command;
 use projects::run_project_command;
+use tags::run_tag_command;
 use users::run_user_command;
 
 /// One of the account and project commands.
@@ -46,6 +49,8 @@ pub enum AdminCommand {
     Audit(AuditCommand),
     /// `berth policy …`
     Policy(PolicyCommand),
+    /// `berth tag …`
+    Tag(TagCommand),
 }
 
 /// Where a command works: the data directory of a configuration, or a server.
@@ -69,6 +74,7 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Token(command) => run_token_command(&client, command, output).await,
         AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
         AdminCommand::Policy(command) => run_policy_command(&client, command, output).await,
+        AdminCommand::Tag(command) => run_tag_command(&client, command, output).await,
     };
     client.close().await;
     result

@@ -1,8 +1,9 @@
-//! Tag immutability rules: protected tags cannot be moved to another digest or deleted by any
-//! role, pushing the digest a tag has again succeeds, other tags still move; rules are managed
-//! through the management API by a project's maintainers.
+//! The life of tags: immutability rules (protected tags cannot be moved to another digest or
+//! deleted by any role, pushing the digest a tag has again succeeds, other tags still move;
+//! rules are managed by a project's maintainers) and each tag's history (who created, moved and
+//! deleted it, from which digest to which).
 //!
-//! Source: issue 5 §1; `berth_core::Registry::put_manifest` / `delete_manifest`.
+//! Source: issue 5 §1–2; `berth_core::Registry::put_manifest` / `delete_manifest`.
 
 mod common;
 
@@ -236,4 +237,105 @@ async fn maintainers_manage_the_rules_that_members_can_read() {
         ["dev denied", "maint success", "maint failure"],
         "{outcomes:?}"
     );
+}
+
+#[tokio::test]
+async fn every_tag_change_is_in_its_history() {
+    let h = setup();
+    let first = new_image(&h, "root").await;
+    let second = new_image(&h, "root").await;
+    let (first_digest, second_digest) = (sha256(&first), sha256(&second));
+    put(&h, "root", "v1", &first).await.expect_status(201);
+    put(&h, "dev", "v1", &first).await.expect_status(201); // the same digest: no change
+    put(&h, "dev", "v1", &second).await.expect_status(201);
+    send(as_user(
+        &h,
+        "maint",
+        Method::DELETE,
+        &format!("/v2/{REPO}/manifests/v1"),
+    ))
+    .await
+    .expect_status(202);
+    put(&h, "dev", "v1", &first).await.expect_status(201);
+    put(&h, "dev", "other", &first).await.expect_status(201);
+    // Deleting the manifest deletes its tags: both are recorded.
+    send(as_user(
+        &h,
+        "maint",
+        Method::DELETE,
+        &format!("/v2/{REPO}/manifests/{first_digest}"),
+    ))
+    .await
+    .expect_status(202);
+
+    let history = api(
+        &h,
+        "guest-less",
+        Method::GET,
+        "/api/v1/repositories/team%2Fapi/tags/v1/history",
+        None,
+    )
+    .await;
+    expect_api_error(&history, 401, "UNAUTHORIZED");
+    let history = api(
+        &h,
+        "dev",
+        Method::GET,
+        "/api/v1/repositories/team%2Fapi/tags/v1/history",
+        None,
+    )
+    .await;
+    history.expect_status(200);
+    let summary: Vec<(String, String, Value, Value)> = history
+        .json()
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| {
+            (
+                event["change"].as_str().unwrap_or("").to_owned(),
+                event["actor"].as_str().unwrap_or("").to_owned(),
+                event["previous_digest"].clone(),
+                event["new_digest"].clone(),
+            )
+        })
+        .collect();
+    let (a, b) = (json!(first_digest), json!(second_digest));
+    assert_eq!(
+        summary,
+        vec![
+            ("created".to_owned(), "root".to_owned(), Value::Null, a.clone()),
+            ("moved".to_owned(), "dev".to_owned(), a.clone(), b.clone()),
+            ("deleted".to_owned(), "maint".to_owned(), b, Value::Null),
+            ("created".to_owned(), "dev".to_owned(), Value::Null, a.clone()),
+            ("deleted".to_owned(), "maint".to_owned(), a, Value::Null),
+        ]
+    );
+    let other = api(
+        &h,
+        "dev",
+        Method::GET,
+        "/api/v1/repositories/team%2Fapi/tags/other/history",
+        None,
+    )
+    .await;
+    assert_eq!(other.json().as_array().map(Vec::len), Some(2), "{}", other.report());
+
+    // Who may not see the project, and tags that never were, get 404; bad names 400.
+    for (user, target, status) in [
+        ("outsider", "/api/v1/repositories/team%2Fapi/tags/v1/history", 404),
+        ("dev", "/api/v1/repositories/team%2Fapi/tags/never/history", 404),
+        ("dev", "/api/v1/repositories/Team%2FApi/tags/v1/history", 400),
+        ("dev", "/api/v1/repositories/team%2Fapi/tags/bad%20tag/history", 400),
+    ] {
+        let resp = api(&h, user, Method::GET, target, None).await;
+        assert_eq!(resp.status, status, "{user} {target}: {}", resp.report());
+    }
+
+    // The CLI prints the same, one line per change.
+    let text = h.cli(&["tag", "history", "team/api:v1"], "");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].contains("\tcreated\troot\t- -> sha256:"), "{text}");
+    assert!(lines[1].contains("\tmoved\tdev\tsha256:"), "{text}");
 }
