@@ -272,6 +272,24 @@ pub struct TagChange {
     pub at_ms: i64,
 }
 
+/// `POST /api/v1/repositories/{repository}/tags/{tag}/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagRollback {
+    /// The digest to point the tag at (absent: the digest it had before its last move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// What a rollback or restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TagMove {
+    /// The digest the tag pointed at before (`null`: it had been deleted).
+    pub from: Option<String>,
+    /// The digest it points at now.
+    pub to: String,
+}
+
 /// One audit-log event (`GET /api/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {

@@ -3,7 +3,7 @@
 //! Source: distribution-spec §Pushing Manifests, §Pulling manifests, §Deleting manifests.
 
 use berth_auth::{ImmutabilityRule, project_of};
-use berth_meta::{DeleteManifestOutcome, NewManifest};
+use berth_meta::{DeleteManifestOutcome, MetaStore, NewManifest};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
@@ -30,27 +30,27 @@ pub struct StoredManifest {
     pub content: Vec<u8>,
 }
 
-impl Registry {
-    /// The first immutability rule of `repository`'s project that protects `tag`, if any. Rules
-    /// that no longer parse are logged and skipped.
-    pub(crate) async fn immutability_rule_for(
-        &self,
-        repository: &RepositoryName,
-        tag: &Tag,
-    ) -> Result<Option<ImmutabilityRule>, RegistryError> {
-        let project = project_of(repository);
-        let records = self.meta.immutability_rules(&project).await?;
-        Ok(records.into_iter().find_map(|record| {
-            match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
-                Ok(rule) => rule.protects(repository, tag).then_some(rule),
-                Err(error) => {
-                    tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
-                    None
-                }
+/// The first immutability rule of `repository`'s project that protects `tag`, if any. Rules
+/// that no longer parse are logged and skipped.
+pub(crate) async fn immutability_rule_for(
+    meta: &MetaStore,
+    repository: &RepositoryName,
+    tag: &Tag,
+) -> Result<Option<ImmutabilityRule>, RegistryError> {
+    let project = project_of(repository);
+    let records = meta.immutability_rules(&project).await?;
+    Ok(records.into_iter().find_map(|record| {
+        match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
+            Ok(rule) => rule.protects(repository, tag).then_some(rule),
+            Err(error) => {
+                tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
+                None
             }
-        }))
-    }
+        }
+    }))
+}
 
+impl Registry {
     /// Stores a manifest pushed to `repository` under `reference` with `content_type`, by
     /// `pushed_by` (a login name, empty for anonymous; kept in the tag's history).
     ///
@@ -70,63 +70,7 @@ impl Registry {
         content: Vec<u8>,
         pushed_by: &str,
     ) -> Result<PushedManifest, RegistryError> {
-        if content.len() > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::ManifestTooLarge {
-                limit: MAX_MANIFEST_BYTES,
-            });
-        }
-        let inspection = berth_oci::inspect_manifest(content_type, &content)?;
-        let digest = match reference {
-            Reference::Digest(expected) => {
-                let actual = hashing::digest_bytes(expected.algorithm(), &content);
-                if &actual != expected {
-                    return Err(RegistryError::DigestMismatch {
-                        expected: expected.clone(),
-                        actual,
-                    });
-                }
-                actual
-            }
-            Reference::Tag(_) => hashing::digest_bytes(DigestAlgorithm::Sha256, &content),
-        };
-        let tag = match reference {
-            Reference::Tag(tag) => Some(tag.clone()),
-            Reference::Digest(_) => None,
-        };
-        let protecting_rule = match &tag {
-            Some(tag) => self.immutability_rule_for(repository, tag).await?,
-            None => None,
-        };
-        let manifest = NewManifest {
-            repository: repository.clone(),
-            digest: digest.clone(),
-            media_type: inspection.kind.media_type().to_owned(),
-            content,
-            artifact_type: inspection.artifact_type,
-            subject: inspection.subject.clone(),
-            annotations_json: inspection.annotations_json,
-            blob_references: inspection.blob_references,
-            manifest_references: inspection.manifest_references,
-            tag,
-            pushed_by: pushed_by.to_owned(),
-        };
-        match &protecting_rule {
-            None => self.meta.put_manifest(&manifest).await?,
-            Some(rule) => match self.meta.put_manifest_under_immutable_tag(&manifest).await {
-                Err(berth_meta::MetaError::TagImmutable { tag, .. }) => {
-                    return Err(RegistryError::TagImmutable {
-                        repository: repository.clone(),
-                        tag,
-                        rule: rule.to_string(),
-                    });
-                }
-                other => other?,
-            },
-        }
-        Ok(PushedManifest {
-            digest,
-            subject: inspection.subject,
-        })
+        store_manifest(&self.meta, repository, reference, content_type, content, pushed_by).await
     }
 
     /// Fetches a manifest by tag or digest. The stored bytes and media type are returned whatever
@@ -171,7 +115,7 @@ impl Registry {
             Reference::Digest(digest) => self.meta.tags_of_manifest(repository, digest).await?,
         };
         for tag in &tags {
-            if let Some(rule) = self.immutability_rule_for(repository, tag).await? {
+            if let Some(rule) = immutability_rule_for(&self.meta, repository, tag).await? {
                 return Err(RegistryError::TagImmutable {
                     repository: repository.clone(),
                     tag: tag.to_string(),
@@ -197,4 +141,73 @@ impl Registry {
             },
         }
     }
+}
+
+/// The behaviour of [`Registry::put_manifest`] over a metadata store, shared with the tag
+/// rollback of `Management` (which re-points a tag at a manifest already stored).
+pub(crate) async fn store_manifest(
+    meta: &MetaStore,
+    repository: &RepositoryName,
+    reference: &Reference,
+    content_type: Option<&str>,
+    content: Vec<u8>,
+    pushed_by: &str,
+) -> Result<PushedManifest, RegistryError> {
+    if content.len() > MAX_MANIFEST_BYTES {
+        return Err(RegistryError::ManifestTooLarge {
+            limit: MAX_MANIFEST_BYTES,
+        });
+    }
+    let inspection = berth_oci::inspect_manifest(content_type, &content)?;
+    let digest = match reference {
+        Reference::Digest(expected) => {
+            let actual = hashing::digest_bytes(expected.algorithm(), &content);
+            if &actual != expected {
+                return Err(RegistryError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            actual
+        }
+        Reference::Tag(_) => hashing::digest_bytes(DigestAlgorithm::Sha256, &content),
+    };
+    let tag = match reference {
+        Reference::Tag(tag) => Some(tag.clone()),
+        Reference::Digest(_) => None,
+    };
+    let protecting_rule = match &tag {
+        Some(tag) => immutability_rule_for(meta, repository, tag).await?,
+        None => None,
+    };
+    let manifest = NewManifest {
+        repository: repository.clone(),
+        digest: digest.clone(),
+        media_type: inspection.kind.media_type().to_owned(),
+        content,
+        artifact_type: inspection.artifact_type,
+        subject: inspection.subject.clone(),
+        annotations_json: inspection.annotations_json,
+        blob_references: inspection.blob_references,
+        manifest_references: inspection.manifest_references,
+        tag,
+        pushed_by: pushed_by.to_owned(),
+    };
+    match &protecting_rule {
+        None => meta.put_manifest(&manifest).await?,
+        Some(rule) => match meta.put_manifest_under_immutable_tag(&manifest).await {
+            Err(berth_meta::MetaError::TagImmutable { tag, .. }) => {
+                return Err(RegistryError::TagImmutable {
+                    repository: repository.clone(),
+                    tag,
+                    rule: rule.to_string(),
+                });
+            }
+            other => other?,
+        },
+    }
+    Ok(PushedManifest {
+        digest,
+        subject: inspection.subject,
+    })
 }

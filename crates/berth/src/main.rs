@@ -81,7 +81,7 @@ enum Command {
     /// Manage a project's policies (tag immutability).
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Tags: their history.
+    /// Tags: history, rollback, restore.
     #[command(subcommand)]
     Tag(TagCommand),
 }

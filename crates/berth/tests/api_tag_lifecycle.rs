@@ -339,3 +339,119 @@ async fn every_tag_change_is_in_its_history() {
     assert!(lines[0].contains("\tcreated\troot\t- -> sha256:"), "{text}");
     assert!(lines[1].contains("\tmoved\tdev\tsha256:"), "{text}");
 }
+
+#[tokio::test]
+async fn tags_roll_back_and_deleted_tags_are_restored() {
+    let h = setup();
+    h.cli(&["user", "add", "guest", "--password-stdin"], PASSWORD);
+    h.cli(&["project", "member", "add", "team", "guest", "guest"], "");
+    let first = new_image(&h, "root").await;
+    let second = new_image(&h, "root").await;
+    let (a, b) = (sha256(&first), sha256(&second));
+    put(&h, "root", "latest", &first).await.expect_status(201);
+    put(&h, "dev", "latest", &second).await.expect_status(201);
+    let tag_api = |action: &str| format!("/api/v1/repositories/team%2Fapi/tags/latest/{action}");
+
+    // Who may not push may not roll back; who may not see gets 404.
+    expect_api_error(
+        &api(&h, "guest", Method::POST, &tag_api("rollback"), Some(json!({}))).await,
+        403,
+        "DENIED",
+    );
+    expect_api_error(
+        &api(&h, "outsider", Method::POST, &tag_api("rollback"), Some(json!({}))).await,
+        404,
+        "NOT_FOUND",
+    );
+
+    // Back to the previous digest: a pull gets the first image again.
+    let rolled = api(&h, "dev", Method::POST, &tag_api("rollback"), Some(json!({}))).await;
+    rolled.expect_status(200);
+    assert_eq!(rolled.json(), json!({ "from": b, "to": a }));
+    let pulled =
+        send(as_user(&h, "guest", Method::GET, &format!("/v2/{REPO}/manifests/latest")).header("accept", OCI_MANIFEST))
+            .await;
+    pulled.expect_status(200);
+    assert_eq!(pulled.body, first);
+    // Or to a chosen digest.
+    let chosen = api(
+        &h,
+        "maint",
+        Method::POST,
+        &tag_api("rollback"),
+        Some(json!({ "to": b })),
+    )
+    .await;
+    assert_eq!(chosen.json(), json!({ "from": a, "to": b }));
+    assert_eq!(digest_of(&h, "latest").await, b);
+    // The CLI moves tags only through the server (whose tag cache must see the change).
+    let local = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["tag", "rollback", "team/api:latest", "--data"])
+        .arg(h.data_dir())
+        .output()
+        .expect("run berth");
+    assert!(!local.status.success());
+    assert!(String::from_utf8_lossy(&local.stderr).contains("run this with --server URL"));
+    let unknown = api(
+        &h,
+        "dev",
+        Method::POST,
+        &tag_api("rollback"),
+        Some(json!({ "to": sha256(b"never pushed") })),
+    )
+    .await;
+    expect_api_error(&unknown, 404, "NOT_FOUND");
+
+    // The history holds every move, with who made it.
+    let history = api(&h, "dev", Method::GET, &tag_api("history"), None).await.json();
+    let moves: Vec<(&str, &str)> = history
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| {
+            (
+                event["change"].as_str().unwrap_or(""),
+                event["actor"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("created", "root"),
+            ("moved", "dev"),
+            ("moved", "dev"),
+            ("moved", "maint")
+        ]
+    );
+
+    // A deleted tag comes back where it was.
+    expect_api_error(
+        &api(&h, "dev", Method::POST, &tag_api("restore"), None).await,
+        400,
+        "INVALID",
+    );
+    send(as_user(
+        &h,
+        "maint",
+        Method::DELETE,
+        &format!("/v2/{REPO}/manifests/latest"),
+    ))
+    .await
+    .expect_status(202);
+    expect_api_error(
+        &api(&h, "dev", Method::POST, &tag_api("rollback"), Some(json!({}))).await,
+        400,
+        "INVALID",
+    );
+    let restored = api(&h, "dev", Method::POST, &tag_api("restore"), None).await;
+    restored.expect_status(200);
+    assert_eq!(restored.json(), json!({ "from": null, "to": b }));
+    assert_eq!(digest_of(&h, "latest").await, b);
+
+    // Immutability rules hold for rollbacks too.
+    h.cli(&["policy", "immutable", "add", "team", "--tags", "latest"], "");
+    let refused = api(&h, "root", Method::POST, &tag_api("rollback"), Some(json!({ "to": a }))).await;
+    expect_api_error(&refused, 403, "DENIED");
+    assert_eq!(digest_of(&h, "latest").await, b);
+}

@@ -12,7 +12,8 @@
 //!   audit events;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
 //!   sees the project may read;
-//! - the history of a tag may be read by anyone who may see its project;
+//! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
+//!   restoring it is a push: developers and up, within the immutability rules;
 //! - a project a user may not see answers like one that does not exist.
 //!
 //! Operations take parsed names (`berth_auth`) and report [`ManagementError`]s; the HTTP layer
@@ -32,6 +33,7 @@ use berth_meta::{AuditEvent, AuditFilter, MetaError, MetaStore, UserRecord};
 use crate::now_ms;
 
 pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
+pub use tags::TagMoved;
 
 /// Shortest password accepted for a new or changed password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -135,7 +137,7 @@ impl Operator {
     }
 
     /// The audit log's actor: `cli`, the user's name, or empty (anonymous).
-    fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         match &self.kind {
             OperatorKind::Local => "cli".to_owned(),
             OperatorKind::Open => String::new(),

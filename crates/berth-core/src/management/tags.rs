@@ -1,11 +1,13 @@
-//! Tag history: every creation, move and deletion of a tag, readable by those who may see the
-//! repository's project.
+//! Tag history (every creation, move and deletion of a tag, readable by those who may see the
+//! repository's project), and rolling a tag back or restoring a deleted one.
 
-use berth_auth::project_of;
+use berth_auth::{Role, project_of};
 use berth_meta::TagEvent;
-use berth_types::{RepositoryName, Tag};
+use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
-use super::{Management, ManagementError, Operator};
+use super::{Change, Management, ManagementError, Operator};
+use crate::RegistryError;
+use crate::manifests::store_manifest;
 
 impl Management {
     /// The history of `tag` in `repository`, oldest first. Errors: `NotFound` when the
@@ -25,4 +27,128 @@ impl Management {
         }
         Ok(events)
     }
+}
+
+/// What a rollback or restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagMoved {
+    /// The digest the tag pointed at before (`None`: it had been deleted).
+    pub from: Option<Digest>,
+    /// The digest it points at now.
+    pub to: Digest,
+}
+
+impl Management {
+    /// Points `tag` back at the digest it had before its last move (or at `to`). Like a push of
+    /// that manifest under the tag: developers and up; immutability rules apply; recorded in
+    /// the tag's history and the audit log. Errors: `NotFound` (no history, manifest gone),
+    /// `Invalid` (the tag is deleted: restore it; nothing earlier to go back to), `Denied`.
+    pub async fn rollback_tag(
+        &self,
+        operator: &Operator,
+        repository: &RepositoryName,
+        tag: &Tag,
+        to: Option<&Digest>,
+    ) -> Result<TagMoved, ManagementError> {
+        let result = async {
+            let events = self.tag_history(operator, repository, tag).await?;
+            let last = events.last().ok_or_else(|| no_history(repository, tag))?;
+            let Some(current) = last.new.clone() else {
+                return Err(ManagementError::Invalid(format!(
+                    "tag {tag} of {repository} is deleted: restore it instead"
+                )));
+            };
+            let target = match to {
+                Some(digest) => digest.clone(),
+                None => last.previous.clone().ok_or_else(|| {
+                    ManagementError::Invalid(format!(
+                        "tag {tag} of {repository} has pointed only at {current}: nothing earlier to roll back to"
+                    ))
+                })?,
+            };
+            self.point_tag(operator, repository, tag, &target).await?;
+            Ok(TagMoved {
+                from: Some(current),
+                to: target,
+            })
+        }
+        .await;
+        let project = project_of(repository);
+        let change = Change {
+            action: "tag.rollback",
+            project: Some(&project),
+            detail: format!("{repository}:{tag}"),
+        };
+        self.audited(operator, change, result).await
+    }
+
+    /// Recreates a deleted `tag` pointing at the digest it had when deleted, while that
+    /// manifest is still stored. Developers and up; recorded like [`Self::rollback_tag`].
+    pub async fn restore_tag(
+        &self,
+        operator: &Operator,
+        repository: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<TagMoved, ManagementError> {
+        let result = async {
+            let events = self.tag_history(operator, repository, tag).await?;
+            let last = events.last().ok_or_else(|| no_history(repository, tag))?;
+            if let Some(current) = &last.new {
+                return Err(ManagementError::Invalid(format!(
+                    "tag {tag} of {repository} exists (it points at {current}): roll it back instead"
+                )));
+            }
+            let target = last.previous.clone().ok_or_else(|| no_history(repository, tag))?;
+            self.point_tag(operator, repository, tag, &target).await?;
+            Ok(TagMoved { from: None, to: target })
+        }
+        .await;
+        let project = project_of(repository);
+        let change = Change {
+            action: "tag.restore",
+            project: Some(&project),
+            detail: format!("{repository}:{tag}"),
+        };
+        self.audited(operator, change, result).await
+    }
+
+    /// Points `tag` at the stored manifest `digest` through the push path (immutability,
+    /// history), as `operator`, who must be allowed to push.
+    async fn point_tag(
+        &self,
+        operator: &Operator,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<(), ManagementError> {
+        self.require_role(operator, &project_of(repository), Role::Developer, "moving tags")
+            .await?;
+        if digest.algorithm() != DigestAlgorithm::Sha256 {
+            return Err(ManagementError::Invalid(format!(
+                "{digest} is not a sha256 digest; tags can be moved only to sha256 manifests"
+            )));
+        }
+        let manifest = self.meta.get_manifest(repository, digest).await?.ok_or_else(|| {
+            ManagementError::NotFound(format!("manifest {digest} is no longer stored in {repository}"))
+        })?;
+        store_manifest(
+            &self.meta,
+            repository,
+            &Reference::Tag(tag.clone()),
+            Some(&manifest.media_type),
+            manifest.content,
+            &operator.actor(),
+        )
+        .await
+        .map_err(|error| match error {
+            RegistryError::TagImmutable { .. } => ManagementError::Denied(error.to_string()),
+            RegistryError::Metadata(error) => ManagementError::Database(error),
+            other => ManagementError::Invalid(other.to_string()),
+        })?;
+        Ok(())
+    }
+}
+
+fn no_history(repository: &RepositoryName, tag: &Tag) -> ManagementError {
+    ManagementError::NotFound(format!("{repository} has no history of tag {tag}"))
 }

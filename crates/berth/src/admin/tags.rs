@@ -1,12 +1,12 @@
-//! `berth tag …`: tags of repositories; for now their history.
+//! `berth tag …`: a tag's history, rollback and restore.
 
-use anyhow::Context;
-use berth_api::TagChange;
+use anyhow::{Context, bail};
+use berth_api::{TagChange, TagMove, TagRollback};
 use clap::Subcommand;
 use reqwest::Method;
 
 use super::client::api_path;
-use super::{ApiClient, NO_BODY, OutputFormat, print_rows};
+use super::{ApiClient, NO_BODY, OutputFormat, print_result, print_rows};
 
 /// `berth tag …`
 #[derive(Subcommand)]
@@ -14,6 +14,21 @@ pub enum TagCommand {
     /// Every creation, move and deletion of a tag, oldest first: digests, who, when.
     History {
         /// `REPOSITORY:TAG`, e.g. `team-a/api:latest`.
+        tag: String,
+    },
+    /// Point a tag back at the digest it had before its last move (or at --to); immutability
+    /// rules apply, and the move is recorded in its history. Needs --server.
+    Rollback {
+        /// `REPOSITORY:TAG`.
+        tag: String,
+        /// The digest to point it at (default: the one before its last move).
+        #[arg(long, value_name = "DIGEST")]
+        to: Option<String>,
+    },
+    /// Recreate a deleted tag pointing at the digest it had, while that manifest is stored.
+    /// Needs --server.
+    Restore {
+        /// `REPOSITORY:TAG`.
         tag: String,
     },
 }
@@ -25,32 +40,62 @@ fn repository_and_tag(text: &str) -> anyhow::Result<(&str, &str)> {
         .with_context(|| format!("{text:?}: expected REPOSITORY:TAG, e.g. team-a/api:latest"))
 }
 
+/// Tags are moved only through a server: a running server caches what tags point at, and a
+/// change made beside it on the data directory would not reach that cache.
+fn require_server(client: &ApiClient) -> anyhow::Result<()> {
+    if matches!(client, ApiClient::Local { .. }) {
+        bail!(
+            "moving a tag needs the server: run this with --server URL (a running server caches tags, and a change made on the data directory would not reach it)"
+        );
+    }
+    Ok(())
+}
+
 /// Runs a `berth tag` command.
 pub async fn run_tag_command(client: &ApiClient, command: TagCommand, output: OutputFormat) -> anyhow::Result<()> {
-    let TagCommand::History { tag } = command;
-    let (repository, tag) = repository_and_tag(&tag)?;
-    let events: Vec<TagChange> = client
-        .call(
-            Method::GET,
-            &api_path(&["repositories", repository, "tags", tag, "history"]),
-            NO_BODY,
-        )
-        .await?;
-    print_rows(output, &events, |event| {
-        let time = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(event.at_ms).unwrap_or(0)),
-        );
-        let actor = if event.actor.is_empty() {
-            "anonymous"
-        } else {
-            &event.actor
-        };
-        format!(
-            "{time}\t{}\t{}\t{} -> {}",
-            event.change,
-            actor,
-            event.previous_digest.as_deref().unwrap_or("-"),
-            event.new_digest.as_deref().unwrap_or("-")
-        )
-    })
+    match command {
+        TagCommand::History { tag } => {
+            let (repository, tag) = repository_and_tag(&tag)?;
+            let events: Vec<TagChange> = client
+                .call(
+                    Method::GET,
+                    &api_path(&["repositories", repository, "tags", tag, "history"]),
+                    NO_BODY,
+                )
+                .await?;
+            print_rows(output, &events, |event| {
+                let time = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(event.at_ms).unwrap_or(0)),
+                );
+                let actor = if event.actor.is_empty() {
+                    "anonymous"
+                } else {
+                    &event.actor
+                };
+                format!(
+                    "{time}\t{}\t{}\t{} -> {}",
+                    event.change,
+                    actor,
+                    event.previous_digest.as_deref().unwrap_or("-"),
+                    event.new_digest.as_deref().unwrap_or("-")
+                )
+            })
+        }
+        TagCommand::Rollback { tag: text, to } => {
+            require_server(client)?;
+            let (repository, tag) = repository_and_tag(&text)?;
+            let path = api_path(&["repositories", repository, "tags", tag, "rollback"]);
+            let moved: TagMove = client.call(Method::POST, &path, Some(&TagRollback { to })).await?;
+            print_result(output, &moved, || {
+                format!("{text}: {} -> {}", moved.from.as_deref().unwrap_or("-"), moved.to)
+            })
+        }
+        TagCommand::Restore { tag: text } => {
+            require_server(client)?;
+            let (repository, tag) = repository_and_tag(&text)?;
+            let path = api_path(&["repositories", repository, "tags", tag, "restore"]);
+            let moved: TagMove = client.call(Method::POST, &path, NO_BODY).await?;
+            print_result(output, &moved, || format!("{text}: restored -> {}", moved.to))
+        }
+    }
 }
