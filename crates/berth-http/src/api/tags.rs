@@ -7,7 +7,7 @@ use berth_api::{ErrorBody, TagChange, TagMove, TagRollback};
 use berth_core::TagMoved;
 use berth_types::{Digest, RepositoryName, Tag};
 
-use super::{Answer, Authenticated, Failure, JsonBody, ManagementState, PathParams, invalid, json, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, invalid, json, views};
 
 /// Every creation, move and deletion of a tag, oldest first (anyone who may see the project).
 #[utoipa::path(get, path = "/api/v1/repositories/{repository}/tags/{tag}/history", tag = "repositories",
@@ -23,7 +23,7 @@ pub(crate) async fn tag_history(
     Authenticated(operator): Authenticated,
     PathParams((repository, tag)): PathParams<(String, String)>,
 ) -> Answer {
-    let (repository, tag) = parse(&repository, &tag)?;
+    let (repository, tag) = parse(&repository, &tag).map_err(invalid)?;
     let events: Vec<TagChange> = state
         .management
         .tag_history(&operator, &repository, &tag)
@@ -34,10 +34,10 @@ pub(crate) async fn tag_history(
     Ok(json(StatusCode::OK, &events))
 }
 
-/// The repository and tag of a path.
-fn parse(repository: &str, tag: &str) -> Result<(RepositoryName, Tag), Failure> {
-    let repository = RepositoryName::parse(repository).map_err(|error| invalid(error.to_string()))?;
-    let tag = Tag::parse(tag).map_err(|error| invalid(error.to_string()))?;
+/// The repository and tag of a path; `Err`: why they do not parse.
+fn parse(repository: &str, tag: &str) -> Result<(RepositoryName, Tag), String> {
+    let repository = RepositoryName::parse(repository).map_err(|error| error.to_string())?;
+    let tag = Tag::parse(tag).map_err(|error| error.to_string())?;
     Ok((repository, tag))
 }
 
@@ -67,7 +67,7 @@ pub(crate) async fn rollback_tag(
     PathParams((repository, tag)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<TagRollback>,
 ) -> Answer {
-    let (repository, tag) = parse(&repository, &tag)?;
+    let (repository, tag) = parse(&repository, &tag).map_err(invalid)?;
     let to = body
         .to
         .as_deref()
@@ -97,7 +97,7 @@ pub(crate) async fn restore_tag(
     Authenticated(operator): Authenticated,
     PathParams((repository, tag)): PathParams<(String, String)>,
 ) -> Answer {
-    let (repository, tag) = parse(&repository, &tag)?;
+    let (repository, tag) = parse(&repository, &tag).map_err(invalid)?;
     let result = state.management.restore_tag(&operator, &repository, &tag).await?;
     Ok(json(StatusCode::OK, &moved(result)))
 }
