@@ -30,24 +30,38 @@ pub struct StoredManifest {
     pub content: Vec<u8>,
 }
 
-/// The first immutability rule of `repository`'s project that protects `tag`, if any. Rules
-/// that no longer parse are logged and skipped.
+/// The immutability rules of `repository`'s project. Rules that no longer parse are logged and
+/// skipped.
+pub(crate) async fn immutability_rules_of(
+    meta: &MetaStore,
+    repository: &RepositoryName,
+) -> Result<Vec<ImmutabilityRule>, RegistryError> {
+    let project = project_of(repository);
+    let records = meta.immutability_rules(&project).await?;
+    Ok(records
+        .into_iter()
+        .filter_map(
+            |record| match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
+                Ok(rule) => Some(rule),
+                Err(error) => {
+                    tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
+                    None
+                }
+            },
+        )
+        .collect())
+}
+
+/// The first immutability rule of `repository`'s project that protects `tag`, if any.
 pub(crate) async fn immutability_rule_for(
     meta: &MetaStore,
     repository: &RepositoryName,
     tag: &Tag,
 ) -> Result<Option<ImmutabilityRule>, RegistryError> {
-    let project = project_of(repository);
-    let records = meta.immutability_rules(&project).await?;
-    Ok(records.into_iter().find_map(|record| {
-        match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
-            Ok(rule) => rule.protects(repository, tag).then_some(rule),
-            Err(error) => {
-                tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
-                None
-            }
-        }
-    }))
+    Ok(immutability_rules_of(meta, repository)
+        .await?
+        .into_iter()
+        .find(|rule| rule.protects(repository, tag)))
 }
 
 impl Registry {
@@ -110,18 +124,15 @@ impl Registry {
             repository: repository.clone(),
             reference: reference.to_string(),
         };
-        let tags = match reference {
-            Reference::Tag(tag) => vec![tag.clone()],
-            Reference::Digest(digest) => self.meta.tags_of_manifest(repository, digest).await?,
-        };
-        for tag in &tags {
-            if let Some(rule) = immutability_rule_for(&self.meta, repository, tag).await? {
-                return Err(RegistryError::TagImmutable {
-                    repository: repository.clone(),
-                    tag: tag.to_string(),
-                    rule: rule.to_string(),
-                });
-            }
+        let rules = immutability_rules_of(&self.meta, repository).await?;
+        if let Reference::Tag(tag) = reference
+            && let Some(rule) = rules.iter().find(|rule| rule.protects(repository, tag))
+        {
+            return Err(RegistryError::TagImmutable {
+                repository: repository.clone(),
+                tag: tag.to_string(),
+                rule: rule.to_string(),
+            });
         }
         match reference {
             Reference::Tag(tag) => {
@@ -131,9 +142,18 @@ impl Registry {
                     Err(unknown())
                 }
             }
-            Reference::Digest(digest) => match self.meta.delete_manifest(repository, digest, deleted_by).await? {
+            Reference::Digest(digest) => match self
+                .meta
+                .delete_manifest(repository, digest, deleted_by, &rules)
+                .await?
+            {
                 DeleteManifestOutcome::Deleted => Ok(()),
                 DeleteManifestOutcome::NotFound => Err(unknown()),
+                DeleteManifestOutcome::ProtectedTag { tag, rule } => Err(RegistryError::TagImmutable {
+                    repository: repository.clone(),
+                    tag,
+                    rule,
+                }),
                 DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {
                     target: digest.clone(),
                     referenced_by: index,

@@ -157,6 +157,13 @@ pub enum DeleteManifestOutcome {
     /// An image index in the repository references it, so it stays. Carries the index's
     /// digest as stored (text, so that even a corrupt record still refuses).
     ReferencedBy(String),
+    /// One of its tags is protected by an immutability rule, so it stays.
+    ProtectedTag {
+        /// The tag.
+        tag: String,
+        /// The rule (`repositories ** tags v*`).
+        rule: String,
+    },
 }
 
 /// An error from the metadata store.

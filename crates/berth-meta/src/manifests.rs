@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
+use berth_auth::ImmutabilityRule;
 use berth_types::{Digest, RepositoryName, Tag};
 use sqlx::{AnyConnection, AssertSqlSafe};
 
@@ -63,20 +64,6 @@ impl MetaStore {
             .await?;
         self.repository_changed(&manifest.repository);
         Ok(())
-    }
-
-    /// The tags of `repository` pointing at manifest `digest`, in byte-lexical order.
-    pub async fn tags_of_manifest(&self, repository: &RepositoryName, digest: &Digest) -> Result<Vec<Tag>, MetaError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id \
-             JOIN repositories r ON r.id = t.repository_id \
-             WHERE r.name = $1 AND m.digest = $2 ORDER BY t.name",
-        )
-        .bind(repository.as_str())
-        .bind(digest.as_str())
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().filter_map(|(name,)| Tag::parse(&name).ok()).collect())
     }
 
     /// The manifest with this digest in `repository`.
@@ -167,18 +154,28 @@ impl MetaStore {
 
     /// Deletes a manifest with its reference rows and every tag pointing at it (recording each
     /// tag's deletion by `deleted_by` in the tag history), in one transaction. Refused while an
-    /// index in the same repository lists it as a child.
+    /// index in the same repository lists it as a child, or while one of its tags is protected
+    /// by one of the `protected` rules (checked in the transaction, so a tag pushed a moment
+    /// earlier counts).
     pub async fn delete_manifest(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         deleted_by: &str,
+        protected: &[ImmutabilityRule],
     ) -> Result<DeleteManifestOutcome, MetaError> {
-        let (owned_repository, owned_digest, deleted_by) = (repository.clone(), digest.clone(), deleted_by.to_owned());
+        let (owned_repository, owned_digest, deleted_by, protected) = (
+            repository.clone(),
+            digest.clone(),
+            deleted_by.to_owned(),
+            protected.to_vec(),
+        );
         let outcome = self
             .writes
             .write(Durability::Durable, move |conn| {
-                Box::pin(async move { remove_manifest(conn, &owned_repository, &owned_digest, &deleted_by).await })
+                Box::pin(async move {
+                    remove_manifest(conn, &owned_repository, &owned_digest, &deleted_by, &protected).await
+                })
             })
             .await?;
         if outcome == DeleteManifestOutcome::Deleted {
@@ -565,6 +562,7 @@ async fn remove_manifest(
     repository: &RepositoryName,
     digest: &Digest,
     deleted_by: &str,
+    protected: &[ImmutabilityRule],
 ) -> Result<DeleteManifestOutcome, MetaError> {
     let Some(repository_id) = repository_id(&mut *conn, repository).await? else {
         return Ok(DeleteManifestOutcome::NotFound);
@@ -574,6 +572,20 @@ async fn remove_manifest(
     };
     if let Some(parent) = first_referrer(&mut *conn, ReferenceKind::Manifest, repository_id, digest).await? {
         return Ok(DeleteManifestOutcome::ReferencedBy(parent));
+    }
+    if !protected.is_empty() {
+        let tags: Vec<(String,)> = sqlx::query_as("SELECT name FROM tags WHERE manifest_id = $1 ORDER BY name")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+        for tag in tags.iter().filter_map(|(name,)| Tag::parse(name).ok()) {
+            if let Some(rule) = protected.iter().find(|rule| rule.protects(repository, &tag)) {
+                return Ok(DeleteManifestOutcome::ProtectedTag {
+                    tag: tag.to_string(),
+                    rule: rule.to_string(),
+                });
+            }
+        }
     }
     sqlx::query(
         "INSERT INTO tag_events (repository_id, tag, previous_digest, new_digest, actor, at) \

@@ -455,3 +455,82 @@ async fn tags_roll_back_and_deleted_tags_are_restored() {
     expect_api_error(&refused, 403, "DENIED");
     assert_eq!(digest_of(&h, "latest").await, b);
 }
+
+#[tokio::test]
+async fn a_delete_racing_a_push_never_removes_a_protected_tag() {
+    let h = setup();
+    h.cli(&["policy", "immutable", "add", "team", "--tags", "v*"], "");
+    let image = new_image(&h, "root").await;
+    let digest = sha256(&image);
+    for round in 0..20 {
+        put(&h, "root", &digest, &image).await.expect_status(201);
+        let tag = format!("v{round}");
+        let delete = send(as_user(
+            &h,
+            "root",
+            Method::DELETE,
+            &format!("/v2/{REPO}/manifests/{digest}"),
+        ));
+        let (pushed, deleted) = tokio::join!(put(&h, "root", &tag, &image), delete);
+        pushed.expect_status(201);
+        assert!(deleted.status == 202 || deleted.status == 403, "{}", deleted.report());
+        // Whatever the order, the protected tag pushed is there afterwards.
+        let got = send(
+            as_user(&h, "root", Method::GET, &format!("/v2/{REPO}/manifests/{tag}")).header("accept", OCI_MANIFEST),
+        )
+        .await;
+        assert_eq!(
+            got.status,
+            200,
+            "round {round}: delete {}\n{}",
+            deleted.status,
+            got.report()
+        );
+    }
+}
+
+#[tokio::test]
+async fn rollback_looks_back_across_deletions() {
+    let h = setup();
+    let first = new_image(&h, "root").await;
+    let second = new_image(&h, "root").await;
+    let (a, b) = (sha256(&first), sha256(&second));
+    let delete_tag = || {
+        send(as_user(
+            &h,
+            "root",
+            Method::DELETE,
+            &format!("/v2/{REPO}/manifests/rel"),
+        ))
+    };
+    put(&h, "dev", "rel", &second).await.expect_status(201);
+    delete_tag().await.expect_status(202);
+    put(&h, "dev", "rel", &first).await.expect_status(201);
+    let rolled = api(
+        &h,
+        "dev",
+        Method::POST,
+        "/api/v1/repositories/team%2Fapi/tags/rel/rollback",
+        Some(json!({})),
+    )
+    .await;
+    rolled.expect_status(200);
+    assert_eq!(rolled.json(), json!({ "from": a, "to": b }));
+    // A digest that is not a manifest of this repository.
+    let elsewhere = api(
+        &h,
+        "dev",
+        Method::POST,
+        "/api/v1/repositories/team%2Fapi/tags/rel/rollback",
+        Some(json!({ "to": sha256(b"nothing") })),
+    )
+    .await;
+    expect_api_error(&elsewhere, 404, "NOT_FOUND");
+    assert!(
+        elsewhere.json()["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("is not a manifest stored in team/api")),
+        "{}",
+        elsewhere.report()
+    );
+}

@@ -39,7 +39,8 @@ pub struct TagMoved {
 }
 
 impl Management {
-    /// Points `tag` back at the digest it had before its last move (or at `to`). Like a push of
+    /// Points `tag` back at the latest digest it had other than its current one (or at `to`),
+    /// looking back across deletions and restores. Like a push of
     /// that manifest under the tag: developers and up; immutability rules apply; recorded in
     /// the tag's history and the audit log. Errors: `NotFound` (no history, manifest gone),
     /// `Invalid` (the tag is deleted: restore it; nothing earlier to go back to), `Denied`.
@@ -58,13 +59,19 @@ impl Management {
                     "tag {tag} of {repository} is deleted: restore it instead"
                 )));
             };
-            let target = match to {
-                Some(digest) => digest.clone(),
-                None => last.previous.clone().ok_or_else(|| {
-                    ManagementError::Invalid(format!(
+            // By default, the latest digest the tag had other than its current one.
+            let earlier = events
+                .iter()
+                .rev()
+                .filter_map(|event| event.new.as_ref())
+                .find(|digest| **digest != current);
+            let target = match (to, earlier) {
+                (Some(digest), _) | (None, Some(digest)) => digest.clone(),
+                (None, None) => {
+                    return Err(ManagementError::Invalid(format!(
                         "tag {tag} of {repository} has pointed only at {current}: nothing earlier to roll back to"
-                    ))
-                })?,
+                    )));
+                }
             };
             self.point_tag(operator, repository, tag, &target).await?;
             Ok(TagMoved {
@@ -128,9 +135,10 @@ impl Management {
                 "{digest} is not a sha256 digest; tags can be moved only to sha256 manifests"
             )));
         }
-        let manifest = self.meta.get_manifest(repository, digest).await?.ok_or_else(|| {
-            ManagementError::NotFound(format!("manifest {digest} is no longer stored in {repository}"))
-        })?;
+        let manifest =
+            self.meta.get_manifest(repository, digest).await?.ok_or_else(|| {
+                ManagementError::NotFound(format!("{digest} is not a manifest stored in {repository}"))
+            })?;
         store_manifest(
             &self.meta,
             repository,

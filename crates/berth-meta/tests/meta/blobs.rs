@@ -124,7 +124,7 @@ async fn unlink_blob_is_refused_while_a_manifest_references_it() -> anyhow::Resu
         UnlinkBlobOutcome::Unlinked
     );
 
-    t.store.delete_manifest(&app, &digest(20), "tester").await?;
+    t.store.delete_manifest(&app, &digest(20), "tester", &[]).await?;
     assert_eq!(
         t.store.unlink_blob(&app, &digest(1)).await?,
         UnlinkBlobOutcome::ReferencedBy(digest(21).to_string())
@@ -133,7 +133,7 @@ async fn unlink_blob_is_refused_while_a_manifest_references_it() -> anyhow::Resu
         t.store.unlink_blob(&app, &digest(2)).await?,
         UnlinkBlobOutcome::Unlinked
     );
-    t.store.delete_manifest(&app, &digest(21), "tester").await?;
+    t.store.delete_manifest(&app, &digest(21), "tester", &[]).await?;
     assert_eq!(
         t.store.unlink_blob(&app, &digest(1)).await?,
         UnlinkBlobOutcome::Unlinked

@@ -79,7 +79,7 @@ async fn reads_after_a_write_see_it_whatever_was_cached() -> anyhow::Result<()> 
 
     let digest = image(&app, 10, &[]).digest;
     assert!(t.store.get_manifest(&app, &digest).await?.is_some());
-    t.store.delete_manifest(&app, &digest, "tester").await?;
+    t.store.delete_manifest(&app, &digest, "tester", &[]).await?;
     assert_eq!(t.store.get_manifest(&app, &digest).await?, None);
     Ok(())
 }

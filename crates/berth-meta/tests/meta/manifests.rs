@@ -129,18 +129,20 @@ async fn delete_manifest_removes_it_and_its_tags() -> anyhow::Result<()> {
         .await?;
 
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(10), "tester").await?,
+        t.store.delete_manifest(&app, &digest(10), "tester", &[]).await?,
         DeleteManifestOutcome::Deleted
     );
     assert_eq!(t.store.get_manifest(&app, &digest(10)).await?, None);
     assert_eq!(t.store.get_tagged_manifest(&app, &tag("a")).await?, None);
     assert_eq!(t.store.list_tags(&app, None, 10).await?, Some(vec![tag("c")]));
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(10), "tester").await?,
+        t.store.delete_manifest(&app, &digest(10), "tester", &[]).await?,
         DeleteManifestOutcome::NotFound
     );
     assert_eq!(
-        t.store.delete_manifest(&repo("nowhere"), &digest(11), "tester").await?,
+        t.store
+            .delete_manifest(&repo("nowhere"), &digest(11), "tester", &[])
+            .await?,
         DeleteManifestOutcome::NotFound
     );
     // It can be pushed again afterwards.
@@ -161,26 +163,26 @@ async fn delete_manifest_is_refused_while_an_index_lists_it() -> anyhow::Result<
     t.store.put_manifest(&image(&other, 10, &[])).await?;
 
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(10), "tester").await?,
+        t.store.delete_manifest(&app, &digest(10), "tester", &[]).await?,
         DeleteManifestOutcome::ReferencedBy(digest(20).to_string())
     );
     assert!(t.store.get_manifest(&app, &digest(10)).await?.is_some());
     assert_eq!(
-        t.store.delete_manifest(&other, &digest(10), "tester").await?,
+        t.store.delete_manifest(&other, &digest(10), "tester", &[]).await?,
         DeleteManifestOutcome::Deleted
     );
 
     // Once the index is gone, its children can go.
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(20), "tester").await?,
+        t.store.delete_manifest(&app, &digest(20), "tester", &[]).await?,
         DeleteManifestOutcome::Deleted
     );
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(10), "tester").await?,
+        t.store.delete_manifest(&app, &digest(10), "tester", &[]).await?,
         DeleteManifestOutcome::Deleted
     );
     assert_eq!(
-        t.store.delete_manifest(&app, &digest(11), "tester").await?,
+        t.store.delete_manifest(&app, &digest(11), "tester", &[]).await?,
         DeleteManifestOutcome::Deleted
     );
     // With no manifest left referencing it, the blob can be unlinked.
@@ -254,7 +256,7 @@ async fn referrers_are_listed_by_subject_with_an_optional_filter() -> anyhow::Re
     assert!(t.store.list_referrers(&app, &digest(41), None).await?.is_empty());
 
     // A deleted referrer leaves the index.
-    t.store.delete_manifest(&app, &digest(31), "tester").await?;
+    t.store.delete_manifest(&app, &digest(31), "tester", &[]).await?;
     let digests: Vec<_> = t
         .store
         .list_referrers(&app, &digest(99), None)
