@@ -281,6 +281,28 @@ pub struct TagRollback {
     pub to: Option<String>,
 }
 
+/// `POST /api/v1/repositories/{repository}/tags/{tag}/copy`: where to point a new tag at the
+/// same manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagCopy {
+    /// The target repository (of the same registry; may be the source itself).
+    pub repository: String,
+    /// The target tag.
+    pub tag: String,
+}
+
+/// A tag a copy made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CopiedTag {
+    /// The target repository.
+    pub repository: String,
+    /// The target tag.
+    pub tag: String,
+    /// The manifest it points at.
+    pub digest: String,
+}
+
 /// What a rollback or restore did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TagMove {

@@ -81,7 +81,7 @@ enum Command {
     /// Manage a project's policies (tag immutability).
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Tags: history, rollback, restore.
+    /// Tags: history, rollback, restore, copy.
     #[command(subcommand)]
     Tag(TagCommand),
 }

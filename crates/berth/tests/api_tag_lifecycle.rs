@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    Desc, Harness, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Resp, oci_manifest, random_bytes, send, sha256, with_query,
+    Desc, Harness, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Resp, oci_index, oci_manifest, random_bytes, send,
+    sha256, with_query,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -533,4 +534,98 @@ async fn rollback_looks_back_across_deletions() {
         "{}",
         elsewhere.report()
     );
+}
+
+/// `POST …/tags/{tag}/copy` of `team/api:{tag}` to `target` (`REPOSITORY:TAG`) as `user`.
+async fn copy(h: &Harness, user: &str, tag: &str, target: &str) -> Resp {
+    let (repository, target_tag) = target.rsplit_once(':').expect("REPOSITORY:TAG");
+    let body = json!({ "repository": repository, "tag": target_tag });
+    api(
+        h,
+        user,
+        Method::POST,
+        &format!("/api/v1/repositories/team%2Fapi/tags/{tag}/copy"),
+        Some(body),
+    )
+    .await
+}
+
+/// `GET target` as `user` (with the manifest media types accepted): the status and body.
+async fn fetch(h: &Harness, user: &str, target: &str) -> Resp {
+    send(as_user(h, user, Method::GET, target).header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))).await
+}
+
+#[tokio::test]
+async fn tags_are_copied_across_repositories_without_moving_layers() {
+    let h = setup();
+    h.cli(&["project", "create", "prod"], "");
+    h.cli(&["project", "member", "add", "prod", "dev", "guest"], "");
+    h.cli(&["project", "member", "add", "prod", "maint", "developer"], "");
+    let image = new_image(&h, "root").await;
+    let digest = sha256(&image);
+    put(&h, "root", "v1", &image).await.expect_status(201);
+    let layer: Value = serde_json::from_slice(&image).expect("manifest JSON");
+    let layer_digest = layer["layers"][0]["digest"].as_str().expect("layer digest").to_owned();
+
+    // Within a project, by a developer.
+    let copied = copy(&h, "dev", "v1", "team/web:v1").await;
+    copied.expect_status(200);
+    assert_eq!(
+        copied.json(),
+        json!({ "repository": "team/web", "tag": "v1", "digest": digest })
+    );
+    let pulled = fetch(&h, "dev", "/v2/team/web/manifests/v1").await;
+    pulled.expect_status(200);
+    assert_eq!(pulled.body, image);
+    fetch(&h, "dev", &format!("/v2/team/web/blobs/{layer_digest}"))
+        .await
+        .expect_status(200);
+
+    // Into another project: push there is needed; pull on the source too.
+    expect_api_error(&copy(&h, "dev", "v1", "prod/api:v1").await, 403, "DENIED");
+    expect_api_error(&copy(&h, "outsider", "v1", "team/x:v1").await, 404, "NOT_FOUND");
+    expect_api_error(&copy(&h, "maint", "nope", "prod/api:v1").await, 404, "NOT_FOUND");
+    expect_api_error(&copy(&h, "maint", "v1", "Prod/api:v1").await, 400, "INVALID");
+    copy(&h, "maint", "v1", "prod/api:v1").await.expect_status(200);
+    fetch(&h, "maint", "/v2/prod/api/manifests/v1").await.expect_status(200);
+    fetch(&h, "maint", &format!("/v2/prod/api/blobs/{layer_digest}"))
+        .await
+        .expect_status(200);
+    let history = api(
+        &h,
+        "maint",
+        Method::GET,
+        "/api/v1/repositories/prod%2Fapi/tags/v1/history",
+        None,
+    )
+    .await;
+    assert_eq!(history.json()[0]["actor"], "maint", "{}", history.report());
+
+    // An index brings its children along.
+    let child = Desc::new(OCI_MANIFEST, &digest, image.len());
+    let index = oci_index(&[child], json!({}));
+    send(
+        as_user(&h, "root", Method::PUT, &format!("/v2/{REPO}/manifests/multi"))
+            .header("content-type", OCI_INDEX)
+            .body(index.clone()),
+    )
+    .await
+    .expect_status(201);
+    copy(&h, "maint", "multi", "prod/multi:latest").await.expect_status(200);
+    fetch(&h, "maint", "/v2/prod/multi/manifests/latest")
+        .await
+        .expect_status(200);
+    fetch(&h, "maint", &format!("/v2/prod/multi/manifests/{digest}"))
+        .await
+        .expect_status(200);
+    fetch(&h, "maint", &format!("/v2/prod/multi/blobs/{layer_digest}"))
+        .await
+        .expect_status(200);
+
+    // The target's immutability rules hold: the same digest again is fine, another is not.
+    h.cli(&["policy", "immutable", "add", "prod", "--tags", "v*"], "");
+    copy(&h, "maint", "v1", "prod/api:v1").await.expect_status(200);
+    let other = new_image(&h, "root").await;
+    put(&h, "root", "v2", &other).await.expect_status(201);
+    expect_api_error(&copy(&h, "maint", "v2", "prod/api:v1").await, 403, "DENIED");
 }

@@ -148,15 +148,116 @@ impl Management {
             &operator.actor(),
         )
         .await
-        .map_err(|error| match error {
-            RegistryError::TagImmutable { .. } => ManagementError::Denied(error.to_string()),
-            RegistryError::Metadata(error) => ManagementError::Database(error),
-            other => ManagementError::Invalid(other.to_string()),
-        })?;
+        .map_err(push_error)?;
         Ok(())
     }
 }
 
 fn no_history(repository: &RepositoryName, tag: &Tag) -> ManagementError {
     ManagementError::NotFound(format!("{repository} has no history of tag {tag}"))
+}
+
+/// Most levels of index nesting a copy follows (an index of indexes of images is 2).
+const MAX_COPY_DEPTH: usize = 4;
+
+impl Management {
+    /// Points `target_tag` in `target` at the manifest `source_tag` names in `source` (server-side
+    /// retag or promotion): the manifest, the children of an index and their blobs are linked
+    /// into `target`, nothing is downloaded or copied. Needs pull on the source (seeing its
+    /// project) and push on the target (developer and up); immutability rules of the target
+    /// apply; recorded in the target tag's history and the audit log. Returns the digest.
+    pub async fn copy_tag(
+        &self,
+        operator: &Operator,
+        (source, source_tag): (&RepositoryName, &Tag),
+        (target, target_tag): (&RepositoryName, &Tag),
+    ) -> Result<Digest, ManagementError> {
+        let result = async {
+            self.role_in(operator, &project_of(source)).await?;
+            self.require_role(operator, &project_of(target), Role::Developer, "pushing tags")
+                .await?;
+            let manifest = self
+                .meta
+                .get_tagged_manifest(source, source_tag)
+                .await?
+                .ok_or_else(|| ManagementError::NotFound(format!("{source} has no tag {source_tag}")))?;
+            let digest = manifest.digest.clone();
+            self.link_references(operator, source, target, &manifest.media_type, &manifest.content, 0)
+                .await?;
+            store_manifest(
+                &self.meta,
+                target,
+                &Reference::Tag(target_tag.clone()),
+                Some(&manifest.media_type),
+                manifest.content.clone(),
+                &operator.actor(),
+            )
+            .await
+            .map_err(push_error)?;
+            Ok(digest)
+        }
+        .await;
+        let project = project_of(target);
+        let change = Change {
+            action: "tag.copy",
+            project: Some(&project),
+            detail: format!("{source}:{source_tag} -> {target}:{target_tag}"),
+        };
+        self.audited(operator, change, result).await
+    }
+
+    /// Links into `target` what the manifest `content` references in `source`: its blobs, and
+    /// for an index its child manifests (stored in `target` by digest) and theirs.
+    async fn link_references(
+        &self,
+        operator: &Operator,
+        source: &RepositoryName,
+        target: &RepositoryName,
+        media_type: &str,
+        content: &[u8],
+        depth: usize,
+    ) -> Result<(), ManagementError> {
+        if depth > MAX_COPY_DEPTH {
+            return Err(ManagementError::Invalid(format!(
+                "indexes nested more than {MAX_COPY_DEPTH} deep are not copied"
+            )));
+        }
+        let inspection = berth_oci::inspect_manifest(Some(media_type), content)
+            .map_err(|error| ManagementError::Invalid(error.to_string()))?;
+        for (digest, _) in &inspection.blob_references {
+            if self.meta.mount_blob(target, source, digest).await?.is_none() {
+                return Err(ManagementError::NotFound(format!(
+                    "blob {digest} is not in {source}; the manifest cannot be copied"
+                )));
+            }
+        }
+        for (digest, _) in &inspection.manifest_references {
+            let child =
+                self.meta.get_manifest(source, digest).await?.ok_or_else(|| {
+                    ManagementError::NotFound(format!("{digest} is not a manifest stored in {source}"))
+                })?;
+            Box::pin(self.link_references(operator, source, target, &child.media_type, &child.content, depth + 1))
+                .await?;
+            store_manifest(
+                &self.meta,
+                target,
+                &Reference::Digest(digest.clone()),
+                Some(&child.media_type),
+                child.content.clone(),
+                &operator.actor(),
+            )
+            .await
+            .map_err(push_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// A push error as a management error.
+fn push_error(error: RegistryError) -> ManagementError {
+    match error {
+        RegistryError::TagImmutable { .. } => ManagementError::Denied(error.to_string()),
+        RegistryError::Metadata(error) => ManagementError::Database(error),
+        other => ManagementError::Invalid(other.to_string()),
+    }
 }

@@ -128,6 +128,7 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
         .routes(routes!(tags::tag_history))
         .routes(routes!(tags::rollback_tag))
         .routes(routes!(tags::restore_tag))
+        .routes(routes!(tags::copy_tag))
         .routes(routes!(audit::audit_events))
         .split_for_parts()
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_api::{ErrorBody, TagChange, TagMove, TagRollback};
+use berth_api::{CopiedTag, ErrorBody, TagChange, TagCopy, TagMove, TagRollback};
 use berth_core::TagMoved;
 use berth_types::{Digest, RepositoryName, Tag};
 
@@ -100,4 +100,37 @@ pub(crate) async fn restore_tag(
     let (repository, tag) = parse(&repository, &tag).map_err(invalid)?;
     let result = state.management.restore_tag(&operator, &repository, &tag).await?;
     Ok(json(StatusCode::OK, &moved(result)))
+}
+
+/// Points a tag of another (or the same) repository at this tag's manifest, without any client
+/// moving layers: the manifest, an index's children and their blobs are linked into the target
+/// (pull on the source, push on the target; the target's immutability rules apply).
+#[utoipa::path(post, path = "/api/v1/repositories/{repository}/tags/{tag}/copy", tag = "repositories",
+    request_body = TagCopy,
+    params(("repository" = String, Path, description = "Source repository name, `/` escaped as `%2F`"),
+        ("tag" = String, Path, description = "Source tag")),
+    responses((status = 200, description = "Done", body = CopiedTag),
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
+        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
+        (status = 403, description = "Not allowed, or the target tag is immutable (DENIED)", body = ErrorBody),
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
+        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+pub(crate) async fn copy_tag(
+    State(state): State<ManagementState>,
+    Authenticated(operator): Authenticated,
+    PathParams((repository, tag)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<TagCopy>,
+) -> Answer {
+    let source = parse(&repository, &tag).map_err(invalid)?;
+    let target = parse(&body.repository, &body.tag).map_err(invalid)?;
+    let digest = state
+        .management
+        .copy_tag(&operator, (&source.0, &source.1), (&target.0, &target.1))
+        .await?;
+    let copied = CopiedTag {
+        repository: target.0.to_string(),
+        tag: target.1.to_string(),
+        digest: digest.to_string(),
+    };
+    Ok(json(StatusCode::OK, &copied))
 }

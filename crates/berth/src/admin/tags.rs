@@ -1,7 +1,7 @@
 //! `berth tag …`: a tag's history, rollback and restore.
 
 use anyhow::{Context, bail};
-use berth_api::{TagChange, TagMove, TagRollback};
+use berth_api::{CopiedTag, TagChange, TagCopy, TagMove, TagRollback};
 use clap::Subcommand;
 use reqwest::Method;
 
@@ -30,6 +30,14 @@ pub enum TagCommand {
     Restore {
         /// `REPOSITORY:TAG`.
         tag: String,
+    },
+    /// Point TARGET at SOURCE's manifest (promote, retag) without moving any layer through a
+    /// client; across repositories the blobs are linked, not copied. Needs --server.
+    Copy {
+        /// `REPOSITORY:TAG` to copy.
+        source: String,
+        /// `REPOSITORY:TAG` to create or move.
+        target: String,
     },
 }
 
@@ -88,6 +96,20 @@ pub async fn run_tag_command(client: &ApiClient, command: TagCommand, output: Ou
             let moved: TagMove = client.call(Method::POST, &path, Some(&TagRollback { to })).await?;
             print_result(output, &moved, || {
                 format!("{text}: {} -> {}", moved.from.as_deref().unwrap_or("-"), moved.to)
+            })
+        }
+        TagCommand::Copy { source, target } => {
+            require_server(client)?;
+            let (repository, tag) = repository_and_tag(&source)?;
+            let (target_repository, target_tag) = repository_and_tag(&target)?;
+            let body = TagCopy {
+                repository: target_repository.to_owned(),
+                tag: target_tag.to_owned(),
+            };
+            let path = api_path(&["repositories", repository, "tags", tag, "copy"]);
+            let copied: CopiedTag = client.call(Method::POST, &path, Some(&body)).await?;
+            print_result(output, &copied, || {
+                format!("{}:{} -> {}", copied.repository, copied.tag, copied.digest)
             })
         }
         TagCommand::Restore { tag: text } => {
