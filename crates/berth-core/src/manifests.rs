@@ -84,7 +84,7 @@ impl Registry {
         content: Vec<u8>,
         pushed_by: &str,
     ) -> Result<PushedManifest, RegistryError> {
-        store_manifest(&self.meta, repository, reference, content_type, content, pushed_by).await
+        push_manifest(&self.meta, repository, reference, content_type, content, pushed_by).await
     }
 
     /// Fetches a manifest by tag or digest. The stored bytes and media type are returned whatever
@@ -165,7 +165,7 @@ impl Registry {
 
 /// The behaviour of [`Registry::put_manifest`] over a metadata store, shared with the tag
 /// rollback of `Management` (which re-points a tag at a manifest already stored).
-pub(crate) async fn store_manifest(
+pub(crate) async fn push_manifest(
     meta: &MetaStore,
     repository: &RepositoryName,
     reference: &Reference,

@@ -110,7 +110,7 @@ impl Management {
         }
         .await;
         let detail = format!("{name} {}", credential.access.join(" "));
-        self.audited(operator, robot_change("robot.create", project, detail), result)
+        self.audited(operator, Change::new("robot.create", project, detail), result)
             .await
     }
 
@@ -150,7 +150,7 @@ impl Management {
         }
         .await;
         let action = if disabled { "robot.disable" } else { "robot.enable" };
-        self.audited(operator, robot_change(action, name.project(), name.login()), result)
+        self.audited(operator, Change::new(action, name.project(), name.login()), result)
             .await
     }
 
@@ -163,7 +163,7 @@ impl Management {
         .await;
         self.audited(
             operator,
-            robot_change("robot.delete", name.project(), name.login()),
+            Change::new("robot.delete", name.project(), name.login()),
             result,
         )
         .await
@@ -208,7 +208,7 @@ impl Management {
         }
         .await;
         let detail = format!("{user} {}", credential.access.join(" "));
-        self.audited(operator, robot_change("token.create", None, detail), result)
+        self.audited(operator, Change::new("token.create", None, detail), result)
             .await
     }
 
@@ -233,16 +233,7 @@ impl Management {
             found(self.meta.delete_token(lookup).await?, || format!("no token {lookup}"))
         }
         .await;
-        self.audited(operator, robot_change("token.revoke", None, lookup.to_owned()), result)
+        self.audited(operator, Change::new("token.revoke", None, lookup.to_owned()), result)
             .await
-    }
-}
-
-/// A change of a credential, in `project` if it belongs to one.
-fn robot_change<'a>(action: &'a str, project: Option<&'a ProjectName>, detail: String) -> Change<'a> {
-    Change {
-        action,
-        project,
-        detail,
     }
 }

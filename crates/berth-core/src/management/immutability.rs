@@ -36,11 +36,11 @@ impl Management {
             Ok(self.meta.add_immutability_rule(project, repositories, tags).await?)
         }
         .await;
-        let change = Change {
-            action: "policy.immutable.add",
-            project: Some(project),
-            detail: format!("repositories {repositories} tags {tags}"),
-        };
+        let change = Change::new(
+            "policy.immutable.add",
+            Some(project),
+            format!("repositories {repositories} tags {tags}"),
+        );
         self.audited(operator, change, result).await
     }
 
@@ -59,11 +59,7 @@ impl Management {
             })
         }
         .await;
-        let change = Change {
-            action: "policy.immutable.remove",
-            project: Some(project),
-            detail: id.to_string(),
-        };
+        let change = Change::new("policy.immutable.remove", Some(project), id.to_string());
         self.audited(operator, change, result).await
     }
 }

@@ -164,6 +164,17 @@ struct Change<'a> {
     detail: String,
 }
 
+impl<'a> Change<'a> {
+    /// A change `action` (`user.add`, `tag.rollback`, …), of `project` if it concerns one.
+    fn new(action: &'a str, project: Option<&'a ProjectName>, detail: String) -> Change<'a> {
+        Change {
+            action,
+            project,
+            detail,
+        }
+    }
+}
+
 impl Management {
     /// Management over `meta`. Whether access is enforced is the caller's business: it builds
     /// the [`Operator`] ([`Operator::open`] when it is not).

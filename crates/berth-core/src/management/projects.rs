@@ -50,7 +50,7 @@ impl Management {
         }
         .await;
         let detail = if public { "public" } else { "private" }.to_owned();
-        self.audited(operator, project_change("project.create", name, detail), result)
+        self.audited(operator, Change::new("project.create", Some(name), detail), result)
             .await
     }
 
@@ -71,7 +71,7 @@ impl Management {
         }
         .await;
         let action = if public { "project.publish" } else { "project.unpublish" };
-        self.audited(operator, project_change(action, name, String::new()), result)
+        self.audited(operator, Change::new(action, Some(name), String::new()), result)
             .await
     }
 
@@ -110,7 +110,7 @@ impl Management {
         .await;
         self.audited(
             operator,
-            project_change("project.member.add", project, format!("{user} {role}")),
+            Change::new("project.member.add", Some(project), format!("{user} {role}")),
             result,
         )
         .await
@@ -134,7 +134,7 @@ impl Management {
         .await;
         self.audited(
             operator,
-            project_change("project.member.remove", project, user.to_string()),
+            Change::new("project.member.remove", Some(project), user.to_string()),
             result,
         )
         .await
@@ -166,14 +166,5 @@ impl Management {
             )));
         }
         Ok(())
-    }
-}
-
-/// A change of `project`.
-fn project_change<'a>(action: &'a str, project: &'a ProjectName, detail: String) -> Change<'a> {
-    Change {
-        action,
-        project: Some(project),
-        detail,
     }
 }

@@ -7,7 +7,7 @@ use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use super::{Change, Management, ManagementError, Operator};
 use crate::RegistryError;
-use crate::manifests::store_manifest;
+use crate::manifests::push_manifest;
 
 impl Management {
     /// The history of `tag` in `repository`, oldest first. Errors: `NotFound` when the
@@ -81,11 +81,7 @@ impl Management {
         }
         .await;
         let project = project_of(repository);
-        let change = Change {
-            action: "tag.rollback",
-            project: Some(&project),
-            detail: format!("{repository}:{tag}"),
-        };
+        let change = Change::new("tag.rollback", Some(&project), format!("{repository}:{tag}"));
         self.audited(operator, change, result).await
     }
 
@@ -111,11 +107,7 @@ impl Management {
         }
         .await;
         let project = project_of(repository);
-        let change = Change {
-            action: "tag.restore",
-            project: Some(&project),
-            detail: format!("{repository}:{tag}"),
-        };
+        let change = Change::new("tag.restore", Some(&project), format!("{repository}:{tag}"));
         self.audited(operator, change, result).await
     }
 
@@ -139,7 +131,7 @@ impl Management {
             self.meta.get_manifest(repository, digest).await?.ok_or_else(|| {
                 ManagementError::NotFound(format!("{digest} is not a manifest stored in {repository}"))
             })?;
-        store_manifest(
+        push_manifest(
             &self.meta,
             repository,
             &Reference::Tag(tag.clone()),
@@ -184,7 +176,7 @@ impl Management {
             let digest = manifest.digest.clone();
             self.link_references(operator, source, target, &manifest.media_type, &manifest.content, 0)
                 .await?;
-            store_manifest(
+            push_manifest(
                 &self.meta,
                 target,
                 &Reference::Tag(target_tag.clone()),
@@ -198,11 +190,11 @@ impl Management {
         }
         .await;
         let project = project_of(target);
-        let change = Change {
-            action: "tag.copy",
-            project: Some(&project),
-            detail: format!("{source}:{source_tag} -> {target}:{target_tag}"),
-        };
+        let change = Change::new(
+            "tag.copy",
+            Some(&project),
+            format!("{source}:{source_tag} -> {target}:{target_tag}"),
+        );
         self.audited(operator, change, result).await
     }
 
@@ -238,7 +230,7 @@ impl Management {
                 })?;
             Box::pin(self.link_references(operator, source, target, &child.media_type, &child.content, depth + 1))
                 .await?;
-            store_manifest(
+            push_manifest(
                 &self.meta,
                 target,
                 &Reference::Digest(digest.clone()),

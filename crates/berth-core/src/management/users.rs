@@ -47,7 +47,8 @@ impl Management {
         }
         .await;
         let detail = format!("{name}{}", if admin { " (admin)" } else { "" });
-        self.audited(operator, change("user.add", detail), result).await
+        self.audited(operator, Change::new("user.add", None, detail), result)
+            .await
     }
 
     /// Creates the users of an htpasswd file (bcrypt entries) whose names are free; they keep
@@ -72,7 +73,8 @@ impl Management {
             Ok(import) => format!("{} created, {} existing", import.created.len(), import.existing.len()),
             Err(_) => String::new(),
         };
-        self.audited(operator, change("user.import", detail), result).await
+        self.audited(operator, Change::new("user.import", None, detail), result)
+            .await
     }
 
     /// Sets `name`'s password: administrators, or the user themselves.
@@ -90,7 +92,7 @@ impl Management {
             })
         }
         .await;
-        self.audited(operator, change("user.passwd", name.to_string()), result)
+        self.audited(operator, Change::new("user.passwd", None, name.to_string()), result)
             .await
     }
 
@@ -108,7 +110,8 @@ impl Management {
         }
         .await;
         let action = if admin { "user.promote" } else { "user.demote" };
-        self.audited(operator, change(action, name.to_string()), result).await
+        self.audited(operator, Change::new(action, None, name.to_string()), result)
+            .await
     }
 
     /// Disables `name` (no more logins or tokens; bearer tokens already issued stop working)
@@ -130,7 +133,8 @@ impl Management {
         }
         .await;
         let action = if disabled { "user.disable" } else { "user.enable" };
-        self.audited(operator, change(action, name.to_string()), result).await
+        self.audited(operator, Change::new(action, None, name.to_string()), result)
+            .await
     }
 
     /// Deletes `name` with their memberships and access tokens. Administrators only, and not
@@ -142,17 +146,8 @@ impl Management {
             found(self.meta.delete_user(name).await?, || format!("no user {name}"))
         }
         .await;
-        self.audited(operator, change("user.delete", name.to_string()), result)
+        self.audited(operator, Change::new("user.delete", None, name.to_string()), result)
             .await
-    }
-}
-
-/// A change outside any project.
-fn change(action: &str, detail: String) -> Change<'_> {
-    Change {
-        action,
-        project: None,
-        detail,
     }
 }
 
