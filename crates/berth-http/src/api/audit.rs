@@ -7,7 +7,7 @@ use berth_core::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Answer, Authenticated, ManagementState, OperatorSource, invalid, json, views};
+use super::{Answer, Authenticated, ManagementState, OperatorSource, SignInFailures, invalid, json, views};
 
 /// Most events one request returns; page on with `since_ms`.
 const MAX_EVENTS: u32 = 10_000;
@@ -35,8 +35,7 @@ pub(crate) struct AuditQuery {
 /// Audit events, oldest first (system administrators; a project's maintainers and owners for
 /// their project).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, description = "Done", body = [AuditEvent]), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [AuditEvent]), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn audit_events(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

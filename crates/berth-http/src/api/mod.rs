@@ -42,6 +42,19 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// The failures of signing in, which every operation can answer (declared once for the
+/// OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its derived OpenAPI description is used.
+pub(crate) enum SignInFailures {
+    /// Not signed in (UNAUTHORIZED)
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// Login locked out after repeated failures (TOOMANYREQUESTS)
+    #[response(status = 429)]
+    LockedOut(#[to_schema] ErrorBody),
+}
+
 /// Largest request body read, in bytes (an htpasswd file of a few thousand users fits).
 const MAX_BODY_BYTES: usize = 4 << 20;
 

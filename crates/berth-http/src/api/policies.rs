@@ -5,16 +5,15 @@ use axum::http::StatusCode;
 use berth_api::{ErrorBody, ImmutabilityRule, NewImmutabilityRule};
 use berth_auth::ProjectName;
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, json, no_content, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, SignInFailures, json, no_content, views};
 
 /// A project's tag immutability rules (anyone who may see the project).
 #[utoipa::path(get, path = "/api/v1/projects/{project}/immutability-rules", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
     responses((status = 200, description = "Done", body = [ImmutabilityRule]),
         (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn list_immutability_rules(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -38,11 +37,10 @@ pub(crate) async fn list_immutability_rules(
     params(("project" = String, Path, description = "Project name")),
     responses((status = 201, description = "Created", body = ImmutabilityRule),
         (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
         (status = 409, description = "The rule exists (CONFLICT)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn add_immutability_rule(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -63,10 +61,9 @@ pub(crate) async fn add_immutability_rule(
     params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "The rule's id")),
     responses((status = 204, description = "Done"),
         (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn remove_immutability_rule(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

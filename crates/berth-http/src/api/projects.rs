@@ -5,13 +5,15 @@ use axum::http::StatusCode;
 use berth_api::{ErrorBody, Member, MemberRole, NewProject, Project, ProjectChange};
 use berth_auth::{AccountName, ProjectName, Role};
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, invalid, json, no_content, views};
+use super::{
+    Answer, Authenticated, JsonBody, ManagementState, PathParams, SignInFailures, invalid, json, no_content, views,
+};
 
 /// The projects the caller may see (all for system administrators; public ones and those the
 /// caller is a member of for others).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
-    responses((status = 200, description = "Done", body = [Project]), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Project]),
+        SignInFailures))]
 pub(crate) async fn list_projects(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -29,8 +31,7 @@ pub(crate) async fn list_projects(
 /// Creates a project, private unless `public` (system administrators).
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
     responses((status = 201, description = "Created", body = Project), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn create_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -45,7 +46,7 @@ pub(crate) async fn create_project(
 #[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
     responses((status = 200, description = "Done", body = Project), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn get_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -60,7 +61,7 @@ pub(crate) async fn get_project(
 #[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects", request_body = ProjectChange,
     params(("project" = String, Path, description = "Project name")),
     responses((status = 200, description = "Done", body = Project), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn change_project(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -79,7 +80,7 @@ pub(crate) async fn change_project(
 #[utoipa::path(get, path = "/api/v1/projects/{project}/members", tag = "projects",
     params(("project" = String, Path, description = "Project name")),
     responses((status = 200, description = "Done", body = [Member]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn list_members(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -101,8 +102,7 @@ pub(crate) async fn list_members(
 #[utoipa::path(put, path = "/api/v1/projects/{project}/members/{user}", tag = "projects", request_body = MemberRole,
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
     responses((status = 200, description = "Done", body = Member), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn set_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -122,7 +122,7 @@ pub(crate) async fn set_member(
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/members/{user}", tag = "projects",
     params(("project" = String, Path, description = "Project name"), ("user" = String, Path, description = "User name")),
     responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn remove_member(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use berth_api::{ErrorBody, NewRobot, Robot, RobotChange};
 use berth_auth::{ProjectName, RobotName};
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, json, no_content, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, SignInFailures, json, no_content, views};
 use berth_core::{NewCredential, Operator};
 
 /// Lists robots of `project` (all robots for `None`).
@@ -61,7 +61,7 @@ async fn delete(state: &ManagementState, operator: &Operator, name: &RobotName) 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots", tag = "robots",
     params(("project" = String, Path, description = "Project name")),
     responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn list_project_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -76,8 +76,7 @@ pub(crate) async fn list_project_robots(
 #[utoipa::path(post, path = "/api/v1/projects/{project}/robots", tag = "robots", request_body = NewRobot,
     params(("project" = String, Path, description = "Project name")),
     responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn create_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -92,7 +91,7 @@ pub(crate) async fn create_project_robot(
 #[utoipa::path(get, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
     responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn get_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -107,7 +106,7 @@ pub(crate) async fn get_project_robot(
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
     responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn change_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -122,7 +121,7 @@ pub(crate) async fn change_project_robot(
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/robots/{robot}", tag = "robots",
     params(("project" = String, Path, description = "Project name"), ("robot" = String, Path, description = "The robot's short name")),
     responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn delete_project_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -134,8 +133,7 @@ pub(crate) async fn delete_project_robot(
 
 /// Every robot account, of projects and system-wide (system administrators).
 #[utoipa::path(get, path = "/api/v1/robots", tag = "robots",
-    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [Robot]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn list_robots(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -147,8 +145,7 @@ pub(crate) async fn list_robots(
 /// the answer holds its secret, shown only this once (system administrators).
 #[utoipa::path(post, path = "/api/v1/robots", tag = "robots", request_body = NewRobot,
     responses((status = 201, description = "Created", body = Robot), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 409, description = "The name is taken (CONFLICT)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn create_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -161,7 +158,7 @@ pub(crate) async fn create_system_robot(
 #[utoipa::path(get, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
     responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn get_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -175,7 +172,7 @@ pub(crate) async fn get_system_robot(
 #[utoipa::path(patch, path = "/api/v1/robots/{robot}", tag = "robots", request_body = RobotChange,
     params(("robot" = String, Path, description = "The robot's short name")),
     responses((status = 200, description = "Done", body = Robot), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn change_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -190,7 +187,7 @@ pub(crate) async fn change_system_robot(
 #[utoipa::path(delete, path = "/api/v1/robots/{robot}", tag = "robots",
     params(("robot" = String, Path, description = "The robot's short name")),
     responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn delete_system_robot(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

@@ -7,7 +7,7 @@ use berth_api::{CopiedTag, ErrorBody, TagChange, TagCopy, TagMove, TagRollback};
 use berth_core::TagMoved;
 use berth_types::{Digest, RepositoryName, Tag};
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, invalid, json, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, SignInFailures, invalid, json, views};
 
 /// Every creation, move and deletion of a tag, oldest first (anyone who may see the project).
 #[utoipa::path(get, path = "/api/v1/repositories/{repository}/tags/{tag}/history", tag = "repositories",
@@ -15,9 +15,8 @@ use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, invali
         ("tag" = String, Path, description = "Tag")),
     responses((status = 200, description = "Done", body = [TagChange]),
         (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn tag_history(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -57,10 +56,9 @@ fn moved(moved: TagMoved) -> TagMove {
         ("tag" = String, Path, description = "Tag")),
     responses((status = 200, description = "Done", body = TagMove),
         (status = 400, description = "Bad input, or nothing to roll back to (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 403, description = "Not allowed, or the tag is immutable (DENIED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn rollback_tag(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -88,10 +86,9 @@ pub(crate) async fn rollback_tag(
         ("tag" = String, Path, description = "Tag")),
     responses((status = 200, description = "Done", body = TagMove),
         (status = 400, description = "Bad input, or the tag exists (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn restore_tag(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -111,10 +108,9 @@ pub(crate) async fn restore_tag(
         ("tag" = String, Path, description = "Source tag")),
     responses((status = 200, description = "Done", body = CopiedTag),
         (status = 400, description = "Bad input (INVALID)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
         (status = 403, description = "Not allowed, or the target tag is immutable (DENIED)", body = ErrorBody),
         (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        SignInFailures))]
 pub(crate) async fn copy_tag(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,

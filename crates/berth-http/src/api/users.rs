@@ -9,12 +9,12 @@ use berth_api::{
 use berth_auth::AccountName;
 use berth_core::NewCredential;
 
-use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, json, no_content, views};
+use super::{Answer, Authenticated, JsonBody, ManagementState, PathParams, SignInFailures, json, no_content, views};
 
 /// The caller.
 #[utoipa::path(get, path = "/api/v1/me", tag = "users",
-    responses((status = 200, description = "Done", body = Me), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody),
-        (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = Me),
+        SignInFailures))]
 pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
     let me = Me {
         name: operator.account().map(|user| user.name.to_string()),
@@ -25,8 +25,7 @@ pub(crate) async fn me(Authenticated(operator): Authenticated) -> Answer {
 
 /// Every user (system administrators).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    responses((status = 200, description = "Done", body = [User]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = [User]), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticated(operator): Authenticated) -> Answer {
     let users: Vec<User> = state
         .management
@@ -41,8 +40,7 @@ pub(crate) async fn list_users(State(state): State<ManagementState>, Authenticat
 /// Creates a user (system administrators).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, description = "Created", body = User), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 409, description = "The name is taken", body = ErrorBody), SignInFailures))]
 pub(crate) async fn create_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -59,8 +57,7 @@ pub(crate) async fn create_user(
 /// Creates users from an Apache htpasswd file (bcrypt entries); existing users are left
 /// unchanged (system administrators).
 #[utoipa::path(post, path = "/api/v1/users/_import-htpasswd", tag = "users", request_body = HtpasswdImport,
-    responses((status = 200, description = "Done", body = ImportedUsers), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 200, description = "Done", body = ImportedUsers), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn import_htpasswd(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -78,7 +75,7 @@ pub(crate) async fn import_htpasswd(
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
     responses((status = 200, description = "Done", body = User), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn get_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -94,7 +91,7 @@ pub(crate) async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UserChange,
     params(("user" = String, Path, description = "User name")),
     responses((status = 200, description = "Done", body = User), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn change_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -117,7 +114,7 @@ pub(crate) async fn change_user(
 #[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
     params(("user" = String, Path, description = "User name")),
     responses((status = 204, description = "Done"), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn delete_user(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -131,8 +128,7 @@ pub(crate) async fn delete_user(
 /// Sets a user's password (system administrators, or the user themselves).
 #[utoipa::path(put, path = "/api/v1/users/{user}/password", tag = "users", request_body = PasswordChange,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 204, description = "Done"), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 204, description = "Done"), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn set_password(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -148,7 +144,7 @@ pub(crate) async fn set_password(
 #[utoipa::path(get, path = "/api/v1/users/{user}/tokens", tag = "users",
     params(("user" = String, Path, description = "User name")),
     responses((status = 200, description = "Done", body = [AccessToken]), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn list_tokens(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -169,8 +165,7 @@ pub(crate) async fn list_tokens(
 /// (system administrators, or the user).
 #[utoipa::path(post, path = "/api/v1/users/{user}/tokens", tag = "users", request_body = CredentialScope,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 201, description = "Created", body = AccessToken), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = AccessToken), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn create_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
@@ -192,7 +187,7 @@ pub(crate) async fn create_token(
 #[utoipa::path(delete, path = "/api/v1/tokens/{lookup}", tag = "users",
     params(("lookup" = String, Path, description = "The token's id (`lookup`)")),
     responses((status = 204, description = "Done"), (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody),
-        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 401, description = "Not signed in (UNAUTHORIZED)", body = ErrorBody), (status = 429, description = "Login locked out after repeated failures (TOOMANYREQUESTS)", body = ErrorBody)))]
+        (status = 400, description = "Bad input (INVALID)", body = ErrorBody), SignInFailures))]
 pub(crate) async fn revoke_token(
     State(state): State<ManagementState>,
     Authenticated(operator): Authenticated,
