@@ -628,4 +628,10 @@ async fn tags_are_copied_across_repositories_without_moving_layers() {
     let other = new_image(&h, "root").await;
     put(&h, "root", "v2", &other).await.expect_status(201);
     expect_api_error(&copy(&h, "maint", "v2", "prod/api:v1").await, 403, "DENIED");
+    // A refused copy links nothing into the target: not even the blobs of the manifest.
+    let other_manifest: Value = serde_json::from_slice(&other).expect("manifest JSON");
+    let other_layer = other_manifest["layers"][0]["digest"].as_str().expect("layer digest");
+    fetch(&h, "root", &format!("/v2/prod/api/blobs/{other_layer}"))
+        .await
+        .expect_error(404, "BLOB_UNKNOWN");
 }

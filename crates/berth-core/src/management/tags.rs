@@ -7,7 +7,7 @@ use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use super::{Change, Management, ManagementError, Operator};
 use crate::RegistryError;
-use crate::manifests::push_manifest;
+use crate::manifests::{immutability_rule_for, push_manifest};
 
 impl Management {
     /// The history of `tag` in `repository`, oldest first. Errors: `NotFound` when the
@@ -174,6 +174,20 @@ impl Management {
                 .await?
                 .ok_or_else(|| ManagementError::NotFound(format!("{source} has no tag {source_tag}")))?;
             let digest = manifest.digest.clone();
+            // Refused before anything is linked into the target (the push below checks again,
+            // in its transaction).
+            if let Some(rule) = immutability_rule_for(&self.meta, target, target_tag)
+                .await
+                .map_err(push_error)?
+                && let Some(current) = self.meta.get_tagged_manifest(target, target_tag).await?
+                && current.digest != digest
+            {
+                return Err(push_error(RegistryError::TagImmutable {
+                    repository: target.clone(),
+                    tag: target_tag.to_string(),
+                    rule: rule.to_string(),
+                }));
+            }
             self.link_references(operator, source, target, &manifest.media_type, &manifest.content, 0)
                 .await?;
             push_manifest(
