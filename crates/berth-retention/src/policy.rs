@@ -519,10 +519,11 @@ impl Rule {
             [a] => *a,
             [] => return Err(format!("no action: set exactly one of {ACTION_KEYS}")),
             _ => {
-                return Err(format!(
-                    "{} are all set; a rule takes exactly one action key",
-                    keys.join(", ")
-                ));
+                let set = match keys.as_slice() {
+                    [a, b] => format!("{a} and {b} are both set"),
+                    _ => format!("{} are all set", keys.join(", ")),
+                };
+                return Err(format!("{set}; a rule takes exactly one action key"));
             }
         };
         let repositories = raw.repositories.unwrap_or_else(|| "**".to_owned());
