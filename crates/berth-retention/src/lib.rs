@@ -49,10 +49,14 @@
 //!    but they are no longer protected by it, so an untagged rule can delete them in the same
 //!    plan.
 //!
-//! Kept items reported: every tag of every planned repository, with its reason, and every
-//! manifest that stays without a tag that stays (untagged, index children, referrers,
-//! manifests whose tags were all deleted but are listed by an index) or that stays although
-//! its subject is deleted.
+//! Rankings (`keep_most_recent`, `keep_newest_per_minor`) rank every tag in the rule's scope,
+//! protected ones (immutable, retained) included: a protected tag can take one of the N
+//! places.
+//!
+//! Kept items reported ([`Plan::kept`]): every tag of every planned repository, with its
+//! reason, and every manifest that stays without a tag that stays (untagged, index children,
+//! referrers, manifests whose tags were all deleted but are listed by an index) or that stays
+//! although its subject is deleted.
 //!
 //! # Amazon ECR lifecycle policies ([`EcrPolicy`])
 //!
@@ -84,7 +88,12 @@
 //!   rule's `imageCountMoreThan` ranking ("rules … can still identify them as if they haven't
 //!   been expired"); this is what the documented example "Filtering on all images, Example B"
 //!   requires (image D expired by the `any` rule).
-//! - Berth never expires an image that has an immutable tag (kept, with a reason).
+//! - Berth never expires an image that has an immutable tag (kept, with a reason); such an
+//!   image still counts in `imageCountMoreThan` rankings.
+//!
+//! Kept items reported ([`Plan::kept`]) for an ECR policy are manifests only: every image,
+//! with the rule that claimed it (or "not selected by any ECR rule"), and every index child
+//! and referrer that stays. The tags of an expired image are listed as [`Deletion::Tag`]s.
 //!
 //! Validation follows "Lifecycle policy properties"
 //! (<https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html>):

@@ -426,9 +426,8 @@ fn plan_berth(policy: &BerthPolicy, relative: &str, repo: &Repo<'_>, now: i64, o
     }
 
     for (mi, m) in ms.iter().enumerate() {
-        if let Some(reason) = deleted[mi].take() {
-            repo.delete_manifest(mi, reason, out);
-            deleted[mi] = Some(String::new());
+        if let Some(reason) = &deleted[mi] {
+            repo.delete_manifest(mi, reason.clone(), out);
             continue;
         }
         let deleted_subject = repo
@@ -470,9 +469,11 @@ fn plan_berth(policy: &BerthPolicy, relative: &str, repo: &Repo<'_>, now: i64, o
 fn plan_ecr(policy: &EcrPolicy, repo: &Repo<'_>, now: i64, out: &mut Plan) {
     let ms = &repo.manifests;
     // ECR images: top-level manifests (not an index's child, not a referrer)
-    let images: Vec<usize> = (0..ms.len())
-        .filter(|&mi| ms[mi].listed_by.is_empty() && ms[mi].subject.is_none())
+    let is_image: Vec<bool> = ms
+        .iter()
+        .map(|m| m.listed_by.is_empty() && m.subject.is_none())
         .collect();
+    let images: Vec<usize> = (0..ms.len()).filter(|&mi| is_image[mi]).collect();
     let tag_names = |mi: usize| -> Vec<&str> { ms[mi].tags.iter().map(|t| t.name.as_str()).collect() };
 
     // Every rule identifies its whole selection and marks images as if no other rule existed
@@ -581,7 +582,7 @@ fn plan_ecr(policy: &EcrPolicy, repo: &Repo<'_>, now: i64, out: &mut Plan) {
             repo.delete_manifest(mi, reason.clone(), out);
             continue;
         }
-        if images.contains(&mi) {
+        if is_image[mi] {
             continue; // already reported
         }
         let reason = if let Some((s, si)) = repo.subject_in_repo(m) {

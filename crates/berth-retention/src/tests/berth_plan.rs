@@ -442,3 +442,31 @@ fn plans_are_deterministic_and_ordered() {
         .collect();
     assert_eq!(keys, want);
 }
+
+#[test]
+fn protected_tags_take_places_in_rankings() {
+    let repos = r(vec![
+        m("sha256:1", 1, &["pinned"]).immutable("pinned"),
+        m("sha256:2", 2, &["b"]),
+        m("sha256:3", 3, &["c"]),
+    ]);
+    let p = run("[[rules]]\nkeep_most_recent = 2\n", &repos);
+    assert_eq!(deleted_tags(&p), ["c"]);
+}
+
+#[test]
+fn plan_serializes_with_a_kind() {
+    let repos = r(vec![m("sha256:1", 9, &["a"]), m("sha256:2", 1, &["b"])]);
+    let p = run("[[rules]]\nkeep_most_recent = 1\n", &repos);
+    let v = serde_json::to_value(&p).expect("serializes");
+    assert_eq!(
+        v["deletions"],
+        serde_json::json!([
+            {"kind": "tag", "repository": "team/api", "tag": "a", "digest": "sha256:1",
+             "reason": "not kept by rule 1 (keep the 1 most recently pushed tags matching \"*\")"},
+            {"kind": "manifest", "repository": "team/api", "digest": "sha256:1", "tags": ["a"],
+             "reason": "all its tags were deleted by retention"}
+        ])
+    );
+    assert_eq!(v["kept"][0]["kind"], "tag");
+}

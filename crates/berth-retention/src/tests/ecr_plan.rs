@@ -465,3 +465,19 @@ fn ecr_rules_are_applied_by_ascending_priority_whatever_their_order() {
     let p = run(policy, &repos);
     assert_eq!(expired(&p), ["sha256:A"]);
 }
+
+/// "Filtering on image age" in the current guide: tagged images matching `prod*` older than
+/// 14 days.
+#[test]
+fn doc_example_filtering_on_image_age_with_a_pattern() {
+    let policy = r#"{ "rules": [ { "rulePriority": 1, "description": "Expire images older than 14 days", "selection": { "tagStatus": "tagged", "tagPatternList": ["prod*"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14 }, "action": { "type": "expire" } } ] }"#;
+    let repos = r(vec![
+        m("sha256:prod-old", 15, &["prod", "v1"]),
+        m("sha256:prod-new", 3, &["prod2"]),
+        m("sha256:dev-old", 30, &["dev"]),
+        m("sha256:untagged-old", 30, &[]),
+    ]);
+    let p = run(policy, &repos);
+    assert_eq!(expired(&p), ["sha256:prod-old"]);
+    assert_eq!(deleted_tags(&p), ["prod", "v1"]);
+}
