@@ -353,3 +353,124 @@ pub struct ErrorEntry {
     /// What went wrong, for people.
     pub message: String,
 }
+
+/// `POST /api/v1/gc`: run garbage collection now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GarbageCollection {
+    /// Only count what would be deleted (default `false`).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Grace period in seconds instead of the configured `[gc] grace_period`: nothing changed,
+    /// linked or orphaned more recently is collected.
+    #[serde(default)]
+    pub grace_period_secs: Option<u64>,
+}
+
+/// What a garbage collection run deleted (or, dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GarbageCollected {
+    /// Whether nothing was deleted (a dry run).
+    pub dry_run: bool,
+    /// Manifests deleted: untagged ones that lost their index or subject (or any untagged
+    /// one with `[gc] delete_untagged`).
+    pub manifests: u64,
+    /// Blob links removed from repositories whose manifests no longer reference them.
+    pub links: u64,
+    /// Blobs deleted (linked in no repository any more).
+    pub blobs: u64,
+    /// Bytes those blobs held.
+    pub blob_bytes: u64,
+    /// Stored blobs that no record named (left by a crash), deleted.
+    pub unrecorded_blobs: u64,
+    /// Bytes they held.
+    pub unrecorded_bytes: u64,
+    /// Upload sessions expired (`[gc] upload_ttl`).
+    pub uploads: u64,
+    /// Blobs skipped because an upload of the same digest was being committed.
+    pub skipped_busy: u64,
+    /// Total bytes freed.
+    pub freed_bytes: u64,
+    /// How long the run took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// `PUT /api/v1/projects/{project}/retention-policy`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRetentionPolicy {
+    /// The policy: Berth's own rules as TOML or JSON, or an Amazon ECR lifecycle policy JSON
+    /// document unchanged (recognised by its shape). See README "Tags, rollback and cleanup".
+    pub document: String,
+    /// Cron schedule of the runs (5 fields, UTC, e.g. `0 3 * * *`); default: the document's
+    /// own `schedule`, else runs happen only on demand.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// A project's retention policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionPolicy {
+    /// The project.
+    pub project: String,
+    /// `berth-toml`, `berth-json` or `ecr`.
+    pub format: String,
+    /// The document as given.
+    pub document: String,
+    /// Cron schedule (UTC), or `null`: on demand only.
+    pub schedule: Option<String>,
+    /// The next scheduled run (unix ms), if scheduled.
+    pub next_run_at_ms: Option<i64>,
+    /// The last run (unix ms), if any.
+    pub last_run_at_ms: Option<i64>,
+    /// When the policy was set (unix ms).
+    pub updated_at_ms: i64,
+}
+
+/// `POST /api/v1/projects/{project}/retention-runs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRunRequest {
+    /// Only list what would be deleted and why (default `false`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A tag or manifest a retention run deletes or keeps, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionItem {
+    /// `tag` or `manifest`.
+    pub kind: String,
+    /// Full repository name.
+    pub repository: String,
+    /// The tag (for `kind` `tag`).
+    pub tag: Option<String>,
+    /// The digest (the tag's target, or the manifest).
+    pub digest: String,
+    /// Why, naming the rule.
+    pub reason: String,
+}
+
+/// A planned deletion that did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionFailureItem {
+    /// The deletion.
+    pub item: RetentionItem,
+    /// What the registry answered.
+    pub error: String,
+}
+
+/// What a retention run deleted (or, dry run, would delete) and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionRunReport {
+    /// Whether nothing was deleted.
+    pub dry_run: bool,
+    /// The time the policy was evaluated at (unix ms).
+    pub at_ms: i64,
+    /// Deletions in order (tags, then manifests per repository).
+    pub deletions: Vec<RetentionItem>,
+    /// What stays, with reasons.
+    pub kept: Vec<RetentionItem>,
+    /// Deletions that failed (none in a dry run).
+    pub failures: Vec<RetentionFailureItem>,
+}

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use berth_types::{Digest, UploadId};
 use bytes::Bytes;
 
-use crate::{AppendOutcome, BlobError, BlobStore, ByteStream, StorageKey};
+use crate::{AppendOutcome, BlobError, BlobStore, ByteStream, ListedBlob, StorageKey};
 
 /// Name of the directory, under the root, that holds upload session files.
 const UPLOADS_DIR: &str = "uploads";
@@ -175,6 +175,71 @@ fn validate_key(key: &str) -> Result<(), BlobError> {
             source: io::Error::new(io::ErrorKind::InvalidInput, "invalid storage key"),
         })
     }
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+fn sorted_names(dir: &Path) -> Result<Vec<String>, BlobError> {
+    let context = || format!("listing {}", dir.display());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(storage_error(context(), error)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|source| storage_error(context(), source))?.file_name();
+        match name.into_string() {
+            Ok(name) => names.push(name),
+            Err(name) => tracing::warn!(?name, dir = %dir.display(), "skipping non-UTF-8 name in the blob store"),
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// The body of [`FilesystemBlobStore::list_blobs`]: a page of `blobs/<alg>/<xx>/<hex>` files
+/// whose keys sort after `after`. Directories that sort wholly before `after` are not read.
+fn list_blobs_blocking(blobs: &Path, after: Option<&str>, limit: usize) -> Result<Vec<ListedBlob>, BlobError> {
+    let mut page = Vec::new();
+    // A directory whose key prefix `blobs/<alg>/<xx>` sorts before `after`'s own prefix holds
+    // only keys before it.
+    let after_dir = after.and_then(|key| key.rsplit_once('/')).map(|(dir, _)| dir);
+    for algorithm in sorted_names(blobs)? {
+        for prefix in sorted_names(&blobs.join(&algorithm))? {
+            let dir_key = format!("{BLOBS_DIR}/{algorithm}/{prefix}");
+            if after_dir.is_some_and(|after_dir| dir_key.as_str() < after_dir) {
+                continue;
+            }
+            let dir = blobs.join(&algorithm).join(&prefix);
+            for hex in sorted_names(&dir)? {
+                let key = format!("{dir_key}/{hex}");
+                if after.is_some_and(|after| key.as_str() <= after) {
+                    continue;
+                }
+                let path = dir.join(&hex);
+                let metadata = match std::fs::symlink_metadata(&path) {
+                    Ok(metadata) => metadata,
+                    // Deleted since the directory was read.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(storage_error(format!("reading metadata of {}", path.display()), error)),
+                };
+                if !metadata.is_file() {
+                    tracing::warn!(path = %path.display(), "skipping a non-file in the blob store");
+                    continue;
+                }
+                page.push(ListedBlob {
+                    digest: Digest::parse(&format!("{algorithm}:{hex}")).ok(),
+                    key: StorageKey(key),
+                    size: metadata.len(),
+                    modified: metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
+                });
+                if page.len() >= limit {
+                    return Ok(page);
+                }
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// Whether an I/O error means the storage is out of space or over quota.
@@ -539,6 +604,14 @@ impl BlobStore for FilesystemBlobStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(storage_error(format!("deleting blob {}", path.display()), error)),
         }
+    }
+
+    /// Walks `blobs/<algorithm>/<prefix>/` in name order, reading one directory at a time, and
+    /// skips (with a warning) anything that is not a regular file.
+    async fn list_blobs(&self, after: Option<&StorageKey>, limit: usize) -> Result<Vec<ListedBlob>, BlobError> {
+        let blobs = self.inner.blobs.clone();
+        let after = after.map(|key| key.0.clone());
+        blocking(move || list_blobs_blocking(&blobs, after.as_deref(), limit)).await
     }
 
     /// Writes and removes a probe file `uploads/.ready-probe-<pid>-<n>` and checks that

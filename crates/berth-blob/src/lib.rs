@@ -110,6 +110,20 @@ pub enum AppendError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageKey(pub String);
 
+/// A committed blob as listed by [`BlobStore::list_blobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBlob {
+    /// Where it is stored.
+    pub key: StorageKey,
+    /// The digest its key names, or `None` when the key does not name one (a stray object,
+    /// which garbage collection leaves alone).
+    pub digest: Option<Digest>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written (committed), for a grace period.
+    pub modified: std::time::SystemTime,
+}
+
 /// Storage for upload sessions and committed blobs. Every backend must pass the conformance
 /// suite in `berth_blob::testsuite` (feature `testsuite`; see `blob_store_suite!`).
 #[async_trait::async_trait]
@@ -175,6 +189,12 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Deletes a committed blob's bytes. Idempotent.
     async fn delete_blob(&self, key: &StorageKey) -> Result<(), BlobError>;
+
+    /// One page of the committed blobs, in key order: at most `limit` blobs whose keys sort
+    /// strictly after `after` (from the first with `None`). An empty page ends the listing.
+    /// For garbage collection of blobs that no metadata record names (left by a crash between a
+    /// commit and its record); memory is bounded by `limit`.
+    async fn list_blobs(&self, after: Option<&StorageKey>, limit: usize) -> Result<Vec<ListedBlob>, BlobError>;
 
     /// Checks that the storage is reachable and writable (for `/readyz`).
     async fn check_ready(&self) -> Result<(), BlobError>;

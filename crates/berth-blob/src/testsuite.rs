@@ -56,6 +56,7 @@ macro_rules! blob_store_suite {
             missing_blob,
             deletes_are_idempotent,
             list_uploads_lists_live_sessions,
+            list_blobs_pages_in_key_order,
             check_ready,
             large_streamed_append,
         );
@@ -647,6 +648,46 @@ pub async fn list_uploads_lists_live_sessions(store: &dyn BlobStore) {
     assert_eq!(dedup.len(), listed.len(), "duplicates in {listed:?}");
     for id in [empty, filled] {
         store.delete_upload(&id).await.expect("delete");
+    }
+}
+
+/// `list_blobs` pages through every committed blob once, in key order, with its digest and
+/// size; deleted blobs are gone from it.
+pub async fn list_blobs_pages_in_key_order(store: &dyn BlobStore) {
+    let mut committed = Vec::new();
+    for n in 0..7u8 {
+        let content = random_bytes(10 + usize::from(n));
+        let (key, digest) = commit_content(store, &content).await;
+        committed.push((key, digest, content.len() as u64));
+    }
+    let (deleted, _) = commit_content(store, &random_bytes(5)).await;
+    store.delete_blob(&deleted).await.expect("delete");
+
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_blobs(after.as_ref(), 3).await.expect("list");
+        assert!(page.len() <= 3, "page of {} over the limit", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        listed.extend(page);
+    }
+    let keys: Vec<&str> = listed.iter().map(|blob| blob.key.0.as_str()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "not in key order, or listed twice");
+    assert!(!keys.contains(&deleted.0.as_str()), "deleted blob listed");
+    for (key, digest, size) in &committed {
+        let blob = listed
+            .iter()
+            .find(|blob| &blob.key == key)
+            .unwrap_or_else(|| panic!("{} not listed", key.0));
+        assert_eq!(blob.digest.as_ref(), Some(digest));
+        assert_eq!(blob.size, *size);
+    }
+    for (key, _, _) in committed {
+        store.delete_blob(&key).await.expect("delete");
     }
 }
 

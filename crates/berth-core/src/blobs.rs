@@ -7,7 +7,12 @@ use berth_oci::range::RangeRequest;
 use berth_types::{Digest, RepositoryName};
 
 use crate::uploads::UploadStatus;
-use crate::{Registry, RegistryError};
+use crate::{Registry, RegistryError, now_ms};
+
+/// A `HEAD` renews a blob's link (for garbage collection's grace period) when it is older than
+/// this, in milliseconds: at most one write per blob and repository per second, and a grace
+/// period of a few seconds stays safe for clients that check a blob before pushing a manifest.
+const LINK_RENEWAL_AFTER_MS: i64 = 1000;
 
 /// A blob ready to be sent: its size, and the bytes (absent for `HEAD`).
 pub struct BlobRead {
@@ -45,11 +50,12 @@ impl Registry {
             repository: repository.clone(),
             digest: digest.clone(),
         };
-        let record = self
-            .meta
-            .blob_in_repository(repository, digest)
-            .await?
-            .ok_or_else(unknown)?;
+        let (record, linked_at) = self.meta.blob_link(repository, digest).await?.ok_or_else(unknown)?;
+        if head && now_ms().saturating_sub(linked_at) > LINK_RENEWAL_AFTER_MS {
+            // A client checking before it pushes a manifest that references the blob: the
+            // link must outlive garbage collection's grace period from now.
+            self.meta.renew_link(repository, digest).await?;
+        }
         let range = match range.map(|value| berth_oci::range::parse_range(value, record.size)) {
             None | Some(RangeRequest::Whole) => None,
             Some(RangeRequest::Partial(range)) => Some(range),

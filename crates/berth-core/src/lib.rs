@@ -9,10 +9,12 @@ mod access;
 mod audit;
 mod blobs;
 mod error;
+mod gc;
 mod hashing;
 mod listing;
 mod management;
 mod manifests;
+mod pulls;
 mod small_blobs;
 mod uploads;
 
@@ -26,10 +28,11 @@ pub use berth_blob::ByteStream;
 pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
+pub use gc::{GcOptions, GcReport};
 pub use listing::{Page, Referrer};
 pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    TagMoved,
+    RetentionFailure, RetentionRun, TagMoved,
 };
 pub use manifests::{PushedManifest, StoredManifest};
 pub use uploads::{Chunk, UploadStatus};
@@ -40,6 +43,10 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     meta: MetaStore,
     upload_locks: Arc<uploads::UploadLocks>,
+    digest_locks: Arc<gc::DigestLocks>,
+    gc_running: Arc<tokio::sync::Mutex<()>>,
+    gc_defaults: GcOptions,
+    pulls: Arc<pulls::PullLog>,
     access: Arc<access::AccessControl>,
     audit: Arc<audit::AuditLog>,
 }
@@ -65,10 +72,15 @@ impl Registry {
         throttle: LoginThrottle,
     ) -> Registry {
         let audit = Arc::new(audit::AuditLog::start(&meta, mode));
+        let pulls = pulls::PullLog::start(&meta);
         Registry {
             blobs,
             meta,
             upload_locks: Arc::default(),
+            digest_locks: Arc::default(),
+            gc_running: Arc::default(),
+            gc_defaults: GcOptions::default(),
+            pulls,
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
         }
@@ -76,7 +88,19 @@ impl Registry {
 
     /// The account and project management operations over this registry's metadata.
     pub fn management(&self) -> Management {
-        Management::new(self.meta.clone())
+        Management::of_registry(self)
+    }
+
+    /// Sets the options garbage collection runs with unless a run says otherwise
+    /// ([`Management::collect_garbage`], the background schedule).
+    pub fn with_gc_defaults(mut self, options: GcOptions) -> Registry {
+        self.gc_defaults = options;
+        self
+    }
+
+    /// The options of [`Registry::with_gc_defaults`].
+    pub fn gc_defaults(&self) -> GcOptions {
+        self.gc_defaults
     }
 
     /// Checks that both stores are reachable (for `/readyz`).
@@ -87,9 +111,7 @@ impl Registry {
     }
 }
 
-/// The current time in unix milliseconds (0 before 1970, saturating far in the future).
+/// The current time in unix milliseconds: the registry's clock ([`berth_meta::clock`]).
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+    berth_meta::clock::now_ms()
 }

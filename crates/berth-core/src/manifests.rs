@@ -36,12 +36,19 @@ pub(crate) async fn immutability_rules_of(
     meta: &MetaStore,
     repository: &RepositoryName,
 ) -> Result<Vec<ImmutabilityRule>, RegistryError> {
-    let project = project_of(repository);
-    let records = meta.immutability_rules(&project).await?;
+    project_immutability_rules(meta, &project_of(repository)).await
+}
+
+/// The immutability rules of `project`. Rules that no longer parse are logged and skipped.
+pub(crate) async fn project_immutability_rules(
+    meta: &MetaStore,
+    project: &berth_auth::ProjectName,
+) -> Result<Vec<ImmutabilityRule>, RegistryError> {
+    let records = meta.immutability_rules(project).await?;
     Ok(records
         .into_iter()
         .filter_map(
-            |record| match ImmutabilityRule::new(&project, &record.repositories, &record.tags) {
+            |record| match ImmutabilityRule::new(project, &record.repositories, &record.tags) {
                 Ok(rule) => Some(rule),
                 Err(error) => {
                     tracing::warn!(%error, id = record.id, "skipping an immutability rule that does not parse");
@@ -107,6 +114,22 @@ impl Registry {
             media_type: record.media_type,
             content: record.content,
         })
+    }
+
+    /// Like [`Registry::get_manifest`], for a pull (`GET`, not `HEAD`): notes when the
+    /// manifest (and the tag, when pulled by tag) was last pulled, for retention policies.
+    pub async fn pull_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<StoredManifest, RegistryError> {
+        let manifest = self.get_manifest(repository, reference).await?;
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        self.record_pull(repository, &manifest.digest, tag);
+        Ok(manifest)
     }
 
     /// Deletes by digest (the manifest and its tags) or by tag (only the tag), by `deleted_by`

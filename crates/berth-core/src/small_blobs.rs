@@ -21,6 +21,8 @@ impl Registry {
         digest: &Digest,
         content: Vec<u8>,
     ) -> Result<BlobRecord, RegistryError> {
+        // Garbage collection must not delete the blob between the look-up and the record.
+        let _digest_guard = self.digest_locks.lock(digest).await;
         if let Some(existing) = self.meta.find_blob(digest).await?
             && self.blob_present(&existing).await?
         {

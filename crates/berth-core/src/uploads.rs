@@ -209,6 +209,8 @@ impl Registry {
             // An empty blob: its upload may have no storage yet.
             self.blobs.create_upload(&session.id).await?;
         }
+        // Garbage collection must not delete the blob between the look-up and the record.
+        let _digest_guard = self.digest_locks.lock(digest).await;
         let record = match self.meta.find_blob(digest).await? {
             Some(existing) if self.blob_present(&existing).await? => {
                 self.blobs.delete_upload(&session.id).await?;
@@ -294,6 +296,13 @@ impl Registry {
             }
         }
         Ok(removed)
+    }
+
+    /// How many upload sessions have been idle longer than `max_age` (what
+    /// [`Registry::purge_stale_uploads`] would remove, sessions in use aside).
+    pub(crate) async fn stale_uploads(&self, max_age: Duration) -> Result<usize, RegistryError> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+        Ok(self.meta.list_uploads_updated_before(cutoff).await?.len())
     }
 
     /// Ends a session whose recorded bytes are gone from storage (committed by a `PUT` whose

@@ -10,8 +10,9 @@ use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
 
 /// The statements that record a blob and link it into a repository, creating the repository
-/// first if needed; each is a no-op when its row exists already (an existing blob record, and
-/// the storage key it names, stay). One script: SQLite runs it in one round trip (see
+/// first if needed; an existing repository or blob record (and the storage key it names) stays,
+/// an existing link is renewed (its time is when it was last linked: garbage collection's grace
+/// period counts from there). One script: SQLite runs it in one round trip (see
 /// `crate::writer` on scripts).
 ///
 /// Parameters: `$1` repository name, `$2` now (unix ms), `$3` digest, `$4` size, `$5` storage key.
@@ -23,7 +24,7 @@ macro_rules! link_blob_script {
             "ON CONFLICT (digest) DO NOTHING; ",
             "INSERT INTO repository_blobs (repository_id, blob_digest, created_at) ",
             "SELECT id, $3, $2 FROM repositories WHERE name = $1 ",
-            "ON CONFLICT (repository_id, blob_digest) DO NOTHING"
+            "ON CONFLICT (repository_id, blob_digest) DO UPDATE SET created_at = excluded.created_at"
         )
     };
 }
@@ -45,8 +46,18 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<BlobRecord>, MetaError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT b.size, b.storage_key FROM repositories r \
+        Ok(self.blob_link(repository, digest).await?.map(|(record, _)| record))
+    }
+
+    /// The blob with this digest if it is linked in `repository`, and when it was last linked
+    /// there (unix ms; see [`Self::renew_link`]).
+    pub async fn blob_link(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<(BlobRecord, i64)>, MetaError> {
+        let row: Option<(i64, String, i64)> = sqlx::query_as(
+            "SELECT b.size, b.storage_key, l.created_at FROM repositories r \
              JOIN repository_blobs l ON l.repository_id = r.id \
              JOIN blobs b ON b.digest = l.blob_digest \
              WHERE r.name = $1 AND l.blob_digest = $2",
@@ -55,7 +66,31 @@ impl MetaStore {
         .bind(digest.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.and_then(|(size, storage_key)| blob_record(digest, size, storage_key)))
+        Ok(row.and_then(|(size, storage_key, linked_at)| Some((blob_record(digest, size, storage_key)?, linked_at))))
+    }
+
+    /// Renews a blob's link in `repository` as if it had just been linked, so that garbage
+    /// collection's grace period counts from now: for a client that found the blob there
+    /// (`HEAD`) and will push a manifest that references it instead of uploading it again.
+    /// Committed before it returns (durable soon after). No-op when the blob is not linked.
+    pub async fn renew_link(&self, repository: &RepositoryName, digest: &Digest) -> Result<(), MetaError> {
+        let (repository, digest) = (repository.clone(), digest.clone());
+        self.writes
+            .write(Durability::Deferred, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE repository_blobs SET created_at = $3 WHERE blob_digest = $2 \
+                         AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+                    )
+                    .bind(repository.as_str())
+                    .bind(digest.as_str())
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     /// Links a committed blob into `repository` (cross-repository mount, or a blob whose upload
@@ -104,7 +139,7 @@ impl MetaStore {
             "SELECT t.id, $4, $2 FROM repositories t WHERE t.name = $1 AND EXISTS (",
             "SELECT 1 FROM repositories s JOIN repository_blobs l ON l.repository_id = s.id ",
             "WHERE s.name = $3 AND l.blob_digest = $4) ",
-            "ON CONFLICT (repository_id, blob_digest) DO NOTHING; ",
+            "ON CONFLICT (repository_id, blob_digest) DO UPDATE SET created_at = excluded.created_at; ",
             "SELECT b.size, b.storage_key FROM repositories s ",
             "JOIN repository_blobs l ON l.repository_id = s.id ",
             "JOIN blobs b ON b.digest = l.blob_digest WHERE s.name = $3 AND l.blob_digest = $4"

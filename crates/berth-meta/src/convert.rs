@@ -1,18 +1,11 @@
 //! Conversions between Rust values and the portable column types (BIGINT for sizes, offsets
 //! and unix-millisecond timestamps), and the parsing of stored text back into typed values.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use berth_types::Digest;
 
 use crate::MetaError;
 
-/// The current time in unix milliseconds (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use crate::clock::now_ms;
 
 /// An unsigned quantity as a BIGINT. Errors: [`MetaError::OutOfRange`] above `i64::MAX`.
 pub(crate) fn to_bigint(field: &'static str, value: u64) -> Result<i64, MetaError> {

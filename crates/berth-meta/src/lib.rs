@@ -9,7 +9,8 @@
 //! into a linked blob) is a single transaction.
 //!
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
-//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users`, `projects` and `robots` (robot accounts and access tokens), and `pool` holds the
+//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
+//! `projects` and `robots` (robot accounts and access tokens), and `pool` holds the
 //! engine-specific connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -17,12 +18,16 @@ use berth_types::{Digest, RepositoryName, Tag, UploadId};
 mod audit;
 mod blobs;
 mod cache;
+pub mod clock;
 mod convert;
+mod gc;
 mod immutability;
 mod manifests;
 mod pool;
 mod projects;
+mod pulls;
 mod repositories;
+mod retention;
 mod robots;
 mod store;
 mod tags;
@@ -31,8 +36,11 @@ mod users;
 mod writer;
 
 pub use audit::{AuditEvent, AuditFilter};
+pub use gc::{GarbagePreview, ManifestCollection};
 pub use immutability::ImmutabilityRuleRecord;
 pub use projects::{MemberRecord, ProjectRecord};
+pub use pulls::PulledManifest;
+pub use retention::{InventoryManifest, InventoryReference, InventoryTag, ProjectInventory, RetentionPolicyRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
 pub use tags::TagEvent;

@@ -597,14 +597,8 @@ async fn remove_manifest(
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
-    for statement in [
-        "DELETE FROM tags WHERE manifest_id = $1",
-        "DELETE FROM manifest_blob_references WHERE manifest_id = $1",
-        "DELETE FROM manifest_references WHERE manifest_id = $1",
-        "DELETE FROM manifests WHERE id = $1",
-    ] {
-        sqlx::query(statement).bind(id).execute(&mut *conn).await?;
-    }
+    crate::gc::orphan_dependents(&mut *conn, repository_id, id, digest.as_str(), now_ms()).await?;
+    crate::gc::delete_manifest_rows(&mut *conn, id).await?;
     Ok(DeleteManifestOutcome::Deleted)
 }
 

@@ -2,10 +2,11 @@
 //!
 //! Layers, later ones winning: built-in defaults, then the TOML file given with `--config`,
 //! then `BERTH_*` environment variables (nested keys with `__`, e.g.
-//! `BERTH_UPLOADS__PURGE_AFTER_SECS`), then command-line flags.
+//! `BERTH_GC__GRACE_PERIOD`), then command-line flags.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -23,8 +24,10 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Log format: `text` (default) or `json`. The level comes from `RUST_LOG` (default `info`).
     pub log_format: LogFormat,
-    /// Upload-session housekeeping.
+    /// How upload data is written.
     pub uploads: UploadsConfig,
+    /// Garbage collection.
+    pub gc: GcConfig,
     /// Seconds to let in-flight requests finish after SIGTERM. Default 30.
     pub shutdown_grace_secs: u64,
     /// Access control.
@@ -121,14 +124,41 @@ pub enum LogFormat {
     Json,
 }
 
-/// Upload-session housekeeping.
+/// Garbage collection (`[gc]`; durations like `90s`, `30m`, `24h`, `7days`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often garbage collection runs in the background; `0s` never. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Nothing changed, linked or orphaned more recently than this is collected, so a blob
+    /// pushed just before its manifest is never lost. Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// Upload sessions idle this long are removed with their data. Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub upload_ttl: Duration,
+    /// Collect untagged manifests too (by default only those whose index or subject was
+    /// deleted: clients may pull the others by digest). Default `false`.
+    pub delete_untagged: bool,
+}
+
+impl GcConfig {
+    /// The options of a scheduled or on-demand run.
+    pub fn options(&self) -> berth_core::GcOptions {
+        berth_core::GcOptions {
+            grace_period: self.grace_period,
+            upload_ttl: self.upload_ttl,
+            delete_untagged: self.delete_untagged,
+            dry_run: false,
+        }
+    }
+}
+
+/// How upload data is written (`[uploads]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadsConfig {
-    /// Sessions untouched this many seconds are removed with their data. Default 86400 (a day).
-    pub purge_after_secs: u64,
-    /// How often the purge runs, in seconds. Default 600.
-    pub purge_interval_secs: u64,
     /// Write upload data with direct I/O (`O_DIRECT`, bypassing the page cache) where the
     /// filesystem allows it. Default `true`; `false` leaves freshly pushed blobs in the page
     /// cache at a much higher CPU cost per byte pushed.
@@ -142,10 +172,12 @@ impl Default for Config {
             data_dir: PathBuf::from("./berth-data"),
             database_url: None,
             log_format: LogFormat::Text,
-            uploads: UploadsConfig {
-                purge_after_secs: 86_400,
-                purge_interval_secs: 600,
-                direct_io: true,
+            uploads: UploadsConfig { direct_io: true },
+            gc: GcConfig {
+                interval: Duration::from_secs(3600),
+                grace_period: Duration::from_secs(24 * 3600),
+                upload_ttl: Duration::from_secs(24 * 3600),
+                delete_untagged: false,
             },
             shutdown_grace_secs: 30,
             auth: AuthConfig {
@@ -175,12 +207,13 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 9] = [
     "listen",
     "data_dir",
     "database_url",
     "log_format",
     "uploads",
+    "gc",
     "shutdown_grace_secs",
     "auth",
     "server",
@@ -233,7 +266,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "berth.toml",
-                "listen = \"127.0.0.1:6000\"\n[uploads]\npurge_after_secs = 5\npurge_interval_secs = 1\n",
+                "listen = \"127.0.0.1:6000\"\n[gc]\ngrace_period = \"90s\"\ninterval = \"0s\"\n",
             )?;
             jail.set_env("BERTH_DATA_DIR", "/tmp/from-env");
             jail.set_env("BERTH_REQUIRE_ALL", "1");
@@ -241,7 +274,9 @@ mod tests {
                 Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 6000);
             assert_eq!(config.data_dir, PathBuf::from("/tmp/from-env"));
-            assert_eq!(config.uploads.purge_after_secs, 5);
+            assert_eq!(config.gc.grace_period, Duration::from_secs(90));
+            assert_eq!(config.gc.interval, Duration::ZERO);
+            assert_eq!(config.gc.upload_ttl, Duration::from_secs(24 * 3600));
             let overrides = Overrides {
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 7000))),
                 data_dir: None,

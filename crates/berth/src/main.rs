@@ -4,13 +4,13 @@
 
 mod admin;
 mod config;
+mod stores;
 mod tls;
 mod tokens;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,8 +18,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
-    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RobotCommand, TagCommand, TokenCommand,
-    UserCommand,
+    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RetentionCommand, RobotCommand,
+    TagCommand, TokenCommand, UserCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
@@ -58,7 +58,7 @@ enum Command {
     ///
     /// Configuration layers, later ones winning: defaults, the TOML file of --config,
     /// BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, BERTH_DATABASE_URL,
-    /// BERTH_LOG_FORMAT, BERTH_UPLOADS__PURGE_AFTER_SECS, …), then these flags.
+    /// BERTH_LOG_FORMAT, BERTH_GC__GRACE_PERIOD, …), then these flags.
     Serve(ServeArgs),
     /// Configuration commands.
     #[command(subcommand)]
@@ -78,12 +78,30 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Manage a project's policies (tag immutability).
+    /// Manage a project's policies (tag immutability, retention).
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Tags: history, rollback, restore, copy.
     #[command(subcommand)]
     Tag(TagCommand),
+    /// Run retention policies.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Delete what nothing references any more (blobs, orphaned manifests, stale uploads) and
+    /// report what was freed. The registry stays writable. On the data directory only while no
+    /// server runs on it; otherwise through the server with --server (administrators).
+    Gc(GcArgs),
+}
+
+#[derive(Args)]
+struct GcArgs {
+    /// Only count what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
+    /// Grace period instead of `[gc] grace_period` (e.g. `1h`, `30m`, `0s`): nothing changed
+    /// more recently is collected.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +150,14 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(command) => run_admin(&cli.global, AdminCommand::Audit(command)),
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
+        Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
+        Command::Gc(args) => run_admin(
+            &cli.global,
+            AdminCommand::Gc {
+                dry_run: args.dry_run,
+                grace_period: args.grace,
+            },
+        ),
     }
 }
 
@@ -168,17 +194,8 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let blob_options = berth_blob::FilesystemOptions {
-        direct_io: config.uploads.direct_io,
-    };
-    let blobs = berth_blob::FilesystemBlobStore::open_with(&config.data_dir, blob_options)
-        .await
-        .context("opening blob storage")?;
-    let meta = berth_meta::MetaStore::open(&config.database_url())
-        .await
-        .context("opening the metadata database")?;
+    let _data_dir_lock = stores::DataDirLock::for_server(&config)?;
+    let (blobs, meta) = stores::open(&config).await?;
     let access = match config.auth.mode {
         AuthMode::None => berth_core::AccessMode::Open,
         AuthMode::Basic | AuthMode::Token => berth_core::AccessMode::Enforced,
@@ -187,7 +204,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_failures: config.auth.max_login_failures.max(1),
         window: Duration::from_secs(config.auth.lockout_secs),
     };
-    let registry = berth_core::Registry::with_access_and_throttle(Arc::new(blobs), meta, access, throttle);
+    let registry = berth_core::Registry::with_access_and_throttle(blobs, meta, access, throttle)
+        .with_gc_defaults(config.gc.options());
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
             signer: tokens::load_signer(&config.token_key_file())?,
@@ -234,7 +252,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let purge = tokio::spawn(purge_uploads(registry.clone(), config.uploads.clone(), stop_rx.clone()));
+    let gc = tokio::spawn(collect_garbage_periodically(
+        registry.clone(),
+        config.gc.interval,
+        stop_rx.clone(),
+    ));
+    let retention = tokio::spawn(run_scheduled_retention(registry.clone(), stop_rx.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let shutdown = async move {
         shutdown_signal().await;
@@ -271,29 +294,56 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         result = server => result?,
         () = grace_expired => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
-    let _ = purge.await;
+    let _ = gc.await;
+    let _ = retention.await;
     audit.flush_audit().await;
+    audit.flush_pulls().await;
     tracing::info!("berth stopped");
     Ok(())
 }
 
-/// Periodically removes stale upload sessions until `stop` turns true.
-async fn purge_uploads(
+/// Runs garbage collection every `interval` (never when zero) until `stop` turns true.
+async fn collect_garbage_periodically(
     registry: berth_core::Registry,
-    config: config::UploadsConfig,
+    interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let interval = Duration::from_secs(config.purge_interval_secs.max(1));
-    let max_age = Duration::from_secs(config.purge_after_secs);
+    if interval.is_zero() {
+        return;
+    }
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
-        match registry.purge_stale_uploads(max_age).await {
-            Ok(0) => {}
-            Ok(count) => tracing::info!(count, "purged stale upload sessions"),
-            Err(error) => tracing::warn!(error = %error, "purging stale uploads failed"),
+        match registry.collect_garbage(registry.gc_defaults()).await {
+            Ok(report) => tracing::info!(
+                manifests = report.manifests,
+                links = report.links,
+                blobs = report.blobs + report.unrecorded_blobs,
+                freed_bytes = report.freed_bytes(),
+                uploads = report.uploads,
+                duration_ms = report.duration_ms,
+                "garbage collection done"
+            ),
+            Err(error) => tracing::warn!(error = %error, "garbage collection failed"),
+        }
+    }
+}
+
+/// How often the retention schedules are looked at.
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Runs the retention policies whose cron schedule is due, until `stop` turns true.
+async fn run_scheduled_retention(registry: berth_core::Registry, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let management = registry.management();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RETENTION_CHECK_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(error) = management.run_due_retention_policies().await {
+            tracing::warn!(%error, "looking for due retention policies failed");
         }
     }
 }

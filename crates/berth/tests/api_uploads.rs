@@ -701,10 +701,7 @@ async fn upload_receiving_bytes_for_longer_than_the_purge_age_is_not_purged() {
     // Regression: the purge listed the session as stale while a slow PATCH was still
     // streaming, waited for the session's lock, and deleted the session as soon as the PATCH
     // ended, so the client's closing PUT got 404 BLOB_UPLOAD_UNKNOWN.
-    let h = Harness::start_with_env(&[
-        ("BERTH_UPLOADS__PURGE_AFTER_SECS", "2"),
-        ("BERTH_UPLOADS__PURGE_INTERVAL_SECS", "1"),
-    ]);
+    let h = Harness::start_with_env(&[("BERTH_GC__UPLOAD_TTL", "2s"), ("BERTH_GC__INTERVAL", "1s")]);
     let name = repo("up/slow");
     let bytes = random_bytes(20 * 4096);
     let digest = sha256(&bytes);

@@ -979,10 +979,7 @@ async fn fc15_subject_before_its_image_oci_subject_header_and_referrers_api() {
 
 #[tokio::test]
 async fn fc26_stale_upload_sessions_are_purged_and_then_unknown_but_active_ones_survive() {
-    let h = Harness::start_with_env(&[
-        ("BERTH_UPLOADS__PURGE_AFTER_SECS", "3"),
-        ("BERTH_UPLOADS__PURGE_INTERVAL_SECS", "1"),
-    ]);
+    let h = Harness::start_with_env(&[("BERTH_GC__UPLOAD_TTL", "3s"), ("BERTH_GC__INTERVAL", "1s")]);
     let name = "example/app";
 
     // Abandoned sessions with data.

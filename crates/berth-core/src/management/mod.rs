@@ -20,8 +20,10 @@
 //! maps them to statuses.
 
 mod credentials;
+mod gc;
 mod immutability;
 mod projects;
+mod retention;
 mod tags;
 mod users;
 
@@ -33,6 +35,7 @@ use berth_meta::{AuditEvent, AuditFilter, MetaError, MetaStore, UserRecord};
 use crate::now_ms;
 
 pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
+pub use retention::{RetentionFailure, RetentionRun};
 pub use tags::TagMoved;
 
 /// Shortest password accepted for a new or changed password, in characters.
@@ -92,6 +95,8 @@ enum OperatorKind {
     Open,
     /// A user who logged in with their password.
     User(UserRecord),
+    /// The server itself, running a scheduled job (retention policies).
+    Scheduler,
 }
 
 impl Operator {
@@ -99,6 +104,14 @@ impl Operator {
     pub fn local() -> Operator {
         Operator {
             kind: OperatorKind::Local,
+            address: None,
+        }
+    }
+
+    /// The server running a scheduled job: every right; recorded as actor `scheduler`.
+    pub fn scheduler() -> Operator {
+        Operator {
+            kind: OperatorKind::Scheduler,
             address: None,
         }
     }
@@ -124,14 +137,14 @@ impl Operator {
     pub fn account(&self) -> Option<&UserRecord> {
         match &self.kind {
             OperatorKind::User(user) => Some(user),
-            OperatorKind::Local | OperatorKind::Open => None,
+            OperatorKind::Local | OperatorKind::Open | OperatorKind::Scheduler => None,
         }
     }
 
     /// Whether the operator has a system administrator's rights.
     pub fn is_admin(&self) -> bool {
         match &self.kind {
-            OperatorKind::Local | OperatorKind::Open => true,
+            OperatorKind::Local | OperatorKind::Open | OperatorKind::Scheduler => true,
             OperatorKind::User(user) => user.admin,
         }
     }
@@ -140,6 +153,7 @@ impl Operator {
     pub(crate) fn actor(&self) -> String {
         match &self.kind {
             OperatorKind::Local => "cli".to_owned(),
+            OperatorKind::Scheduler => "scheduler".to_owned(),
             OperatorKind::Open => String::new(),
             OperatorKind::User(user) => user.name.to_string(),
         }
@@ -151,10 +165,12 @@ impl Operator {
     }
 }
 
-/// The management operations over a metadata store. Cheap to clone.
+/// The management operations over a metadata store (and, for garbage collection and
+/// retention, the registry whose blobs they delete). Cheap to clone.
 #[derive(Clone)]
 pub struct Management {
     meta: MetaStore,
+    registry: Option<crate::Registry>,
 }
 
 /// What a change is, for its audit event.
@@ -179,7 +195,23 @@ impl Management {
     /// Management over `meta`. Whether access is enforced is the caller's business: it builds
     /// the [`Operator`] ([`Operator::open`] when it is not).
     pub fn new(meta: MetaStore) -> Management {
-        Management { meta }
+        Management { meta, registry: None }
+    }
+
+    /// The management operations of `registry`, garbage collection included.
+    pub(crate) fn of_registry(registry: &crate::Registry) -> Management {
+        Management {
+            meta: registry.meta.clone(),
+            registry: Some(registry.clone()),
+        }
+    }
+
+    /// The registry, for operations that delete blobs. Errors: `Internal` on a management
+    /// object made over the metadata store alone.
+    fn registry(&self) -> Result<&crate::Registry, ManagementError> {
+        self.registry
+            .as_ref()
+            .ok_or_else(|| ManagementError::Internal("this operation needs the blob store".to_owned()))
     }
 
     /// Records `change` in the audit log with the outcome of `result` (`success`, `denied`, or

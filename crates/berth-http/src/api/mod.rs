@@ -18,8 +18,10 @@
 //! server (`--server URL`).
 
 mod audit;
+mod gc;
 mod policies;
 mod projects;
+mod retention;
 mod robots;
 mod tags;
 mod users;
@@ -90,6 +92,7 @@ enum OperatorSource {
         (name = "robots", description = "Robot accounts"),
         (name = "repositories", description = "Repositories and their tags"),
         (name = "audit", description = "The audit log"),
+        (name = "storage", description = "Garbage collection"),
     )
 )]
 struct ApiDocument;
@@ -138,11 +141,18 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
             policies::add_immutability_rule
         ))
         .routes(routes!(policies::remove_immutability_rule))
+        .routes(routes!(
+            retention::get_retention_policy,
+            retention::set_retention_policy,
+            retention::remove_retention_policy
+        ))
+        .routes(routes!(retention::run_retention))
         .routes(routes!(tags::tag_history))
         .routes(routes!(tags::rollback_tag))
         .routes(routes!(tags::restore_tag))
         .routes(routes!(tags::copy_tag))
         .routes(routes!(audit::audit_events))
+        .routes(routes!(gc::collect_garbage))
         .split_for_parts()
 }
 
@@ -190,12 +200,12 @@ pub(crate) fn server_router(app: AppState) -> Router {
     })
 }
 
-/// The management API over `management` for in-process calls by the CLI on the data
+/// The management API over `registry` for in-process calls by the CLI on the data
 /// directory: no authentication, every right, changes recorded with actor `cli`. Send it
 /// requests with `tower::ServiceExt::oneshot`.
-pub fn local_management_router(management: Management) -> Router {
+pub fn local_management_router(registry: &berth_core::Registry) -> Router {
     management_router(ManagementState {
-        management,
+        management: registry.management(),
         access: OperatorSource::Local,
     })
 }

@@ -99,3 +99,113 @@ pub(crate) fn tag_change(event: TagEvent) -> berth_api::TagChange {
         at_ms: event.at_ms,
     }
 }
+
+/// A garbage collection report as the API shows it.
+pub(crate) fn garbage_collected(report: berth_core::GcReport) -> berth_api::GarbageCollected {
+    berth_api::GarbageCollected {
+        dry_run: report.dry_run,
+        manifests: report.manifests,
+        links: report.links,
+        blobs: report.blobs,
+        blob_bytes: report.blob_bytes,
+        unrecorded_blobs: report.unrecorded_blobs,
+        unrecorded_bytes: report.unrecorded_bytes,
+        uploads: report.uploads,
+        skipped_busy: report.skipped_busy,
+        freed_bytes: report.freed_bytes(),
+        duration_ms: report.duration_ms,
+    }
+}
+
+/// A retention policy as the API shows it.
+pub(crate) fn retention_policy(
+    record: berth_meta::RetentionPolicyRecord,
+    policy: &berth_retention::Policy,
+) -> berth_api::RetentionPolicy {
+    let format = match policy.source_format() {
+        berth_retention::SourceFormat::BerthToml => "berth-toml",
+        berth_retention::SourceFormat::BerthJson => "berth-json",
+        berth_retention::SourceFormat::EcrJson => "ecr",
+    };
+    let next_run_at_ms = record
+        .schedule
+        .as_deref()
+        .and_then(|text| berth_retention::Schedule::parse(text).ok())
+        .and_then(|schedule| schedule.next_after(record.last_run_at_ms.unwrap_or(record.updated_at_ms)));
+    berth_api::RetentionPolicy {
+        project: record.project.to_string(),
+        format: format.to_owned(),
+        document: record.document,
+        schedule: record.schedule,
+        next_run_at_ms,
+        last_run_at_ms: record.last_run_at_ms,
+        updated_at_ms: record.updated_at_ms,
+    }
+}
+
+/// A retention run as the API shows it.
+pub(crate) fn retention_run(run: berth_core::RetentionRun) -> berth_api::RetentionRunReport {
+    berth_api::RetentionRunReport {
+        dry_run: run.dry_run,
+        at_ms: run.at_ms,
+        deletions: run.plan.deletions.iter().map(retention_deletion).collect(),
+        kept: run.plan.kept.into_iter().map(retention_kept).collect(),
+        failures: run
+            .failures
+            .into_iter()
+            .map(|failure| berth_api::RetentionFailureItem {
+                item: retention_deletion(&failure.deletion),
+                error: failure.error,
+            })
+            .collect(),
+    }
+}
+
+fn retention_deletion(deletion: &berth_retention::Deletion) -> berth_api::RetentionItem {
+    match deletion {
+        berth_retention::Deletion::Tag {
+            repository,
+            tag,
+            digest,
+            reason,
+        } => retention_item("tag", repository, Some(tag), digest, reason),
+        berth_retention::Deletion::Manifest {
+            repository,
+            digest,
+            reason,
+            ..
+        } => retention_item("manifest", repository, None, digest, reason),
+    }
+}
+
+fn retention_kept(kept: berth_retention::Kept) -> berth_api::RetentionItem {
+    match kept {
+        berth_retention::Kept::Tag {
+            repository,
+            tag,
+            digest,
+            reason,
+        } => retention_item("tag", &repository, Some(&tag), &digest, &reason),
+        berth_retention::Kept::Manifest {
+            repository,
+            digest,
+            reason,
+        } => retention_item("manifest", &repository, None, &digest, &reason),
+    }
+}
+
+fn retention_item(
+    kind: &str,
+    repository: &str,
+    tag: Option<&String>,
+    digest: &str,
+    reason: &str,
+) -> berth_api::RetentionItem {
+    berth_api::RetentionItem {
+        kind: kind.to_owned(),
+        repository: repository.to_owned(),
+        tag: tag.cloned(),
+        digest: digest.to_owned(),
+        reason: reason.to_owned(),
+    }
+}

@@ -21,7 +21,11 @@ pub async fn get_manifest(
     reference: &Reference,
     head: bool,
 ) -> ApiResult {
-    let manifest = registry.get_manifest(repository, reference).await?;
+    let manifest = if head {
+        registry.get_manifest(repository, reference).await?
+    } else {
+        registry.pull_manifest(repository, reference).await?
+    };
     let length = manifest.content.len();
     let mut response = if head {
         Response::new(Body::empty())

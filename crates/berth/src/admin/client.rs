@@ -60,14 +60,12 @@ pub enum ApiClient {
 }
 
 impl ApiClient {
-    /// Works on the metadata database of `config` (created with its migrations on first use).
+    /// Works on the data directory of `config` (its database created with its migrations on
+    /// first use).
     pub async fn local(config: &Config) -> anyhow::Result<ApiClient> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let meta = MetaStore::open(&config.database_url())
-            .await
-            .context("opening the metadata database")?;
-        let router = berth_http::local_management_router(berth_core::Management::new(meta.clone()));
+        let (blobs, meta) = crate::stores::open(config).await?;
+        let registry = berth_core::Registry::new(blobs, meta.clone()).with_gc_defaults(config.gc.options());
+        let router = berth_http::local_management_router(&registry);
         Ok(ApiClient::Local { router, meta })
     }
 

@@ -1,5 +1,5 @@
 //! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …`,
-//! `berth tag …` and `berth audit …`:
+//! `berth tag …`, `berth retention …`, `berth gc` and `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -8,8 +8,10 @@
 mod audit;
 mod client;
 mod credentials;
+mod gc;
 mod policies;
 mod projects;
+mod retention;
 mod tags;
 mod users;
 
@@ -26,6 +28,7 @@ pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
 pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
+pub use retention::RetentionCommand;
 pub use tags::TagCommand;
 pub use users::UserCommand;
 
@@ -51,6 +54,15 @@ pub enum AdminCommand {
     Policy(PolicyCommand),
     /// `berth tag …`
     Tag(TagCommand),
+    /// `berth retention …`
+    Retention(RetentionCommand),
+    /// `berth gc [--dry-run] [--grace DURATION]`
+    Gc {
+        /// Only count what would be deleted.
+        dry_run: bool,
+        /// The grace period instead of the configured one.
+        grace_period: Option<std::time::Duration>,
+    },
 }
 
 /// Where a command works: the data directory of a configuration, or a server.
@@ -63,6 +75,14 @@ pub enum Target<'a> {
 
 /// Runs `command` on `target`, printing results in `output`.
 pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat) -> anyhow::Result<()> {
+    // Garbage collection on the data directory must not run beside a server (whose upload
+    // commits it would race): held until the command ends.
+    let _alone = match (&target, &command) {
+        (Target::Local(config), AdminCommand::Gc { .. }) => {
+            Some(crate::stores::DataDirLock::exclusive(config, "berth gc")?)
+        }
+        _ => None,
+    };
     let client = match target {
         Target::Local(config) => ApiClient::local(config).await?,
         Target::Remote(server, credentials) => ApiClient::remote(server, credentials)?,
@@ -75,6 +95,8 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
         AdminCommand::Policy(command) => run_policy_command(&client, command, output).await,
         AdminCommand::Tag(command) => run_tag_command(&client, command, output).await,
+        AdminCommand::Retention(command) => retention::run_retention_command(&client, command, output).await,
+        AdminCommand::Gc { dry_run, grace_period } => gc::run_gc(&client, dry_run, grace_period, output).await,
     };
     client.close().await;
     result

@@ -1,4 +1,4 @@
-//! `berth policy …`: a project's policies; for now its tag immutability rules.
+//! `berth policy …`: a project's policies: tag immutability rules and retention.
 
 use berth_api::{ImmutabilityRule, NewImmutabilityRule};
 use clap::Subcommand;
@@ -14,6 +14,9 @@ pub enum PolicyCommand {
     /// anyone (pushing the digest a tag has again still succeeds).
     #[command(subcommand)]
     Immutable(ImmutableCommand),
+    /// Retention: which tags and images to delete, on a schedule and on demand.
+    #[command(subcommand)]
+    Retention(super::retention::RetentionPolicyCommand),
 }
 
 /// `berth policy immutable …`
@@ -50,7 +53,12 @@ pub async fn run_policy_command(
     command: PolicyCommand,
     output: OutputFormat,
 ) -> anyhow::Result<()> {
-    let PolicyCommand::Immutable(command) = command;
+    let command = match command {
+        PolicyCommand::Immutable(command) => command,
+        PolicyCommand::Retention(command) => {
+            return super::retention::run_retention_policy_command(client, command, output).await;
+        }
+    };
     match command {
         ImmutableCommand::Add {
             project,

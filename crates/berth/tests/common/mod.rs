@@ -158,7 +158,7 @@ impl Harness {
     }
 
     /// Starts a fresh registry with environment variables set on the process (e.g.
-    /// `BERTH_UPLOADS__PURGE_AFTER_SECS`).
+    /// `BERTH_GC__UPLOAD_TTL`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Harness {
         let temp = tempfile::Builder::new()
             .prefix("berth-api-test-")
