@@ -29,7 +29,7 @@ pub use error::RegistryError;
 pub use listing::{Page, Referrer};
 pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    TagMoved,
+    ProjectSummary, TagMoved,
 };
 pub use manifests::{PushedManifest, StoredManifest};
 pub use uploads::{Chunk, UploadStatus};

@@ -9,8 +9,10 @@
 //! into a linked blob) is a single transaction.
 //!
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
-//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users`, `projects` and `robots` (robot accounts and access tokens), and `pool` holds the
-//! engine-specific connection setup and migrations.
+//! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `users`, `projects`, `quotas`
+//! (per-project storage quotas, enforced inside the writes that link blobs) and `robots` (robot
+//! accounts and access tokens), and `pool` holds the engine-specific connection setup and
+//! migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
 
@@ -22,6 +24,7 @@ mod immutability;
 mod manifests;
 mod pool;
 mod projects;
+mod quotas;
 mod repositories;
 mod robots;
 mod store;
@@ -33,6 +36,7 @@ mod writer;
 pub use audit::{AuditEvent, AuditFilter};
 pub use immutability::ImmutabilityRuleRecord;
 pub use projects::{MemberRecord, ProjectRecord};
+pub use quotas::ProjectUsage;
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
 pub use tags::TagEvent;
@@ -232,6 +236,23 @@ pub enum MetaError {
         tag: String,
         /// The digest it points at (and keeps).
         current: String,
+    },
+    /// Linking a blob would take its project over its storage quota; nothing was written.
+    #[error(
+        "project {project} is over its storage quota: {} used of {}, this blob needs {}",
+        bytesize::ByteSize(*.usage),
+        bytesize::ByteSize(*.limit),
+        bytesize::ByteSize(*.needed)
+    )]
+    QuotaExceeded {
+        /// The project.
+        project: String,
+        /// Bytes the project uses (before this blob).
+        usage: u64,
+        /// The project's quota in bytes.
+        limit: u64,
+        /// Size of the blob refused, in bytes.
+        needed: u64,
     },
     /// The thing to create exists already (a user or project name is taken).
     #[error("{what}")]

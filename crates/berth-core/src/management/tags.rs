@@ -262,7 +262,9 @@ impl Management {
 /// A push error as a management error.
 fn push_error(error: RegistryError) -> ManagementError {
     match error {
-        RegistryError::TagImmutable { .. } => ManagementError::Denied(error.to_string()),
+        RegistryError::TagImmutable { .. } | RegistryError::QuotaExceeded { .. } => {
+            ManagementError::Denied(error.to_string())
+        }
         RegistryError::Metadata(error) => ManagementError::Database(error),
         other => ManagementError::Invalid(other.to_string()),
     }
