@@ -232,6 +232,50 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Like [`MetaStore::check_quota`] for several blobs linked together (a server-side tag
+    /// copy): refuses when the blobs of `blobs` (digest and size) that are new to the project of
+    /// `repository` would, together, take it over its quota. `needed` in the error is their sum.
+    pub async fn check_quota_for_all(
+        &self,
+        repository: &RepositoryName,
+        blobs: &[(Digest, u64)],
+    ) -> Result<(), MetaError> {
+        let scope = ProjectScope::of_repository(repository);
+        let mut needed = 0u64;
+        let mut limit = None;
+        for (digest, size) in blobs {
+            let rows: Vec<AnyRow> = sqlx::query(PROBE)
+                .bind(digest.as_str())
+                .bind(scope.project.as_str())
+                .bind(scope.lower.as_str())
+                .bind(scope.upper.as_str())
+                .bind(scope.library)
+                .fetch_all(&self.reader)
+                .await?;
+            if rows.is_empty() {
+                // No quota: nothing to check (the first probe tells).
+                return Ok(());
+            }
+            if let Some(found) = limit_to_enforce(&rows)? {
+                limit = Some(found);
+                needed = needed.saturating_add(*size);
+            }
+        }
+        let Some(limit) = limit.filter(|_| needed > 0) else {
+            return Ok(());
+        };
+        let usage = usage_bytes(&self.reader, &scope).await?;
+        if usage.saturating_add(needed) > limit {
+            return Err(MetaError::QuotaExceeded {
+                project: scope.project.to_string(),
+                usage,
+                limit,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
     /// Sets the storage quota of `project` in bytes (`None`: unlimited). Returns `false` when
     /// there is no such project. Errors: [`MetaError::OutOfRange`] for a limit over `i64::MAX`.
     pub async fn set_project_quota(&self, project: &ProjectName, limit: Option<u64>) -> Result<bool, MetaError> {

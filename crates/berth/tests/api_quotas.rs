@@ -400,3 +400,42 @@ async fn only_administrators_set_quotas_and_members_see_the_usage() {
     );
     assert!(outcomes.contains(&("success", "unlimited")), "{events}");
 }
+
+#[tokio::test]
+async fn a_tag_copy_that_does_not_fit_links_nothing() {
+    let h = Harness::start();
+    h.cli(&["project", "create", "team"], "");
+    let image = h.push_image("outside/src", Some("v1")).await;
+    // Room for the config blob, not for the layer too.
+    let room = image.config.size as u64 + 10;
+    h.cli(&["project", "quota", "team", &room.to_string()], "");
+    let copied = send(
+        h.rb(Method::POST, "/api/v1/repositories/outside%2Fsrc/tags/v1/copy")
+            .json(&json!({ "repository": "team/app", "tag": "v1" })),
+    )
+    .await;
+    assert_eq!(copied.status, 403, "{}", copied.report());
+    let body = copied.json();
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("over its storage quota")),
+        "{body}"
+    );
+    assert_eq!(usage(&h, "team"), 0);
+    expect_absent(&h, &["team/app"], &image.config.digest).await;
+    h.get_manifest("team/app", "v1").await.expect_status(404);
+    let catalog = h.get("/v2/_catalog").await.json();
+    assert_eq!(catalog["repositories"], json!(["outside/src"]), "{catalog}");
+
+    // With room, the copy goes through and counts the blobs once.
+    h.cli(&["project", "quota", "team", "1MiB"], "");
+    let copied = send(
+        h.rb(Method::POST, "/api/v1/repositories/outside%2Fsrc/tags/v1/copy")
+            .json(&json!({ "repository": "team/app", "tag": "v1" })),
+    )
+    .await;
+    assert_eq!(copied.status, 200, "{}", copied.report());
+    assert_eq!(usage(&h, "team"), (image.config.size + image.layers[0].size) as u64);
+}

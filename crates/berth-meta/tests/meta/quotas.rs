@@ -208,3 +208,34 @@ async fn concurrent_links_cannot_both_squeeze_under_the_quota() -> anyhow::Resul
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn several_blobs_are_checked_together_counting_only_the_new_ones() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    let team = project("team");
+    let blobs = |ns: &[u64]| ns.iter().map(|&n| (digest(n), size(n))).collect::<Vec<_>>();
+    // No project row, then no quota: anything goes.
+    t.store.check_quota_for_all(&repo("team/a"), &blobs(&[1, 2, 3])).await?;
+    t.store.create_project(&team, false).await?;
+    t.store.check_quota_for_all(&repo("team/a"), &blobs(&[1, 2, 3])).await?;
+    t.store
+        .set_project_quota(&team, Some(size(1) + size(2) + size(3)))
+        .await?;
+    link_all(&t.store, &repo("team/a"), &[1]).await?;
+    // 2 and 3 fit together (1 is there already); 4 more does not.
+    t.store.check_quota_for_all(&repo("team/b"), &blobs(&[1, 2, 3])).await?;
+    let refused = t
+        .store
+        .check_quota_for_all(&repo("team/b"), &blobs(&[1, 2, 3, 4]))
+        .await;
+    assert!(
+        is_quota_refusal(
+            &refused,
+            size(1),
+            size(1) + size(2) + size(3),
+            size(2) + size(3) + size(4)
+        ),
+        "{refused:?}"
+    );
+    Ok(())
+}
