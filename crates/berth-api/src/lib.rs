@@ -84,7 +84,8 @@ pub struct ImportedUsers {
     pub existing: Vec<String>,
 }
 
-/// A project: the repositories whose names start with `<name>/`.
+/// A project: the repositories whose names start with `<name>/` (for `library`, also the
+/// single-component names), with its storage quota and usage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Project {
     /// Project name.
@@ -93,6 +94,32 @@ pub struct Project {
     pub public: bool,
     /// Creation time, unix milliseconds.
     pub created_at_ms: i64,
+    /// Storage quota in bytes; `null`: unlimited. A push that would take `usage_bytes` over it
+    /// is refused (`403 DENIED`).
+    #[schema(required = true)]
+    pub quota_bytes: Option<u64>,
+    /// Storage used, in bytes: the sizes of the distinct blobs linked in the project's
+    /// repositories (a blob shared by several repositories counts once; manifests do not
+    /// count).
+    pub usage_bytes: u64,
+    /// Number of repositories in the project.
+    pub repository_count: u64,
+}
+
+/// `PUT /api/v1/projects/{project}/quota`: a project's storage quota.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectQuota {
+    /// The limit in bytes (at most 2^63 - 1), or `null` for no limit. Required: `{}` is refused.
+    #[serde(deserialize_with = "nullable")]
+    #[schema(required = true)]
+    pub limit_bytes: Option<u64>,
+}
+
+/// Deserializes a field that must be present but may be `null` (serde reads a missing
+/// `Option` field as `None` unless the field has its own deserializer).
+fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    Option::<u64>::deserialize(deserializer)
 }
 
 /// `POST /api/v1/projects`.

@@ -123,7 +123,9 @@ impl Registry {
 
     /// Mounts a blob from `mount.from` into `repository` when it is there; otherwise opens an
     /// upload session (the client then uploads the blob). Without `from`, Berth does not search
-    /// other repositories and opens a session.
+    /// other repositories and opens a session. Errors: [`RegistryError::QuotaExceeded`] when the
+    /// blob is new to the project of `repository` and would take it over its quota (no session
+    /// is opened then: more room is needed, not an upload).
     pub async fn mount_blob(
         &self,
         repository: &RepositoryName,

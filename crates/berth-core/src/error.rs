@@ -127,6 +127,24 @@ pub enum RegistryError {
         /// The rule that protects it (`repositories ** tags v*`).
         rule: String,
     },
+    /// Linking a blob into a repository would take its project over its storage quota (403,
+    /// DENIED). Nothing of the push stays: an upload session that carried the blob is ended.
+    #[error(
+        "project {project} is over its storage quota: {} used of {}, this blob needs {}",
+        bytesize::ByteSize(*.usage),
+        bytesize::ByteSize(*.limit),
+        bytesize::ByteSize(*.needed)
+    )]
+    QuotaExceeded {
+        /// The project.
+        project: String,
+        /// Bytes the project uses now.
+        usage: u64,
+        /// The project's quota in bytes.
+        limit: u64,
+        /// Size of the refused blob in bytes.
+        needed: u64,
+    },
     /// The requested blob range lies outside the blob (416).
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable {
@@ -170,6 +188,17 @@ impl From<MetaError> for RegistryError {
                 digest,
                 declared,
                 stored,
+            },
+            MetaError::QuotaExceeded {
+                project,
+                usage,
+                limit,
+                needed,
+            } => RegistryError::QuotaExceeded {
+                project,
+                usage,
+                limit,
+                needed,
             },
             other => RegistryError::Metadata(other),
         }

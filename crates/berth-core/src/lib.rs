@@ -32,7 +32,7 @@ pub use gc::{GcOptions, GcReport};
 pub use listing::{Page, Referrer};
 pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    RetentionFailure, RetentionRun, TagMoved,
+    ProjectSummary, RetentionFailure, RetentionRun, TagMoved,
 };
 pub use manifests::{PushedManifest, StoredManifest};
 pub use uploads::{Chunk, UploadStatus};

@@ -4,7 +4,7 @@
 //! Anything else is handed back, untouched, to the general upload path.
 
 use berth_blob::ByteStream;
-use berth_meta::{BlobRecord, UploadSession};
+use berth_meta::{BlobRecord, MetaError, UploadSession};
 use berth_types::{Digest, RepositoryName};
 use futures::StreamExt;
 
@@ -21,22 +21,36 @@ impl Registry {
         digest: &Digest,
         content: Vec<u8>,
     ) -> Result<BlobRecord, RegistryError> {
+        self.refuse_over_quota(session, repository, digest, content.len() as u64)
+            .await?;
         // Garbage collection must not delete the blob between the look-up and the record.
         let _digest_guard = self.digest_locks.lock(digest).await;
-        if let Some(existing) = self.meta.find_blob(digest).await?
+        let finished = if let Some(existing) = self.meta.find_blob(digest).await?
             && self.blob_present(&existing).await?
         {
-            self.meta.complete_upload(&session.id, repository, &existing).await?;
-            return Ok(existing);
-        }
-        let record = BlobRecord {
-            digest: digest.clone(),
-            size: content.len() as u64,
-            storage_key: berth_meta::INLINE_STORAGE_KEY.to_owned(),
+            self.meta
+                .complete_upload(&session.id, repository, &existing)
+                .await
+                .map(|()| existing)
+        } else {
+            let record = BlobRecord {
+                digest: digest.clone(),
+                size: content.len() as u64,
+                storage_key: berth_meta::INLINE_STORAGE_KEY.to_owned(),
+            };
+            self.meta
+                .complete_upload_inline(&session.id, repository, &record, content)
+                .await
+                .map(|()| record)
         };
-        self.meta
-            .complete_upload_inline(&session.id, repository, &record, content)
-            .await?;
+        let record = match finished {
+            Ok(record) => record,
+            // A concurrent push into the project took the room after the check above.
+            Err(refused @ MetaError::QuotaExceeded { .. }) => {
+                return Err(self.end_refused_upload(session, refused.into()).await);
+            }
+            Err(error) => return Err(error.into()),
+        };
         // An earlier attempt (a PUT refused for its digest) may have created storage.
         self.blobs.delete_upload(&session.id).await?;
         Ok(record)

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use berth_blob::{AppendError, ByteStream};
-use berth_meta::{BlobRecord, UploadSession};
+use berth_meta::{BlobRecord, MetaError, UploadSession};
 use berth_types::{Digest, DigestAlgorithm, RepositoryName, UploadId};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -148,7 +148,10 @@ impl Registry {
     /// Closes a session (`PUT ?digest=`), appending a last chunk first when one is given, and
     /// verifies that the whole upload hashes to `digest`. On success the blob is durable and
     /// linked in the repository. On a digest mismatch the session stays open, unchanged apart
-    /// from the appended chunk.
+    /// from the appended chunk. When the blob is new to the repository's project and would take
+    /// it over its storage quota, the session is ended and nothing of the blob stays
+    /// ([`RegistryError::QuotaExceeded`]): checked before the bytes are moved into place, and
+    /// again in the transaction that links the blob.
     pub async fn complete_upload(
         &self,
         repository: &RepositoryName,
@@ -209,24 +212,89 @@ impl Registry {
             // An empty blob: its upload may have no storage yet.
             self.blobs.create_upload(&session.id).await?;
         }
+        // Refused before the bytes are moved into place; the write below checks again, in its
+        // transaction.
+        self.refuse_over_quota(&session, repository, digest, session.offset)
+            .await?;
         // Garbage collection must not delete the blob between the look-up and the record.
         let _digest_guard = self.digest_locks.lock(digest).await;
-        let record = match self.meta.find_blob(digest).await? {
+        let (record, committed) = match self.meta.find_blob(digest).await? {
             Some(existing) if self.blob_present(&existing).await? => {
                 self.blobs.delete_upload(&session.id).await?;
-                existing
+                (existing, None)
             }
             _ => {
                 let key = self.blobs.commit_upload(&session.id, session.offset, digest).await?;
-                BlobRecord {
+                let record = BlobRecord {
                     digest: digest.clone(),
                     size: session.offset,
-                    storage_key: key.0,
-                }
+                    storage_key: key.0.clone(),
+                };
+                (record, Some(key))
             }
         };
-        self.meta.complete_upload(&session.id, repository, &record).await?;
-        Ok(record)
+        match self.meta.complete_upload(&session.id, repository, &record).await {
+            Ok(()) => Ok(record),
+            Err(refused @ MetaError::QuotaExceeded { .. }) => {
+                // A concurrent push into the project took the room after the check above.
+                if let Some(key) = committed {
+                    self.remove_refused_blob(digest, &key).await;
+                }
+                Err(self.end_refused_upload(&session, refused.into()).await)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Fails with [`RegistryError::QuotaExceeded`], ending the session (see
+    /// [`Self::end_refused_upload`]), when linking the blob `digest` of `size` bytes into
+    /// `repository` would take its project over its quota. One indexed lookup for a project
+    /// without a quota.
+    pub(crate) async fn refuse_over_quota(
+        &self,
+        session: &UploadSession,
+        repository: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        match self.meta.check_quota(repository, digest, size).await {
+            Ok(()) => Ok(()),
+            Err(refused @ MetaError::QuotaExceeded { .. }) => {
+                Err(self.end_refused_upload(session, refused.into()).await)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Ends a session whose blob the quota refused: its row and its data are removed, so that
+    /// nothing of the refused push stays (the client starts again once there is room). Failures
+    /// to remove are logged (the purge task removes what is left). Returns `refused`.
+    pub(crate) async fn end_refused_upload(&self, session: &UploadSession, refused: RegistryError) -> RegistryError {
+        tracing::info!(upload = %session.id, repository = %session.repository, error = %refused, "blob refused by the project's storage quota");
+        if let Err(error) = self.meta.delete_upload(&session.id).await {
+            tracing::warn!(upload = %session.id, %error, "removing a refused upload session failed");
+        }
+        if let Err(error) = self.blobs.delete_upload(&session.id).await {
+            tracing::warn!(upload = %session.id, %error, "removing a refused upload's data failed");
+        }
+        refused
+    }
+
+    /// Removes the blob file a refused completion moved into place at `key`, unless a record of
+    /// `digest` exists (another push recorded the same bytes, which then stay). Called with the
+    /// digest's lock held (`gc::DigestLocks`), so no other commit of the digest can be between
+    /// moving the same file into place and recording it.
+    async fn remove_refused_blob(&self, digest: &Digest, key: &berth_blob::StorageKey) {
+        match self.meta.find_blob(digest).await {
+            Ok(None) => {
+                tracing::info!(%digest, "removing the file of a blob the quota refused after it was moved into place");
+                if let Err(error) = self.blobs.delete_blob(key).await {
+                    tracing::warn!(%digest, %error, "removing the file of a blob the quota refused failed");
+                }
+            }
+            Ok(Some(_)) => {}
+            Err(error) => tracing::warn!(%digest, %error, "cannot tell whether a refused blob's file is in use; kept"),
+        }
     }
 
     /// A single-request upload (`POST ?digest=` with the blob as body, distribution-spec

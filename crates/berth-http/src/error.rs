@@ -132,6 +132,17 @@ impl From<RegistryError> for ApiError {
             RegistryError::TagImmutable { tag, rule, .. } => {
                 ApiError::code(ErrorCode::Denied, message).with_detail(json!({ "tag": tag, "rule": rule }))
             }
+            RegistryError::QuotaExceeded {
+                project,
+                usage,
+                limit,
+                needed,
+            } => ApiError::code(ErrorCode::Denied, message).with_detail(json!({
+                "project": project,
+                "usageBytes": usage,
+                "limitBytes": limit,
+                "neededBytes": needed,
+            })),
             RegistryError::RangeNotSatisfiable { size } => {
                 ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BlobUnknown, message)
                     .with_header("content-range", &format!("bytes */{size}"))

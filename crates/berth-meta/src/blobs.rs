@@ -1,10 +1,11 @@
 //! Blobs: the global table of committed blobs and each repository's links to them.
 
 use berth_types::{Digest, RepositoryName};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Column, Row};
 
 use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::manifests::{ReferenceKind, first_referrer};
+use crate::quotas::{ProjectScope, enforce_after_link, limit_to_enforce, quota_probe};
 use crate::repositories::repository_id;
 use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
@@ -96,20 +97,33 @@ impl MetaStore {
     /// Links a committed blob into `repository` (cross-repository mount, or a blob whose upload
     /// finished elsewhere), in one transaction: creates the repository if needed, records the
     /// blob if it is new (an existing record for the digest is kept as it is) and adds the link.
-    /// Idempotent.
+    /// Idempotent. Errors: [`MetaError::QuotaExceeded`] when the blob is new to the project of
+    /// `repository` and would take it over its quota (nothing is written).
     pub async fn link_blob(&self, repository: &RepositoryName, blob: &BlobRecord) -> Result<(), MetaError> {
         let (owned_repository, owned_blob) = (repository.clone(), blob.clone());
+        let scope = ProjectScope::of_repository(repository);
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    sqlx::query(link_blob_script!())
-                        .bind(owned_repository.as_str())
-                        .bind(now_ms())
-                        .bind(owned_blob.digest.as_str())
-                        .bind(to_bigint("blob size", owned_blob.size)?)
-                        .bind(owned_blob.storage_key.as_str())
-                        .execute(&mut *conn)
-                        .await?;
+                    let rows = sqlx::query(concat!(
+                        quota_probe!("$3", "$6", "$7", "$8", "$9"),
+                        "; ",
+                        link_blob_script!()
+                    ))
+                    .bind(owned_repository.as_str())
+                    .bind(now_ms())
+                    .bind(owned_blob.digest.as_str())
+                    .bind(to_bigint("blob size", owned_blob.size)?)
+                    .bind(owned_blob.storage_key.as_str())
+                    .bind(scope.project.as_str())
+                    .bind(scope.lower.as_str())
+                    .bind(scope.upper.as_str())
+                    .bind(scope.library)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    if let Some(limit) = limit_to_enforce(&rows)? {
+                        enforce_after_link(&mut *conn, &scope, limit, owned_blob.size).await?;
+                    }
                     Ok(())
                 })
             })
@@ -121,7 +135,9 @@ impl MetaStore {
     /// Mounts a blob: links `digest` into `target` if it is linked in `source` (creating
     /// `target` if needed), in one transaction and one script. Returns the blob's record when
     /// `source` has it (it is then linked in `target`), `None` when `source` does not have it,
-    /// whether or not `target` does (nothing is written then).
+    /// whether or not `target` does (nothing is written then). Errors:
+    /// [`MetaError::QuotaExceeded`] when the blob is new to the project of `target` and would
+    /// take it over its quota (nothing is written).
     ///
     /// Source: distribution-spec §Mounting a blob from another repository.
     pub async fn mount_blob(
@@ -131,7 +147,9 @@ impl MetaStore {
         digest: &Digest,
     ) -> Result<Option<BlobRecord>, MetaError> {
         const MOUNT_SCRIPT: &str = concat!(
-            // $1 target, $2 now, $3 source, $4 digest.
+            // $1 target, $2 now, $3 source, $4 digest; $5 to $8 the target's project scope.
+            quota_probe!("$4", "$5", "$6", "$7", "$8"),
+            "; ",
             "INSERT INTO repositories (name, created_at) SELECT $1, $2 WHERE EXISTS (",
             "SELECT 1 FROM repositories s JOIN repository_blobs l ON l.repository_id = s.id ",
             "WHERE s.name = $3 AND l.blob_digest = $4) ON CONFLICT (name) DO NOTHING; ",
@@ -140,30 +158,45 @@ impl MetaStore {
             "SELECT 1 FROM repositories s JOIN repository_blobs l ON l.repository_id = s.id ",
             "WHERE s.name = $3 AND l.blob_digest = $4) ",
             "ON CONFLICT (repository_id, blob_digest) DO UPDATE SET created_at = excluded.created_at; ",
-            "SELECT b.size, b.storage_key FROM repositories s ",
+            "SELECT b.size AS size, b.storage_key AS storage_key FROM repositories s ",
             "JOIN repository_blobs l ON l.repository_id = s.id ",
             "JOIN blobs b ON b.digest = l.blob_digest WHERE s.name = $3 AND l.blob_digest = $4"
         );
         let (owned_target, owned_source, owned_digest) = (target.clone(), source.clone(), digest.clone());
+        let scope = ProjectScope::of_repository(target);
         // `fetch_all`: on a script, `fetch_optional` stops at the first statement's (empty) result.
-        let rows: Vec<(i64, String)> = self
+        let found: Option<(i64, String)> = self
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    Ok(sqlx::query_as(MOUNT_SCRIPT)
+                    let rows = sqlx::query(MOUNT_SCRIPT)
                         .bind(owned_target.as_str())
                         .bind(now_ms())
                         .bind(owned_source.as_str())
                         .bind(owned_digest.as_str())
+                        .bind(scope.project.as_str())
+                        .bind(scope.lower.as_str())
+                        .bind(scope.upper.as_str())
+                        .bind(scope.library)
                         .fetch_all(&mut *conn)
-                        .await?)
+                        .await?;
+                    // The last statement's row (size, storage key), when the source has the blob.
+                    let found: Option<(i64, String)> = match rows
+                        .iter()
+                        .find(|row| row.columns().first().is_some_and(|column| column.name() == "size"))
+                    {
+                        Some(row) => Some((row.try_get("size")?, row.try_get("storage_key")?)),
+                        None => None,
+                    };
+                    if let (Some(limit), Some((size, _))) = (limit_to_enforce(&rows)?, &found) {
+                        let size = u64::try_from(*size).unwrap_or(0);
+                        enforce_after_link(&mut *conn, &scope, limit, size).await?;
+                    }
+                    Ok(found)
                 })
             })
             .await?;
-        let record = rows
-            .into_iter()
-            .next()
-            .and_then(|(size, storage_key)| blob_record(digest, size, storage_key));
+        let record = found.and_then(|(size, storage_key)| blob_record(digest, size, storage_key));
         if record.is_some() {
             self.repository_changed(target);
         }

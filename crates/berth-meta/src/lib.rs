@@ -10,8 +10,10 @@
 //!
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
-//! `projects` and `robots` (robot accounts and access tokens), and `pool` holds the
-//! engine-specific connection setup and migrations.
+//! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
+//! blobs), `retention` (retention policies and their inventory), `pulls` (pull times) and
+//! `robots` (robot accounts and access tokens), and `pool` holds the engine-specific connection
+//! setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
 
@@ -26,6 +28,7 @@ mod manifests;
 mod pool;
 mod projects;
 mod pulls;
+mod quotas;
 mod repositories;
 mod retention;
 mod robots;
@@ -40,6 +43,7 @@ pub use gc::{GarbagePreview, ManifestCollection};
 pub use immutability::ImmutabilityRuleRecord;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use pulls::PulledManifest;
+pub use quotas::ProjectUsage;
 pub use retention::{InventoryManifest, InventoryReference, InventoryTag, ProjectInventory, RetentionPolicyRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
@@ -240,6 +244,23 @@ pub enum MetaError {
         tag: String,
         /// The digest it points at (and keeps).
         current: String,
+    },
+    /// Linking a blob would take its project over its storage quota; nothing was written.
+    #[error(
+        "project {project} is over its storage quota: {} used of {}, this blob needs {}",
+        bytesize::ByteSize(*.usage),
+        bytesize::ByteSize(*.limit),
+        bytesize::ByteSize(*.needed)
+    )]
+    QuotaExceeded {
+        /// The project.
+        project: String,
+        /// Bytes the project uses (before this blob).
+        usage: u64,
+        /// The project's quota in bytes.
+        limit: u64,
+        /// Size of the blob refused, in bytes.
+        needed: u64,
     },
     /// The thing to create exists already (a user or project name is taken).
     #[error("{what}")]

@@ -3,7 +3,7 @@
 
 use berth_auth::{AccountName, ProjectName, Role};
 
-use crate::convert::now_ms;
+use crate::convert::{now_ms, stored_u64};
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
@@ -18,6 +18,9 @@ pub struct ProjectRecord {
     pub public: bool,
     /// Creation time, unix milliseconds.
     pub created_at_ms: i64,
+    /// Storage quota in bytes (see `MetaStore::project_usage` for what counts); `None`:
+    /// unlimited.
+    pub quota_bytes: Option<u64>,
 }
 
 /// A member of a project.
@@ -29,21 +32,23 @@ pub struct MemberRecord {
     pub role: Role,
 }
 
-type ProjectRow = (i64, String, i64, i64);
+type ProjectRow = (i64, String, i64, i64, Option<i64>);
 /// The columns of [`ProjectRow`], for `concat!`.
 macro_rules! project_columns {
     () => {
-        "id, name, public, created_at"
+        "id, name, public, created_at, quota_bytes"
     };
 }
 
-fn project_record((id, name, public, created_at_ms): ProjectRow) -> Option<ProjectRecord> {
+fn project_record((id, name, public, created_at_ms, quota): ProjectRow) -> Option<ProjectRecord> {
     match ProjectName::parse(&name) {
-        Ok(name) => Some(ProjectRecord {
+        Ok(parsed) => Some(ProjectRecord {
             id,
-            name,
+            name: parsed,
             public: public != 0,
             created_at_ms,
+            // A negative quota is corrupt (logged) and read as 0: nothing more may be pushed.
+            quota_bytes: quota.map(|quota| stored_u64("projects", &name, "quota_bytes", quota).unwrap_or(0)),
         }),
         Err(error) => {
             tracing::warn!(%error, "skipping a project row whose name does not parse");
@@ -75,6 +80,7 @@ impl MetaStore {
                         name: owned,
                         public,
                         created_at_ms: now,
+                        quota_bytes: None,
                     }))
                 })
             })

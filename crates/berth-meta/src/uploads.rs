@@ -4,6 +4,7 @@ use berth_types::{RepositoryName, UploadId};
 
 use crate::blobs::link_blob_script;
 use crate::convert::{now_ms, stored_u64, to_bigint};
+use crate::quotas::{ProjectScope, enforce_after_link, limit_to_enforce, quota_probe};
 use crate::writer::Durability;
 use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
 
@@ -144,7 +145,8 @@ impl MetaStore {
     /// Turns a finished upload into a committed blob, in one transaction: deletes the session
     /// (if it is still there and belongs to `repository`), records the blob if it is new (an
     /// existing record for the digest is kept), creates the repository if needed and links the
-    /// blob into it.
+    /// blob into it. Errors: [`MetaError::QuotaExceeded`] when the blob is new to the project
+    /// of `repository` and would take it over its quota (nothing is written: the session stays).
     pub async fn complete_upload(
         &self,
         id: &UploadId,
@@ -178,25 +180,30 @@ impl MetaStore {
         content: Option<Vec<u8>>,
     ) -> Result<(), MetaError> {
         let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
+        let scope = ProjectScope::of_repository(repository);
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
+                    // $9 to $12: the project's scope, for the quota probe (which must come
+                    // before the link).
                     let query = match &content {
                         None => sqlx::query(concat!(
-                            "DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
+                            quota_probe!("$3", "$9", "$10", "$11", "$12"),
+                            "; DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
                             link_blob_script!()
                         )),
                         // The content only when the record is this inline one (an existing
                         // record stays as it is).
                         Some(_) => sqlx::query(concat!(
-                            "DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
+                            quota_probe!("$3", "$9", "$10", "$11", "$12"),
+                            "; DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
                             link_blob_script!(),
                             "; INSERT INTO blob_contents (digest, content) ",
                             "SELECT digest, $7 FROM blobs WHERE digest = $3 AND storage_key = $8 ",
                             "ON CONFLICT (digest) DO NOTHING"
                         )),
                     };
-                    query
+                    let rows = query
                         .bind(owned_repository.as_str())
                         .bind(now_ms())
                         .bind(owned_blob.digest.as_str())
@@ -205,8 +212,15 @@ impl MetaStore {
                         .bind(owned_id.as_str())
                         .bind(content)
                         .bind(crate::INLINE_STORAGE_KEY)
-                        .execute(&mut *conn)
+                        .bind(scope.project.as_str())
+                        .bind(scope.lower.as_str())
+                        .bind(scope.upper.as_str())
+                        .bind(scope.library)
+                        .fetch_all(&mut *conn)
                         .await?;
+                    if let Some(limit) = limit_to_enforce(&rows)? {
+                        enforce_after_link(&mut *conn, &scope, limit, owned_blob.size).await?;
+                    }
                     Ok(())
                 })
             })

@@ -331,6 +331,7 @@ async fn the_openapi_document_is_public_and_describes_the_api() {
         ("/api/v1/tokens/{lookup}", &["delete"]),
         ("/api/v1/projects", &["get", "post"]),
         ("/api/v1/projects/{project}", &["get", "patch"]),
+        ("/api/v1/projects/{project}/quota", &["put"]),
         ("/api/v1/projects/{project}/members", &["get"]),
         ("/api/v1/projects/{project}/members/{user}", &["put", "delete"]),
         ("/api/v1/projects/{project}/robots", &["get", "post"]),
@@ -641,6 +642,18 @@ fn operations() -> Vec<Op> {
             },
             expect: [OK, OK, DENIED, DENIED, DENIED, HIDDEN],
             check: |_, body| assert_eq!(body["public"], false),
+        },
+        Op {
+            what: "set team's storage quota",
+            request: |_| {
+                let body = json!({ "limit_bytes": null });
+                (Method::PUT, "/api/v1/projects/team/quota".into(), Some(body))
+            },
+            expect: [OK, DENIED, DENIED, DENIED, DENIED, DENIED],
+            check: |_, body| {
+                assert_eq!(body["quota_bytes"], Value::Null);
+                assert!(body["usage_bytes"].is_u64(), "{body}");
+            },
         },
         Op {
             what: "create robot in team",

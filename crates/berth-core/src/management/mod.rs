@@ -10,6 +10,8 @@
 //! - a project's members see the project and its members; its owners also change its
 //!   visibility, its members and its robot accounts; its maintainers (and owners) read its
 //!   audit events;
+//! - only system administrators set a project's storage quota; whoever sees the project sees
+//!   its quota and usage;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
 //!   sees the project may read;
 //! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
@@ -35,6 +37,7 @@ use berth_meta::{AuditEvent, AuditFilter, MetaError, MetaStore, UserRecord};
 use crate::now_ms;
 
 pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
+pub use projects::ProjectSummary;
 pub use retention::{RetentionFailure, RetentionRun};
 pub use tags::TagMoved;
 
@@ -69,6 +72,7 @@ impl From<MetaError> for ManagementError {
         match error {
             MetaError::Conflict { what } => ManagementError::Conflict(what),
             MetaError::NotFound { what } => ManagementError::NotFound(what),
+            refused @ MetaError::QuotaExceeded { .. } => ManagementError::Denied(refused.to_string()),
             other => ManagementError::Database(other),
         }
     }

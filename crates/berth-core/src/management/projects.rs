@@ -1,52 +1,101 @@
-//! Projects, their visibility and their members.
+//! Projects, their visibility, members and storage quotas.
 
 use berth_auth::{AccountName, ProjectName, Role};
-use berth_meta::{MemberRecord, ProjectRecord};
+use berth_meta::{MemberRecord, ProjectRecord, ProjectUsage};
 
 use super::users::found;
 use super::{Change, Management, ManagementError, Operator};
 
+/// A project with the storage it uses, as the management operations report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSummary {
+    /// The project as stored (with its quota, if any).
+    pub project: ProjectRecord,
+    /// The bytes of distinct blobs its repositories link, and how many repositories it has.
+    pub usage: ProjectUsage,
+}
+
 impl Management {
-    /// The projects the operator may see: all for administrators; public ones and those they
-    /// are a member of for others.
-    pub async fn list_projects(&self, operator: &Operator) -> Result<Vec<ProjectRecord>, ManagementError> {
+    /// The projects the operator may see, with their usage: all for administrators; public
+    /// ones and those they are a member of for others.
+    pub async fn list_projects(&self, operator: &Operator) -> Result<Vec<ProjectSummary>, ManagementError> {
         let projects = self.meta.list_projects().await?;
-        if operator.is_admin() {
-            return Ok(projects);
-        }
         let mut visible = Vec::with_capacity(projects.len());
         for project in projects {
             let member = match operator.account() {
-                Some(user) => self.meta.member_role(&project.name, &user.name).await?.is_some(),
-                None => false,
+                Some(user) if !operator.is_admin() => self.meta.member_role(&project.name, &user.name).await?.is_some(),
+                _ => false,
             };
-            if project.public || member {
-                visible.push(project);
+            if operator.is_admin() || project.public || member {
+                visible.push(self.summary(project).await?);
             }
         }
         Ok(visible)
     }
 
-    /// The project called `name`, if the operator may see it (`NotFound` otherwise).
-    pub async fn project(&self, operator: &Operator, name: &ProjectName) -> Result<ProjectRecord, ManagementError> {
+    /// The project called `name` with its usage, if the operator may see it (`NotFound`
+    /// otherwise).
+    pub async fn project(&self, operator: &Operator, name: &ProjectName) -> Result<ProjectSummary, ManagementError> {
         self.role_in(operator, name).await?;
-        self.meta
+        let project = self
+            .meta
             .find_project(name)
             .await?
-            .ok_or_else(|| ManagementError::NotFound(format!("no project {name}")))
+            .ok_or_else(|| ManagementError::NotFound(format!("no project {name}")))?;
+        self.summary(project).await
     }
 
-    /// Creates a project, private unless `public`. Administrators only. Errors: `Conflict`
-    /// when it exists.
+    /// `project` with its usage.
+    async fn summary(&self, project: ProjectRecord) -> Result<ProjectSummary, ManagementError> {
+        let usage = self.meta.project_usage(&project.name).await?;
+        Ok(ProjectSummary { project, usage })
+    }
+
+    /// Sets a project's storage quota in bytes (`None`: unlimited). System administrators only:
+    /// a quota shares out the registry's storage, which is not a project owner's to decide.
+    /// A limit below the current usage refuses every new blob until enough is deleted.
+    /// Errors: `Invalid` for a limit over `i64::MAX` bytes, `NotFound`, `Denied`.
+    pub async fn set_project_quota(
+        &self,
+        operator: &Operator,
+        name: &ProjectName,
+        limit: Option<u64>,
+    ) -> Result<ProjectSummary, ManagementError> {
+        let result = async {
+            Management::require_admin(operator, "setting a project's storage quota")?;
+            if limit.is_some_and(|limit| i64::try_from(limit).is_err()) {
+                return Err(ManagementError::Invalid(format!(
+                    "a quota must be at most {} bytes; use null for no limit",
+                    i64::MAX
+                )));
+            }
+            found(self.meta.set_project_quota(name, limit).await?, || {
+                format!("no project {name}")
+            })?;
+            self.project(operator, name).await
+        }
+        .await;
+        let detail = match limit {
+            Some(limit) => format!("{} ({limit} bytes)", bytesize::ByteSize(limit)),
+            None => "unlimited".to_owned(),
+        };
+        self.audited(operator, Change::new("project.quota", Some(name), detail), result)
+            .await
+    }
+
+    /// Creates a project, private unless `public`, without a quota. Administrators only.
+    /// Errors: `Conflict` when it exists.
     pub async fn create_project(
         &self,
         operator: &Operator,
         name: &ProjectName,
         public: bool,
-    ) -> Result<ProjectRecord, ManagementError> {
+    ) -> Result<ProjectSummary, ManagementError> {
         let result = async {
             Management::require_admin(operator, "creating projects")?;
-            Ok(self.meta.create_project(name, public).await?)
+            let project = self.meta.create_project(name, public).await?;
+            // Repositories may exist already (pushed with open access before).
+            self.summary(project).await
         }
         .await;
         let detail = if public { "public" } else { "private" }.to_owned();
@@ -60,7 +109,7 @@ impl Management {
         operator: &Operator,
         name: &ProjectName,
         public: bool,
-    ) -> Result<ProjectRecord, ManagementError> {
+    ) -> Result<ProjectSummary, ManagementError> {
         let result = async {
             self.require_role(operator, name, Role::Owner, "changing a project's visibility")
                 .await?;

@@ -188,6 +188,12 @@ impl Management {
                     rule: rule.to_string(),
                 }));
             }
+            // The quota is checked for all the blobs first, so that a copy that does not fit
+            // links none of them (each link checks again, in its transaction).
+            let mut blobs = Vec::new();
+            self.blobs_referenced(source, &manifest.media_type, &manifest.content, 0, &mut blobs)
+                .await?;
+            self.meta.check_quota_for_all(target, &blobs).await?;
             self.link_references(operator, source, target, &manifest.media_type, &manifest.content, 0)
                 .await?;
             push_manifest(
@@ -210,6 +216,38 @@ impl Management {
             format!("{source}:{source_tag} -> {target}:{target_tag}"),
         );
         self.audited(operator, change, result).await
+    }
+
+    /// Adds to `blobs` the blobs (digest, size) the manifest `content` references, with those of
+    /// an index's children (stored in `source`), without duplicates.
+    async fn blobs_referenced(
+        &self,
+        source: &RepositoryName,
+        media_type: &str,
+        content: &[u8],
+        depth: usize,
+        blobs: &mut Vec<(Digest, u64)>,
+    ) -> Result<(), ManagementError> {
+        if depth > MAX_COPY_DEPTH {
+            return Err(ManagementError::Invalid(format!(
+                "indexes nested more than {MAX_COPY_DEPTH} deep are not copied"
+            )));
+        }
+        let inspection = berth_oci::inspect_manifest(Some(media_type), content)
+            .map_err(|error| ManagementError::Invalid(error.to_string()))?;
+        for reference in inspection.blob_references {
+            if !blobs.iter().any(|(digest, _)| *digest == reference.0) {
+                blobs.push(reference);
+            }
+        }
+        for (digest, _) in &inspection.manifest_references {
+            let child =
+                self.meta.get_manifest(source, digest).await?.ok_or_else(|| {
+                    ManagementError::NotFound(format!("{digest} is not a manifest stored in {source}"))
+                })?;
+            Box::pin(self.blobs_referenced(source, &child.media_type, &child.content, depth + 1, blobs)).await?;
+        }
+        Ok(())
     }
 
     /// Links into `target` what the manifest `content` references in `source`: its blobs, and
@@ -262,7 +300,9 @@ impl Management {
 /// A push error as a management error.
 fn push_error(error: RegistryError) -> ManagementError {
     match error {
-        RegistryError::TagImmutable { .. } => ManagementError::Denied(error.to_string()),
+        RegistryError::TagImmutable { .. } | RegistryError::QuotaExceeded { .. } => {
+            ManagementError::Denied(error.to_string())
+        }
         RegistryError::Metadata(error) => ManagementError::Database(error),
         other => ManagementError::Invalid(other.to_string()),
     }

@@ -88,7 +88,7 @@ enum OperatorSource {
     security(("basic" = [])),
     tags(
         (name = "users", description = "User accounts and their access tokens"),
-        (name = "projects", description = "Projects and their members"),
+        (name = "projects", description = "Projects, their members and storage quotas"),
         (name = "robots", description = "Robot accounts"),
         (name = "repositories", description = "Repositories and their tags"),
         (name = "audit", description = "The audit log"),
@@ -122,6 +122,7 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
         .routes(routes!(users::revoke_token))
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_project, projects::change_project))
+        .routes(routes!(projects::set_quota))
         .routes(routes!(projects::list_members))
         .routes(routes!(projects::set_member, projects::remove_member))
         .routes(routes!(robots::list_project_robots, robots::create_project_robot))

@@ -1,8 +1,8 @@
-//! `/api/v1/projects…`: projects, their visibility and members.
+//! `/api/v1/projects…`: projects, their visibility, members and storage quotas.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_api::{ErrorBody, Member, MemberRole, NewProject, Project, ProjectChange};
+use berth_api::{ErrorBody, Member, MemberRole, NewProject, Project, ProjectChange, ProjectQuota};
 use berth_auth::{AccountName, ProjectName, Role};
 
 use super::{
@@ -73,6 +73,27 @@ pub(crate) async fn change_project(
         Some(public) => state.management.set_project_public(&operator, &name, public).await?,
         None => state.management.project(&operator, &name).await?,
     };
+    Ok(json(StatusCode::OK, &views::project(project)))
+}
+
+/// Sets or removes a project's storage quota (system administrators). `limit_bytes` is the
+/// most bytes of distinct blobs the project's repositories may link; `null` removes the limit.
+/// A limit below the usage refuses every new blob until enough is deleted.
+#[utoipa::path(put, path = "/api/v1/projects/{project}/quota", tag = "projects", request_body = ProjectQuota,
+    params(("project" = String, Path, description = "Project name")),
+    responses((status = 200, description = "Done", body = Project), (status = 400, description = "Bad input (INVALID)", body = ErrorBody), (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
+        (status = 404, description = "No such thing, or one the caller may not see (NOT_FOUND)", body = ErrorBody), SignInFailures))]
+pub(crate) async fn set_quota(
+    State(state): State<ManagementState>,
+    Authenticated(operator): Authenticated,
+    PathParams(project): PathParams<String>,
+    JsonBody(body): JsonBody<ProjectQuota>,
+) -> Answer {
+    let name = ProjectName::parse(&project)?;
+    let project = state
+        .management
+        .set_project_quota(&operator, &name, body.limit_bytes)
+        .await?;
     Ok(json(StatusCode::OK, &views::project(project)))
 }
 

@@ -1,8 +1,7 @@
 //! Records of `berth_meta` as the bodies of `berth_api`.
 
-use berth_meta::{
-    AuditEvent, ImmutabilityRuleRecord, MemberRecord, ProjectRecord, RobotRecord, TagEvent, TokenRecord, UserRecord,
-};
+use berth_core::ProjectSummary;
+use berth_meta::{AuditEvent, ImmutabilityRuleRecord, MemberRecord, RobotRecord, TagEvent, TokenRecord, UserRecord};
 
 /// A user as the API shows it.
 pub(crate) fn user(user: UserRecord) -> berth_api::User {
@@ -14,12 +13,16 @@ pub(crate) fn user(user: UserRecord) -> berth_api::User {
     }
 }
 
-/// A project as the API shows it.
-pub(crate) fn project(project: ProjectRecord) -> berth_api::Project {
+/// A project as the API shows it, with its quota and usage.
+pub(crate) fn project(summary: ProjectSummary) -> berth_api::Project {
+    let ProjectSummary { project, usage } = summary;
     berth_api::Project {
         name: project.name.to_string(),
         public: project.public,
         created_at_ms: project.created_at_ms,
+        quota_bytes: project.quota_bytes,
+        usage_bytes: usage.bytes,
+        repository_count: usage.repositories,
     }
 }
 

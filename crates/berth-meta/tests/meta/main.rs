@@ -6,6 +6,7 @@ mod catalog;
 mod common;
 mod concurrency;
 mod manifests;
+mod quotas;
 mod store;
 mod tags;
 mod uploads;
