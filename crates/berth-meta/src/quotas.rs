@@ -208,28 +208,7 @@ impl MetaStore {
     /// transaction (this answer may be stale by then). One indexed lookup when the project has
     /// no quota; an empty blob always fits. Errors: [`MetaError::QuotaExceeded`].
     pub async fn check_quota(&self, repository: &RepositoryName, digest: &Digest, size: u64) -> Result<(), MetaError> {
-        let scope = ProjectScope::of_repository(repository);
-        let rows: Vec<AnyRow> = sqlx::query(PROBE)
-            .bind(digest.as_str())
-            .bind(scope.project.as_str())
-            .bind(scope.lower.as_str())
-            .bind(scope.upper.as_str())
-            .bind(scope.library)
-            .fetch_all(&self.reader)
-            .await?;
-        let Some(limit) = limit_to_enforce(&rows)?.filter(|_| size > 0) else {
-            return Ok(());
-        };
-        let usage = usage_bytes(&self.reader, &scope).await?;
-        if usage.saturating_add(size) > limit {
-            return Err(MetaError::QuotaExceeded {
-                project: scope.project.to_string(),
-                usage,
-                limit,
-                needed: size,
-            });
-        }
-        Ok(())
+        self.check_quota_for_all(repository, &[(digest.clone(), size)]).await
     }
 
     /// Like [`MetaStore::check_quota`] for several blobs linked together (a server-side tag
