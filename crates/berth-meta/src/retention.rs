@@ -4,6 +4,7 @@
 use berth_auth::ProjectName;
 
 use crate::convert::now_ms;
+use crate::quotas::ProjectScope;
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
@@ -76,11 +77,11 @@ pub struct ProjectInventory {
     pub references: Vec<InventoryReference>,
 }
 
-/// The condition that repository `r` belongs to project `$1` (`$2` = `$1 || '/'`, `$3` =
-/// `$1 || '0'`, the first name after every `$1/…`): single-component names for `library`.
+/// The condition that repository `r` belongs to a project ([`ProjectScope`]): `$1` its lower,
+/// `$2` its upper name bound, `$3` its library flag.
 macro_rules! in_project {
     () => {
-        "((r.name >= $2 AND r.name < $3) OR ($1 = 'library' AND r.name NOT LIKE '%/%'))"
+        "((r.name >= $1 AND r.name < $2) OR ($3 = 1 AND r.name NOT LIKE '%/%'))"
     };
 }
 
@@ -241,23 +242,23 @@ impl MetaStore {
             in_project!(),
             " ORDER BY r.name, m.digest, c.child_digest"
         );
-        let (name, first, after) = (project.as_str(), format!("{project}/"), format!("{project}0"));
+        let scope = ProjectScope::of_project(project);
         let manifests: Vec<ManifestRow> = sqlx::query_as(MANIFESTS)
-            .bind(name)
-            .bind(first.as_str())
-            .bind(after.as_str())
+            .bind(scope.lower.as_str())
+            .bind(scope.upper.as_str())
+            .bind(scope.library)
             .fetch_all(&self.reader)
             .await?;
         let tags: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(TAGS)
-            .bind(name)
-            .bind(first.as_str())
-            .bind(after.as_str())
+            .bind(scope.lower.as_str())
+            .bind(scope.upper.as_str())
+            .bind(scope.library)
             .fetch_all(&self.reader)
             .await?;
         let references: Vec<(String, String, String)> = sqlx::query_as(REFERENCES)
-            .bind(name)
-            .bind(first.as_str())
-            .bind(after.as_str())
+            .bind(scope.lower.as_str())
+            .bind(scope.upper.as_str())
+            .bind(scope.library)
             .fetch_all(&self.reader)
             .await?;
         Ok(ProjectInventory {
