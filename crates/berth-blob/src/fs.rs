@@ -177,8 +177,9 @@ fn validate_key(key: &str) -> Result<(), BlobError> {
     }
 }
 
-/// The names in `dir`, sorted (none when it does not exist).
-fn sorted_names(dir: &Path) -> Result<Vec<String>, BlobError> {
+/// The names in `dir`, sorted (none when it does not exist); with `directories_only`, only
+/// those of subdirectories (a stray file where a directory belongs is skipped, logged).
+fn sorted_names(dir: &Path, directories_only: bool) -> Result<Vec<String>, BlobError> {
     let context = || format!("listing {}", dir.display());
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -187,7 +188,12 @@ fn sorted_names(dir: &Path) -> Result<Vec<String>, BlobError> {
     };
     let mut names = Vec::new();
     for entry in entries {
-        let name = entry.map_err(|source| storage_error(context(), source))?.file_name();
+        let entry = entry.map_err(|source| storage_error(context(), source))?;
+        if directories_only && !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            tracing::warn!(path = %entry.path().display(), "skipping a non-directory in the blob store");
+            continue;
+        }
+        let name = entry.file_name();
         match name.into_string() {
             Ok(name) => names.push(name),
             Err(name) => tracing::warn!(?name, dir = %dir.display(), "skipping non-UTF-8 name in the blob store"),
@@ -204,14 +210,14 @@ fn list_blobs_blocking(blobs: &Path, after: Option<&str>, limit: usize) -> Resul
     // A directory whose key prefix `blobs/<alg>/<xx>` sorts before `after`'s own prefix holds
     // only keys before it.
     let after_dir = after.and_then(|key| key.rsplit_once('/')).map(|(dir, _)| dir);
-    for algorithm in sorted_names(blobs)? {
-        for prefix in sorted_names(&blobs.join(&algorithm))? {
+    for algorithm in sorted_names(blobs, true)? {
+        for prefix in sorted_names(&blobs.join(&algorithm), true)? {
             let dir_key = format!("{BLOBS_DIR}/{algorithm}/{prefix}");
             if after_dir.is_some_and(|after_dir| dir_key.as_str() < after_dir) {
                 continue;
             }
             let dir = blobs.join(&algorithm).join(&prefix);
-            for hex in sorted_names(&dir)? {
+            for hex in sorted_names(&dir, false)? {
                 let key = format!("{dir_key}/{hex}");
                 if after.is_some_and(|after| key.as_str() <= after) {
                     continue;

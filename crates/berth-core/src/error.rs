@@ -130,7 +130,7 @@ pub enum RegistryError {
     /// Linking a blob into a repository would take its project over its storage quota (403,
     /// DENIED). Nothing of the push stays: an upload session that carried the blob is ended.
     #[error(
-        "project {project} is over its storage quota: {} used of {}, this blob needs {}",
+        "this push would take project {project} over its storage quota: {} used of {}, this blob needs {}",
         bytesize::ByteSize(*.usage),
         bytesize::ByteSize(*.limit),
         bytesize::ByteSize(*.needed)

@@ -177,6 +177,11 @@ impl Registry {
                     tag,
                     rule,
                 }),
+                // Only asked of `MetaStore::delete_untagged_manifest`; a tag is a reference too.
+                DeleteManifestOutcome::Tagged(tag) => Err(RegistryError::StillReferenced {
+                    target: digest.clone(),
+                    referenced_by: format!("tag {tag}"),
+                }),
                 DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {
                     target: digest.clone(),
                     referenced_by: index,

@@ -5,7 +5,8 @@
 //! Three kinds of garbage, each older than a cutoff (now minus the grace period):
 //! - **manifests** that no tag points at and no index lists, and that lost what kept them: their
 //!   index or subject was deleted ([`orphan_dependents`] marks them), or they are referrers whose
-//!   subject is not stored, or (with `delete_untagged`) any untagged manifest;
+//!   subject is not stored, or (with `delete_untagged`) any untagged manifest; the age is that of
+//!   the last push (`last_pushed_at`; a push of a stored digest renews it);
 //! - **blob links** (`repository_blobs`) that no manifest of their repository references;
 //! - **blobs** linked nowhere (their bytes are then deleted from the blob store by the caller,
 //!   which serialises that with upload commits of the same digest).
@@ -29,8 +30,9 @@ macro_rules! collectable_manifest_condition {
             "AND NOT EXISTS (SELECT 1 FROM manifest_references c ",
             "WHERE c.repository_id = m.repository_id AND c.child_digest = m.digest) ",
             "AND ((m.subject_digest IS NULL ",
-            "AND ((m.orphaned_at IS NOT NULL AND m.orphaned_at < $1) OR ($2 = 1 AND m.created_at < $1))) ",
-            "OR (m.subject_digest IS NOT NULL AND m.created_at < $1 ",
+            "AND ((m.orphaned_at IS NOT NULL AND m.orphaned_at < $1) ",
+            "OR ($2 = 1 AND COALESCE(m.last_pushed_at, m.created_at) < $1))) ",
+            "OR (m.subject_digest IS NOT NULL AND COALESCE(m.last_pushed_at, m.created_at) < $1 ",
             "AND (m.orphaned_at IS NULL OR m.orphaned_at < $1) ",
             "AND NOT EXISTS (SELECT 1 FROM manifests s ",
             "WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)))"

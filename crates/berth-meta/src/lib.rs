@@ -176,6 +176,9 @@ pub enum DeleteManifestOutcome {
         /// The rule (`repositories ** tags v*`).
         rule: String,
     },
+    /// A tag points at it, and only an untagged manifest was to be deleted
+    /// ([`MetaStore::delete_untagged_manifest`]), so it stays. Carries the tag.
+    Tagged(String),
 }
 
 /// An error from the metadata store.
@@ -247,7 +250,7 @@ pub enum MetaError {
     },
     /// Linking a blob would take its project over its storage quota; nothing was written.
     #[error(
-        "project {project} is over its storage quota: {} used of {}, this blob needs {}",
+        "this push would take project {project} over its storage quota: {} used of {}, this blob needs {}",
         bytesize::ByteSize(*.usage),
         bytesize::ByteSize(*.limit),
         bytesize::ByteSize(*.needed)

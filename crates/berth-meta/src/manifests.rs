@@ -164,6 +164,32 @@ impl MetaStore {
         deleted_by: &str,
         protected: &[ImmutabilityRule],
     ) -> Result<DeleteManifestOutcome, MetaError> {
+        self.remove_manifest_with(repository, digest, deleted_by, protected, false)
+            .await
+    }
+
+    /// Like [`Self::delete_manifest`], but only while no tag points at the manifest (checked in
+    /// the transaction): [`DeleteManifestOutcome::Tagged`] otherwise. For deletions planned
+    /// earlier (retention), so that a tag pushed onto the manifest since is never lost.
+    pub async fn delete_untagged_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        deleted_by: &str,
+        protected: &[ImmutabilityRule],
+    ) -> Result<DeleteManifestOutcome, MetaError> {
+        self.remove_manifest_with(repository, digest, deleted_by, protected, true)
+            .await
+    }
+
+    async fn remove_manifest_with(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        deleted_by: &str,
+        protected: &[ImmutabilityRule],
+        untagged_only: bool,
+    ) -> Result<DeleteManifestOutcome, MetaError> {
         let (owned_repository, owned_digest, deleted_by, protected) = (
             repository.clone(),
             digest.clone(),
@@ -174,7 +200,15 @@ impl MetaStore {
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    remove_manifest(conn, &owned_repository, &owned_digest, &deleted_by, &protected).await
+                    remove_manifest(
+                        conn,
+                        &owned_repository,
+                        &owned_digest,
+                        &deleted_by,
+                        &protected,
+                        untagged_only,
+                    )
+                    .await
                 })
             })
             .await?;
@@ -441,14 +475,18 @@ async fn tagged_digest(
 }
 
 /// The statements of the first write script of [`store_manifest`]: the repository if new, the
-/// manifest (an existing row for the digest in the repository stands) and its tag.
+/// manifest (an existing row for the digest in the repository stands, its last push renewed)
+/// and its tag.
 fn manifest_inserts(tagged: bool) -> Vec<String> {
     let mut statements = vec![
         "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned(),
+        // A push of a stored digest renews it for garbage collection (an orphan's grace period
+        // starts again), the stored row otherwise stands.
         "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
          subject_digest, annotations, created_at) \
          SELECT id, $3, $4, $5, $6, $7, $8, $9, $2 FROM repositories WHERE name = $1 \
-         ON CONFLICT (repository_id, digest) DO NOTHING"
+         ON CONFLICT (repository_id, digest) DO UPDATE SET last_pushed_at = excluded.created_at, \
+         orphaned_at = CASE WHEN manifests.orphaned_at IS NULL THEN NULL ELSE excluded.created_at END"
             .to_owned(),
     ];
     if tagged {
@@ -556,13 +594,15 @@ pub(crate) async fn first_referrer(
     Ok(row.map(|(digest,)| digest))
 }
 
-/// The body of [`MetaStore::delete_manifest`], inside the writer's transaction.
+/// The body of [`MetaStore::delete_manifest`] and [`MetaStore::delete_untagged_manifest`]
+/// (`untagged_only`), inside the writer's transaction.
 async fn remove_manifest(
     conn: &mut AnyConnection,
     repository: &RepositoryName,
     digest: &Digest,
     deleted_by: &str,
     protected: &[ImmutabilityRule],
+    untagged_only: bool,
 ) -> Result<DeleteManifestOutcome, MetaError> {
     let Some(repository_id) = repository_id(&mut *conn, repository).await? else {
         return Ok(DeleteManifestOutcome::NotFound);
@@ -573,11 +613,14 @@ async fn remove_manifest(
     if let Some(parent) = first_referrer(&mut *conn, ReferenceKind::Manifest, repository_id, digest).await? {
         return Ok(DeleteManifestOutcome::ReferencedBy(parent));
     }
-    if !protected.is_empty() {
+    if untagged_only || !protected.is_empty() {
         let tags: Vec<(String,)> = sqlx::query_as("SELECT name FROM tags WHERE manifest_id = $1 ORDER BY name")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
+        if untagged_only && let Some((tag,)) = tags.first() {
+            return Ok(DeleteManifestOutcome::Tagged(tag.clone()));
+        }
         for tag in tags.iter().filter_map(|(name,)| Tag::parse(name).ok()) {
             if let Some(rule) = protected.iter().find(|rule| rule.protects(repository, &tag)) {
                 return Ok(DeleteManifestOutcome::ProtectedTag {

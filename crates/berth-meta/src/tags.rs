@@ -32,29 +32,59 @@ impl MetaStore {
         tag: &Tag,
         deleted_by: &str,
     ) -> Result<bool, MetaError> {
+        self.remove_tag(repository, tag, None, deleted_by).await
+    }
+
+    /// Like [`Self::delete_tag`], only while the tag points at `digest` (checked in the
+    /// transaction): for deletions planned earlier (retention), so that a tag moved since
+    /// stays. Returns whether it was deleted.
+    pub async fn delete_tag_at(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+        deleted_by: &str,
+    ) -> Result<bool, MetaError> {
+        self.remove_tag(repository, tag, Some(digest), deleted_by).await
+    }
+
+    async fn remove_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        at: Option<&Digest>,
+        deleted_by: &str,
+    ) -> Result<bool, MetaError> {
         let (owned_repository, owned_tag, deleted_by) = (repository.clone(), tag.clone(), deleted_by.to_owned());
+        let at = at.map(|digest| digest.as_str().to_owned());
         let deleted = self
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
+                    // `$5`: the digest the tag must point at, or NULL for any.
                     sqlx::query(
                         "INSERT INTO tag_events (repository_id, tag, previous_digest, new_digest, actor, at) \
                          SELECT t.repository_id, t.name, m.digest, NULL, $3, $4 FROM tags t \
                          JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id \
-                         WHERE r.name = $1 AND t.name = $2",
+                         WHERE r.name = $1 AND t.name = $2 AND (CAST($5 AS TEXT) IS NULL OR m.digest = $5)",
                     )
                     .bind(owned_repository.as_str())
                     .bind(owned_tag.as_str())
                     .bind(deleted_by.as_str())
                     .bind(now_ms())
+                    .bind(at.as_deref())
                     .execute(&mut *conn)
                     .await?;
                     let result = sqlx::query(
                         "DELETE FROM tags \
-                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2 \
+                         AND (CAST($3 AS TEXT) IS NULL \
+                         OR manifest_id = (SELECT id FROM manifests WHERE digest = $3 \
+                         AND repository_id = (SELECT id FROM repositories WHERE name = $1)))",
                     )
                     .bind(owned_repository.as_str())
                     .bind(owned_tag.as_str())
+                    .bind(at.as_deref())
                     .execute(&mut *conn)
                     .await?;
                     Ok(result.rows_affected() > 0)

@@ -239,6 +239,10 @@ async fn stored_files_that_no_record_names_go_after_the_grace_period() {
         file.set_modified(SystemTime::now() - age).expect("set mtime");
         path
     };
+    // Stray files where directories belong are skipped, not fatal.
+    std::fs::write(data_dir.join("blobs/.DS_Store"), b"x").expect("stray file");
+    std::fs::create_dir_all(data_dir.join("blobs/sha256")).expect("mkdir");
+    std::fs::write(data_dir.join("blobs/sha256/zz"), b"x").expect("stray file");
     let old = write(&random_bytes(5000), Duration::from_secs(7200));
     let recent = write(&random_bytes(3000), Duration::ZERO);
     let preview = gc(&h, "1h", true);
@@ -286,4 +290,57 @@ async fn gc_on_the_data_directory_waits_for_the_server_to_stop() {
     let report: Value = serde_json::from_str(&h.cli(&["--output", "json", "gc", "--grace", "0s"], "")).expect("json");
     assert_eq!(count(&report, "blobs"), 1, "{report}");
     assert!(!blob_file(&h.data_dir(), &stray).exists());
+}
+
+#[tokio::test]
+async fn a_child_pushed_again_before_its_index_is_fresh_again() {
+    let h = Harness::start();
+    let repo = common::repo("gc");
+    let (amd64, _) = push_file_image(&h, &repo, None).await;
+    let (arm64, _) = push_file_image(&h, &repo, None).await;
+    let index = oci_index(&[amd64.clone(), arm64.clone()], json!({}));
+    let index_desc = Desc::of(OCI_INDEX, &index);
+    h.put_manifest(&repo, "multi", OCI_INDEX, &index)
+        .await
+        .expect_status(201);
+    h.delete(&format!("/v2/{repo}/manifests/{}", index_desc.digest))
+        .await
+        .expect_status(202);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A retried multi-arch push: the children again, then the index.
+    for child in [&amd64, &arm64] {
+        let manifest = h.get_manifest(&repo, &child.digest).await;
+        h.put_manifest(&repo, &child.digest, OCI_MANIFEST, &manifest.body)
+            .await
+            .expect_status(201);
+    }
+    let report = gc(&h, "1s", false);
+    assert_eq!(
+        count(&report, "manifests"),
+        0,
+        "collected children pushed again: {report}"
+    );
+    h.put_manifest(&repo, "multi", OCI_INDEX, &index)
+        .await
+        .expect_status(201);
+}
+
+#[tokio::test]
+async fn gc_requests_must_be_json_objects() {
+    let h = Harness::start();
+    for body in [
+        "[]",
+        "[true, 0]",
+        "\"x\"",
+        "{\"grace_period_secs\": -1}",
+        "{\"dry_run\": true, \"extra\": 1}",
+    ] {
+        let resp = common::send(
+            h.rb(reqwest::Method::POST, "/api/v1/gc")
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        resp.expect_status(400);
+    }
 }

@@ -97,7 +97,9 @@ fn expect_refused(resp: &Resp, project: &str, usage: u64, limit: u64, needed: u6
     let error = resp.expect_error(403, "DENIED");
     let message = error["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with(&format!("project {project} is over its storage quota: ")),
+        message.starts_with(&format!(
+            "this push would take project {project} over its storage quota: "
+        )),
         "{}",
         resp.report()
     );

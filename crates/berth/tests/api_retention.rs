@@ -380,6 +380,7 @@ async fn bad_policies_are_refused_with_the_reason() {
             "tagPrefixList",
         ),
         ("[[rules]]\nkeep_most_recent = 1\n", Some("every day"), "schedule"),
+        ("[[rules]]\nkeep_most_recent = 1\n", Some("0 0 30 2 *"), "never fires"),
         ("not a policy", None, ""),
     ] {
         let resp = api(
@@ -454,4 +455,50 @@ async fn the_cli_sets_shows_and_runs_a_policy() {
     .expect("json");
     assert_eq!(deleted(&json).0, set(&["main-1", "main-2"]));
     assert!(!tags(h, "cli").await.contains("main-2"));
+}
+
+#[tokio::test]
+async fn an_index_and_its_children_go_in_one_run() {
+    let clock = Clock::start();
+    let h = &clock.h;
+    api(h, Method::POST, "/api/v1/projects", json!({ "name": "multi" }))
+        .await
+        .expect_status(201);
+    let repo = "multi/app";
+    clock.set_days(-12);
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        children.push(h.push_image(repo, None).await.desc);
+    }
+    let index = common::oci_index(&children, json!({}));
+    h.put_manifest(repo, "old", common::OCI_INDEX, &index)
+        .await
+        .expect_status(201);
+    clock.set_days(-1);
+    h.push_image(repo, Some("new")).await;
+    clock.set_days(0);
+    api(
+        h,
+        Method::PUT,
+        "/api/v1/projects/multi/retention-policy",
+        json!({ "document": "[[rules]]\nkeep_most_recent = 1\n[[rules]]\ndelete_untagged_after_days = 1\n" }),
+    )
+    .await
+    .expect_status(200);
+    let dry = api(
+        h,
+        Method::POST,
+        "/api/v1/projects/multi/retention-runs",
+        json!({ "dry_run": true }),
+    )
+    .await;
+    let dry: Value = serde_json::from_slice(&dry.body).expect("json");
+    assert_eq!(deleted(&dry), (set(&["old"]), 4), "{dry:#}");
+    let real = api(h, Method::POST, "/api/v1/projects/multi/retention-runs", json!({})).await;
+    let real: Value = serde_json::from_slice(&real.body).expect("json");
+    assert_eq!(real["failures"], json!([]), "{real:#}");
+    for child in &children {
+        h.get_manifest(repo, &child.digest).await.expect_status(404);
+    }
+    assert_eq!(tags(h, "multi").await, set(&["new"]));
 }

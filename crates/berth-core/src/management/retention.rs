@@ -9,14 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use berth_auth::{ProjectName, Role};
-use berth_meta::{ProjectInventory, RetentionPolicyRecord};
+use berth_auth::{ImmutabilityRule, ProjectName, Role};
+use berth_meta::{DeleteManifestOutcome, ProjectInventory, RetentionPolicyRecord};
 use berth_retention::{Deletion, ManifestFacts, Plan, Policy, RepositoryInventory, Schedule, TagFacts};
-use berth_types::{Digest, Reference, RepositoryName, Tag};
+use berth_types::{Digest, RepositoryName, Tag};
 
 use super::{Change, Management, ManagementError, Operator};
 use crate::manifests::project_immutability_rules;
 use crate::now_ms;
+
+/// Longest retention policy document, in bytes (an ECR lifecycle policy has at most 30 KiB).
+const MAX_POLICY_BYTES: usize = 64 << 10;
 
 /// A deletion of a run that did not happen, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,16 +59,25 @@ impl Management {
         let result = async {
             self.require_role(operator, project, Role::Maintainer, "managing retention policies")
                 .await?;
+            if document.len() > MAX_POLICY_BYTES {
+                return Err(ManagementError::Invalid(format!(
+                    "a retention policy has at most {MAX_POLICY_BYTES} bytes"
+                )));
+            }
             let policy = Policy::parse(document).map_err(|error| ManagementError::Invalid(error.to_string()))?;
             let schedule = match schedule {
-                Some(text) => Some(
-                    Schedule::parse(text)
-                        .map_err(|error| ManagementError::Invalid(error.to_string()))?
-                        .as_str()
-                        .to_owned(),
-                ),
-                None => policy.schedule().map(|schedule| schedule.as_str().to_owned()),
+                Some(text) => Some(Schedule::parse(text).map_err(|error| ManagementError::Invalid(error.to_string()))?),
+                None => policy.schedule().cloned(),
             };
+            if let Some(schedule) = &schedule
+                && schedule.next_after(now_ms()).is_none()
+            {
+                return Err(ManagementError::Invalid(format!(
+                    "schedule {:?} never fires",
+                    schedule.as_str()
+                )));
+            }
+            let schedule = schedule.map(|schedule| schedule.as_str().to_owned());
             let record = self
                 .meta
                 .set_retention_policy(project, document, schedule.as_deref())
@@ -195,45 +207,14 @@ impl Management {
             rules.iter().any(|rule| rule.protects(repository, tag))
         });
         let plan = berth_retention::plan(policy, project.as_str(), &repositories, at_ms);
-        let mut failures = Vec::new();
-        if !dry_run {
-            let registry = self.registry()?;
+        let failures = if dry_run {
+            Vec::new()
+        } else {
             let deleted_by = format!("retention:{}", operator.actor());
-            // Tags first, then manifests: a manifest's deletion also removes its tags.
-            let ordered = plan
-                .deletions
-                .iter()
-                .filter(|deletion| matches!(deletion, Deletion::Tag { .. }))
-                .chain(
-                    plan.deletions
-                        .iter()
-                        .filter(|deletion| matches!(deletion, Deletion::Manifest { .. })),
-                );
-            for deletion in ordered {
-                let target = match deletion {
-                    Deletion::Tag { repository, tag, .. } => {
-                        parse_target(repository, Tag::parse(tag).map(Reference::Tag))
-                    }
-                    Deletion::Manifest { repository, digest, .. } => {
-                        parse_target(repository, Digest::parse(digest).map(Reference::Digest))
-                    }
-                };
-                let outcome = match target {
-                    Ok((repository, reference)) => registry
-                        .delete_manifest(&repository, &reference, &deleted_by)
-                        .await
-                        .map_err(|error| error.to_string()),
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = outcome {
-                    failures.push(RetentionFailure {
-                        deletion: deletion.clone(),
-                        error,
-                    });
-                }
-            }
+            let failures = self.carry_out(&plan, &rules, &deleted_by).await?;
             self.meta.mark_retention_run(project, at_ms).await?;
-        }
+            failures
+        };
         Ok(RetentionRun {
             dry_run,
             at_ms,
@@ -243,14 +224,113 @@ impl Management {
     }
 }
 
-/// A planned deletion's repository and reference, parsed; `Err` says why they do not parse.
-fn parse_target<E: std::fmt::Display>(
-    repository: &str,
-    reference: Result<Reference, E>,
-) -> Result<(RepositoryName, Reference), String> {
-    let repository = RepositoryName::parse(repository).map_err(|error| error.to_string())?;
-    let reference = reference.map_err(|error| error.to_string())?;
-    Ok((repository, reference))
+impl Management {
+    /// Carries out `plan`'s deletions: tags first, each only while it still points at the
+    /// planned digest; then manifests, each only while no tag points at it (a tag pushed onto it
+    /// since the plan keeps it), in passes so that an index goes before the children it lists.
+    /// Immutability rules are checked again. Returns the deletions that did not happen.
+    async fn carry_out(
+        &self,
+        plan: &Plan,
+        rules: &[ImmutabilityRule],
+        deleted_by: &str,
+    ) -> Result<Vec<RetentionFailure>, ManagementError> {
+        let mut failures = Vec::new();
+        let mut manifests = Vec::new();
+        for deletion in &plan.deletions {
+            match deletion {
+                Deletion::Tag {
+                    repository,
+                    tag,
+                    digest,
+                    ..
+                } => {
+                    let outcome = match (
+                        RepositoryName::parse(repository),
+                        Tag::parse(tag),
+                        Digest::parse(digest),
+                    ) {
+                        (Ok(repository), Ok(tag), Ok(digest)) => {
+                            self.delete_planned_tag(&repository, &tag, &digest, rules, deleted_by)
+                                .await?
+                        }
+                        _ => Err("the name, tag or digest does not parse".to_owned()),
+                    };
+                    if let Err(error) = outcome {
+                        failures.push(RetentionFailure {
+                            deletion: deletion.clone(),
+                            error,
+                        });
+                    }
+                }
+                Deletion::Manifest { repository, digest, .. } => {
+                    match (RepositoryName::parse(repository), Digest::parse(digest)) {
+                        (Ok(repository), Ok(digest)) => manifests.push((deletion, repository, digest)),
+                        _ => failures.push(RetentionFailure {
+                            deletion: deletion.clone(),
+                            error: "the name or digest does not parse".to_owned(),
+                        }),
+                    }
+                }
+            }
+        }
+        // An index listed by another planned deletion waits for it: passes until none is left
+        // or a pass deletes nothing.
+        loop {
+            let mut waiting = Vec::new();
+            let before = manifests.len();
+            for (deletion, repository, digest) in manifests {
+                let outcome = self
+                    .meta
+                    .delete_untagged_manifest(&repository, &digest, deleted_by, rules)
+                    .await?;
+                let error = match outcome {
+                    DeleteManifestOutcome::Deleted => continue,
+                    DeleteManifestOutcome::ReferencedBy(_) => {
+                        waiting.push((deletion, repository, digest));
+                        continue;
+                    }
+                    DeleteManifestOutcome::NotFound => "already deleted".to_owned(),
+                    DeleteManifestOutcome::ProtectedTag { tag, rule } => {
+                        format!("tag {tag} is immutable (rule {rule})")
+                    }
+                    DeleteManifestOutcome::Tagged(tag) => format!("tag {tag} points at it now; kept"),
+                };
+                failures.push(RetentionFailure {
+                    deletion: deletion.clone(),
+                    error,
+                });
+            }
+            if waiting.is_empty() || waiting.len() == before {
+                failures.extend(waiting.into_iter().map(|(deletion, _, _)| RetentionFailure {
+                    deletion: deletion.clone(),
+                    error: "still listed by an index".to_owned(),
+                }));
+                return Ok(failures);
+            }
+            manifests = waiting;
+        }
+    }
+
+    /// Deletes `tag` if it still points at `digest` and no immutability rule protects it;
+    /// `Err` says why not.
+    async fn delete_planned_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+        rules: &[ImmutabilityRule],
+        deleted_by: &str,
+    ) -> Result<Result<(), String>, ManagementError> {
+        if let Some(rule) = rules.iter().find(|rule| rule.protects(repository, tag)) {
+            return Ok(Err(format!("tag {tag} is immutable (rule {rule})")));
+        }
+        Ok(if self.meta.delete_tag_at(repository, tag, digest, deleted_by).await? {
+            Ok(())
+        } else {
+            Err(format!("tag {tag} no longer points at {digest}; kept"))
+        })
+    }
 }
 
 /// The inventory rows grouped per repository as the engine takes them; `immutable` says which

@@ -294,6 +294,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     &format!("the request body is unreadable or over {MAX_BODY_BYTES} bytes"),
                 ))
             })?;
+        // Every body is a JSON object (serde would also take a struct as an array of its fields).
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(invalid("the request body must be a JSON object".to_owned()));
+        }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| invalid(format!("the request body is not the expected JSON: {error}")))

@@ -371,3 +371,51 @@ async fn manifests_with_many_references_are_checked_and_recorded_in_full() -> an
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn planned_deletions_spare_tags_pushed_or_moved_since() -> anyhow::Result<()> {
+    let t = TestStore::new().await?;
+    let app = repo("app");
+    t.store.put_manifest(&image(&app, 10, &[])).await?;
+    t.store
+        .put_manifest(&NewManifest {
+            tag: Some(tag("old")),
+            ..image(&app, 11, &[])
+        })
+        .await?;
+    // A tag pushed onto the manifest after the plan keeps it.
+    t.store
+        .put_manifest(&NewManifest {
+            tag: Some(tag("release")),
+            ..image(&app, 10, &[])
+        })
+        .await?;
+    assert_eq!(
+        t.store
+            .delete_untagged_manifest(&app, &digest(10), "retention", &[])
+            .await?,
+        DeleteManifestOutcome::Tagged("release".to_owned())
+    );
+    assert!(t.store.get_tagged_manifest(&app, &tag("release")).await?.is_some());
+    // A tag moved since the plan stays where it is now.
+    assert!(
+        !t.store
+            .delete_tag_at(&app, &tag("release"), &digest(11), "retention")
+            .await?
+    );
+    assert!(t.store.get_tagged_manifest(&app, &tag("release")).await?.is_some());
+    assert!(
+        t.store
+            .delete_tag_at(&app, &tag("old"), &digest(11), "retention")
+            .await?
+    );
+    assert_eq!(t.store.get_tagged_manifest(&app, &tag("old")).await?, None);
+    // Untagged now: it goes.
+    assert_eq!(
+        t.store
+            .delete_untagged_manifest(&app, &digest(11), "retention", &[])
+            .await?,
+        DeleteManifestOutcome::Deleted
+    );
+    Ok(())
+}

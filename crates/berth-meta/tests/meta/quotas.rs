@@ -102,7 +102,11 @@ async fn a_link_over_the_quota_is_refused_and_leaves_nothing() -> anyhow::Result
     link_all(&t.store, &repo("team/a"), &[1, 2]).await?; // exactly at the limit
     let refused = t.store.link_blob(&repo("team/new"), &blob(3)).await;
     assert!(is_quota_refusal(&refused, limit, limit, size(3)), "{refused:?}");
-    assert!(refused.is_err_and(|error| error.to_string().contains("project team is over its storage quota")));
+    assert!(refused.is_err_and(|error| {
+        error
+            .to_string()
+            .contains("this push would take project team over its storage quota")
+    }));
     assert!(!t.store.repository_exists(&repo("team/new")).await?);
     assert_eq!(t.store.find_blob(&digest(3)).await?, None);
     assert!(is_quota_refusal(

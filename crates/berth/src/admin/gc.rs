@@ -17,7 +17,8 @@ pub async fn run_gc(
 ) -> anyhow::Result<()> {
     let request = GarbageCollection {
         dry_run,
-        grace_period_secs: grace_period.map(|grace| grace.as_secs()),
+        // Whole seconds on the wire, rounded up: never a shorter grace period than asked for.
+        grace_period_secs: grace_period.map(|grace| grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
     };
     let report: GarbageCollected = client.call(Method::POST, &api_path(&["gc"]), Some(&request)).await?;
     print_result(output, &report, || {
