@@ -199,6 +199,16 @@ pub async fn put_manifest(client: &Client, base: &Url, repo: &str, reference: &s
     Ok(())
 }
 
+/// `DELETE /v2/<repo>/manifests/<digest>`: expects 202.
+pub async fn delete_manifest(client: &Client, base: &Url, repo: &str, digest: &str) -> Result<()> {
+    let resp = client
+        .delete(base.join(&format!("/v2/{repo}/manifests/{digest}"))?)
+        .send()
+        .await?;
+    expect_status("DELETE manifest", resp, StatusCode::ACCEPTED).await?;
+    Ok(())
+}
+
 /// Cross-repository mount: `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`;
 /// expects 201 (a 202 would mean the server started an upload instead of mounting).
 pub async fn mount_blob(client: &Client, base: &Url, repo: &str, digest: &str, from: &str) -> Result<()> {

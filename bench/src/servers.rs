@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ impl Server {
             }
             Kind::Registry => {
                 let port = free_port()?;
-                let config = data_dir.with_extension("yml");
+                let config = registry_config_path(data_dir);
                 let mut child = registry_command(&bins.registry, data_dir, &config, port, log_path)?
                     .spawn()
                     .with_context(|| format!("starting {}", bins.registry.display()))?;
@@ -199,6 +200,11 @@ impl Server {
 
     /// Stops the process: SIGTERM, up to 10 s to exit, then SIGKILL.
     pub fn stop(self) -> Result<()> {
+        self.terminate()
+    }
+
+    /// [`Server::stop`] without giving the handle up (for a restart on the same storage).
+    pub fn terminate(&self) -> Result<()> {
         let mut child = self.child.lock().map_err(|_| anyhow!("poisoned lock"))?;
         if child.try_wait()?.is_some() {
             return Ok(());
@@ -293,6 +299,11 @@ pub fn registry_config(root: &Path, port: u16) -> String {
          http: {{addr: 127.0.0.1:{port}}}\n",
         root.display()
     )
+}
+
+/// Where the registry:2 configuration for storage root `root` is written (`<root>.yml`).
+pub fn registry_config_path(root: &Path) -> PathBuf {
+    root.with_extension("yml")
 }
 
 /// Writes the registry:2 configuration to `config` and returns the command that serves it.
@@ -390,6 +401,42 @@ fn parse_status_memory(status: &str) -> Result<Memory> {
     })
 }
 
+/// Samples `VmRSS` of a process every 10 ms on a thread of its own until stopped, keeping the
+/// largest value seen (a peak between two samples can be missed: combine it with `VmHWM`).
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, usize)>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut peak, mut samples) = (0u64, 0usize);
+            loop {
+                if let Ok(m) = memory(pid) {
+                    peak = peak.max(m.rss_kib);
+                    samples += 1;
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return (peak, samples);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        RssSampler { stop, thread }
+    }
+
+    /// Stops (after one last sample) and returns the largest VmRSS seen, in KiB, and the number
+    /// of samples taken.
+    pub fn finish(self) -> Result<(u64, usize)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().map_err(|_| anyhow!("RSS sampler panicked"))
+    }
+}
+
 /// The last 2 KB of a log file, for error messages.
 pub fn log_tail(path: &Path) -> String {
     match fs::read(path) {
@@ -425,6 +472,15 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid)? >= 0.0);
         assert!(memory(pid)?.hwm_kib > 0);
+        Ok(())
+    }
+
+    #[test]
+    fn rss_sampler_sees_own_process() -> Result<()> {
+        let sampler = RssSampler::start(std::process::id());
+        std::thread::sleep(Duration::from_millis(30));
+        let (peak, samples) = sampler.finish()?;
+        assert!(peak > 0 && samples >= 1);
         Ok(())
     }
 

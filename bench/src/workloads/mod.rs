@@ -2,6 +2,7 @@
 //! fixtures each server needs once (a base repository, the 1 GiB blob for pulls, listings).
 
 pub mod blobs;
+pub mod gc;
 pub mod images;
 pub mod listing;
 pub mod manifests;
@@ -17,7 +18,7 @@ use reqwest::Client;
 use crate::client;
 use crate::content::{Blob, GIB, MIB, Rng};
 use crate::limits::{LimitSizes, Limits};
-use crate::servers::{Kind, Server};
+use crate::servers::{Binaries, Kind, Server};
 
 /// Every workload name accepted by `--only`, in the order they run.
 pub const WORKLOADS: &[&str] = &[
@@ -35,8 +36,13 @@ pub const WORKLOADS: &[&str] = &[
     "catalog_1000",
     "catalog_100k",
     "blob_mount",
+    "gc",
     "memory",
 ];
+
+/// Workloads that run only when named in `--only`, never in the default (full) run: `gc`
+/// populates 10,000 images and 100,000 blobs per server (several minutes, a few GiB of disk).
+pub const OPT_IN: &[&str] = &["gc"];
 
 /// Sizes, counts and durations: the full run, or scaled down by `--quick`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -79,6 +85,12 @@ pub struct Scale {
     pub registry_http_repos: usize,
     /// startup: spawns per server.
     pub startup_runs: usize,
+    /// gc: images pushed (half of them deleted again before collecting).
+    pub gc_images: usize,
+    /// gc: layers per image (each image also has a config blob).
+    pub gc_layers: usize,
+    /// gc: repositories the images are spread over.
+    pub gc_repos: usize,
     /// Machine limit sizes.
     #[serde(skip)]
     pub limits: LimitSizes,
@@ -107,6 +119,9 @@ impl Scale {
             catalog_large: 100_000,
             registry_http_repos: 1000,
             startup_runs: 10,
+            gc_images: 10_000,
+            gc_layers: 9,
+            gc_repos: 100,
             limits: LimitSizes {
                 sha256: GIB,
                 loopback: 4 * GIB,
@@ -131,6 +146,8 @@ impl Scale {
             load_duration: Duration::from_secs(3),
             catalog_large: 10_000,
             startup_runs: 3,
+            gc_images: 500,
+            gc_repos: 10,
             limits: LimitSizes {
                 sha256: 256 * MIB,
                 loopback: GIB,
@@ -180,6 +197,10 @@ pub struct Ctx {
     pub scale: Scale,
     /// The machine limits, when measured.
     pub limits: Option<Limits>,
+    /// The server binaries (gc restarts registry:2 and runs its offline collector).
+    pub bins: Binaries,
+    /// The scratch directory (logs and the offline collector's output go there).
+    pub work_dir: std::path::PathBuf,
 }
 
 /// Index of a server in `Ctx::servers`.
