@@ -129,22 +129,8 @@ pub enum RegistryError {
     },
     /// Linking a blob into a repository would take its project over its storage quota (403,
     /// DENIED). Nothing of the push stays: an upload session that carried the blob is ended.
-    #[error(
-        "this push would take project {project} over its storage quota: {} used of {}, this blob needs {}",
-        bytesize::ByteSize(*.usage),
-        bytesize::ByteSize(*.limit),
-        bytesize::ByteSize(*.needed)
-    )]
-    QuotaExceeded {
-        /// The project.
-        project: String,
-        /// Bytes the project uses now.
-        usage: u64,
-        /// The project's quota in bytes.
-        limit: u64,
-        /// Size of the refused blob in bytes.
-        needed: u64,
-    },
+    #[error(transparent)]
+    QuotaExceeded(berth_meta::QuotaRefusal),
     /// The requested blob range lies outside the blob (416).
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable {
@@ -189,17 +175,7 @@ impl From<MetaError> for RegistryError {
                 declared,
                 stored,
             },
-            MetaError::QuotaExceeded {
-                project,
-                usage,
-                limit,
-                needed,
-            } => RegistryError::QuotaExceeded {
-                project,
-                usage,
-                limit,
-                needed,
-            },
+            MetaError::QuotaExceeded(refusal) => RegistryError::QuotaExceeded(refusal),
             other => RegistryError::Metadata(other),
         }
     }

@@ -21,8 +21,8 @@ impl Registry {
         digest: &Digest,
         content: Vec<u8>,
     ) -> Result<BlobRecord, RegistryError> {
-        self.refuse_over_quota(session, repository, digest, content.len() as u64)
-            .await?;
+        // The storage quota is checked in the write's transaction: nothing is moved into place
+        // before it, so no earlier check is needed.
         // Garbage collection must not delete the blob between the look-up and the record.
         let _digest_guard = self.digest_locks.lock(digest).await;
         let finished = if let Some(existing) = self.meta.find_blob(digest).await?
@@ -45,8 +45,7 @@ impl Registry {
         };
         let record = match finished {
             Ok(record) => record,
-            // A concurrent push into the project took the room after the check above.
-            Err(refused @ MetaError::QuotaExceeded { .. }) => {
+            Err(refused @ MetaError::QuotaExceeded(_)) => {
                 return Err(self.end_refused_upload(session, refused.into()).await);
             }
             Err(error) => return Err(error.into()),

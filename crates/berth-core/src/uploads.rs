@@ -212,8 +212,8 @@ impl Registry {
             // An empty blob: its upload may have no storage yet.
             self.blobs.create_upload(&session.id).await?;
         }
-        // Refused before the bytes are moved into place; the write below checks again, in its
-        // transaction.
+        // Refused before a file is moved into place; the write below checks again, in its
+        // transaction (the inline path of small blobs only there).
         self.refuse_over_quota(&session, repository, digest, session.offset)
             .await?;
         // Garbage collection must not delete the blob between the look-up and the record.
@@ -235,7 +235,7 @@ impl Registry {
         };
         match self.meta.complete_upload(&session.id, repository, &record).await {
             Ok(()) => Ok(record),
-            Err(refused @ MetaError::QuotaExceeded { .. }) => {
+            Err(refused @ MetaError::QuotaExceeded(_)) => {
                 // A concurrent push into the project took the room after the check above.
                 if let Some(key) = committed {
                     self.remove_refused_blob(digest, &key).await;
@@ -250,7 +250,7 @@ impl Registry {
     /// [`Self::end_refused_upload`]), when linking the blob `digest` of `size` bytes into
     /// `repository` would take its project over its quota. One indexed lookup for a project
     /// without a quota.
-    pub(crate) async fn refuse_over_quota(
+    async fn refuse_over_quota(
         &self,
         session: &UploadSession,
         repository: &RepositoryName,
@@ -259,9 +259,7 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         match self.meta.check_quota(repository, digest, size).await {
             Ok(()) => Ok(()),
-            Err(refused @ MetaError::QuotaExceeded { .. }) => {
-                Err(self.end_refused_upload(session, refused.into()).await)
-            }
+            Err(refused @ MetaError::QuotaExceeded(_)) => Err(self.end_refused_upload(session, refused.into()).await),
             Err(error) => Err(error.into()),
         }
     }

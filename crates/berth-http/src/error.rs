@@ -132,16 +132,11 @@ impl From<RegistryError> for ApiError {
             RegistryError::TagImmutable { tag, rule, .. } => {
                 ApiError::code(ErrorCode::Denied, message).with_detail(json!({ "tag": tag, "rule": rule }))
             }
-            RegistryError::QuotaExceeded {
-                project,
-                usage,
-                limit,
-                needed,
-            } => ApiError::code(ErrorCode::Denied, message).with_detail(json!({
-                "project": project,
-                "usageBytes": usage,
-                "limitBytes": limit,
-                "neededBytes": needed,
+            RegistryError::QuotaExceeded(refusal) => ApiError::code(ErrorCode::Denied, message).with_detail(json!({
+                "project": refusal.project,
+                "usageBytes": refusal.usage,
+                "limitBytes": refusal.limit,
+                "neededBytes": refusal.needed,
             })),
             RegistryError::RangeNotSatisfiable { size } => {
                 ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BlobUnknown, message)

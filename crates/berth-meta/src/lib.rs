@@ -181,6 +181,26 @@ pub enum DeleteManifestOutcome {
     Tagged(String),
 }
 
+/// Why a blob was not linked: it would take its project over its storage quota. The message
+/// is the one clients get (`403 DENIED`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this push would take project {project} over its storage quota: {} used of {}, this blob needs {}",
+    bytesize::ByteSize(*.usage),
+    bytesize::ByteSize(*.limit),
+    bytesize::ByteSize(*.needed)
+)]
+pub struct QuotaRefusal {
+    /// The project.
+    pub project: String,
+    /// Bytes the project uses (before this blob).
+    pub usage: u64,
+    /// The project's quota in bytes.
+    pub limit: u64,
+    /// Size of the refused blob (or blobs, for a tag copy), in bytes.
+    pub needed: u64,
+}
+
 /// An error from the metadata store.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -249,22 +269,8 @@ pub enum MetaError {
         current: String,
     },
     /// Linking a blob would take its project over its storage quota; nothing was written.
-    #[error(
-        "this push would take project {project} over its storage quota: {} used of {}, this blob needs {}",
-        bytesize::ByteSize(*.usage),
-        bytesize::ByteSize(*.limit),
-        bytesize::ByteSize(*.needed)
-    )]
-    QuotaExceeded {
-        /// The project.
-        project: String,
-        /// Bytes the project uses (before this blob).
-        usage: u64,
-        /// The project's quota in bytes.
-        limit: u64,
-        /// Size of the blob refused, in bytes.
-        needed: u64,
-    },
+    #[error(transparent)]
+    QuotaExceeded(QuotaRefusal),
     /// The thing to create exists already (a user or project name is taken).
     #[error("{what}")]
     Conflict {

@@ -25,7 +25,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Column, Executor, Row};
 
 use crate::convert::{stored_u64, to_bigint};
-use crate::{MetaError, MetaStore};
+use crate::{MetaError, MetaStore, QuotaRefusal};
 
 /// A project's storage use, as [`MetaStore::project_usage`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,12 +170,12 @@ where
     }
     let usage = usage_bytes(executor, scope).await?;
     if usage > limit {
-        return Err(MetaError::QuotaExceeded {
+        return Err(MetaError::QuotaExceeded(QuotaRefusal {
             project: scope.project.to_string(),
             usage: usage.saturating_sub(size),
             limit,
             needed: size,
-        });
+        }));
     }
     Ok(())
 }
@@ -245,12 +245,12 @@ impl MetaStore {
         };
         let usage = usage_bytes(&self.reader, &scope).await?;
         if usage.saturating_add(needed) > limit {
-            return Err(MetaError::QuotaExceeded {
+            return Err(MetaError::QuotaExceeded(QuotaRefusal {
                 project: scope.project.to_string(),
                 usage,
                 limit,
                 needed,
-            });
+            }));
         }
         Ok(())
     }

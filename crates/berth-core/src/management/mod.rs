@@ -72,7 +72,7 @@ impl From<MetaError> for ManagementError {
         match error {
             MetaError::Conflict { what } => ManagementError::Conflict(what),
             MetaError::NotFound { what } => ManagementError::NotFound(what),
-            refused @ MetaError::QuotaExceeded { .. } => ManagementError::Denied(refused.to_string()),
+            refused @ MetaError::QuotaExceeded(_) => ManagementError::Denied(refused.to_string()),
             other => ManagementError::Database(other),
         }
     }

@@ -300,7 +300,7 @@ impl Management {
 /// A push error as a management error.
 fn push_error(error: RegistryError) -> ManagementError {
     match error {
-        RegistryError::TagImmutable { .. } | RegistryError::QuotaExceeded { .. } => {
+        RegistryError::TagImmutable { .. } | RegistryError::QuotaExceeded(_) => {
             ManagementError::Denied(error.to_string())
         }
         RegistryError::Metadata(error) => ManagementError::Database(error),

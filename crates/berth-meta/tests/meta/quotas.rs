@@ -27,7 +27,7 @@ fn session(repository: &RepositoryName) -> UploadSession {
 }
 
 fn is_quota_refusal(result: &Result<impl std::fmt::Debug, MetaError>, usage: u64, limit: u64, needed: u64) -> bool {
-    matches!(result, Err(MetaError::QuotaExceeded { usage: u, limit: l, needed: n, .. })
+    matches!(result, Err(MetaError::QuotaExceeded(berth_meta::QuotaRefusal { usage: u, limit: l, needed: n, .. }))
         if (*u, *l, *n) == (usage, limit, needed))
 }
 
