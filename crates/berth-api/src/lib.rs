@@ -394,6 +394,28 @@ pub struct GarbageCollection {
     pub grace_period_secs: Option<u64>,
 }
 
+/// Which replica runs each background job (`GET /api/v1/system/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackgroundJobs {
+    /// One entry per job that some replica has held, by job name.
+    pub jobs: Vec<JobLease>,
+}
+
+/// A background job's lease: the replica that runs the job while the lease lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobLease {
+    /// The job: `gc` (garbage collection and upload expiry) or `retention` (scheduled
+    /// retention policies).
+    pub job: String,
+    /// The replica holding it (`[cluster] replica_id`).
+    pub holder: String,
+    /// When this replica took it, unix milliseconds.
+    pub acquired_at_ms: i64,
+    /// When it lapses unless renewed, unix milliseconds (in the past: nobody runs the job
+    /// until a replica takes it).
+    pub expires_at_ms: i64,
+}
+
 /// What a garbage collection run deleted (or, dry run, would delete).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GarbageCollected {

@@ -11,8 +11,8 @@
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
 //! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
-//! blobs), `retention` (retention policies and their inventory), `pulls` (pull times) and
-//! `robots` (robot accounts and access tokens), and `pool` holds the engine-specific connection
+//! blobs), `retention` (retention policies and their inventory), `pulls` (pull times), `leases`
+//! (which replica runs each background job) and `robots` (robot accounts and access tokens), and `pool` holds the engine-specific connection
 //! setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -24,6 +24,7 @@ pub mod clock;
 mod convert;
 mod gc;
 mod immutability;
+mod leases;
 mod manifests;
 mod pool;
 mod projects;
@@ -41,6 +42,7 @@ mod writer;
 pub use audit::{AuditEvent, AuditFilter};
 pub use gc::{GarbagePreview, ManifestCollection};
 pub use immutability::ImmutabilityRuleRecord;
+pub use leases::JobLease;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use pulls::PulledManifest;
 pub use quotas::ProjectUsage;

@@ -28,6 +28,8 @@ pub struct Config {
     pub uploads: UploadsConfig,
     /// Garbage collection.
     pub gc: GcConfig,
+    /// Running as one of several replicas.
+    pub cluster: ClusterConfig,
     /// Seconds to let in-flight requests finish after SIGTERM. Default 30.
     pub shutdown_grace_secs: u64,
     /// Access control.
@@ -155,6 +157,36 @@ impl GcConfig {
     }
 }
 
+/// Running as one of several replicas on one database (`[cluster]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This replica's name in the job leases (`GET /api/v1/system/jobs`). Default: the host
+    /// name and process id (`host-1234`); set it to something stable per replica for clearer
+    /// listings. Two live replicas must never share one.
+    pub replica_id: Option<String>,
+    /// How long a background job's lease lasts unless renewed (every third of it): the longest
+    /// a job stays without a runner after its replica dies. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl ClusterConfig {
+    /// The configured replica id, or `<host name>-<process id>`.
+    pub fn replica_id(&self) -> String {
+        if let Some(id) = self.replica_id.as_deref().filter(|id| !id.is_empty()) {
+            return id.to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|host| host.trim().to_owned())
+            .filter(|host| !host.is_empty())
+            .unwrap_or_else(|| "berth".to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+}
+
 /// How upload data is written (`[uploads]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +210,10 @@ impl Default for Config {
                 grace_period: Duration::from_secs(24 * 3600),
                 upload_ttl: Duration::from_secs(24 * 3600),
                 delete_untagged: false,
+            },
+            cluster: ClusterConfig {
+                replica_id: None,
+                lease_ttl: Duration::from_secs(30),
             },
             shutdown_grace_secs: 30,
             auth: AuthConfig {
@@ -207,13 +243,14 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 9] = [
+const ENV_KEYS: [&str; 10] = [
     "listen",
     "data_dir",
     "database_url",
     "log_format",
     "uploads",
     "gc",
+    "cluster",
     "shutdown_grace_secs",
     "auth",
     "server",

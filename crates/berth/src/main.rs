@@ -3,6 +3,7 @@
 //! `berth token …` manage accounts, projects and credentials (module `admin`).
 
 mod admin;
+mod background;
 mod config;
 mod stores;
 mod tls;
@@ -204,7 +205,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_failures: config.auth.max_login_failures.max(1),
         window: Duration::from_secs(config.auth.lockout_secs),
     };
-    let registry = berth_core::Registry::with_access_and_throttle(blobs, meta, access, throttle)
+    let registry = berth_core::Registry::with_access_and_throttle(blobs, meta.clone(), access, throttle)
         .with_gc_defaults(config.gc.options());
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
@@ -252,12 +253,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let gc = tokio::spawn(collect_garbage_periodically(
-        registry.clone(),
-        config.gc.interval,
-        stop_rx.clone(),
-    ));
-    let retention = tokio::spawn(run_scheduled_retention(registry.clone(), stop_rx.clone()));
+    let background = background::BackgroundJobs::start(&registry, &meta, &config, &stop_rx);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let shutdown = async move {
         shutdown_signal().await;
@@ -294,58 +290,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         result = server => result?,
         () = grace_expired => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
-    let _ = gc.await;
-    let _ = retention.await;
+    background.join().await;
     audit.flush_audit().await;
     audit.flush_pulls().await;
     tracing::info!("berth stopped");
     Ok(())
-}
-
-/// Runs garbage collection every `interval` (never when zero) until `stop` turns true.
-async fn collect_garbage_periodically(
-    registry: berth_core::Registry,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    if interval.is_zero() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-        match registry.collect_garbage(registry.gc_defaults()).await {
-            Ok(report) => tracing::info!(
-                manifests = report.manifests,
-                links = report.links,
-                blobs = report.blobs + report.unrecorded_blobs,
-                freed_bytes = report.freed_bytes(),
-                uploads = report.uploads,
-                duration_ms = report.duration_ms,
-                "garbage collection done"
-            ),
-            Err(error) => tracing::warn!(error = %error, "garbage collection failed"),
-        }
-    }
-}
-
-/// How often the retention schedules are looked at.
-const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Runs the retention policies whose cron schedule is due, until `stop` turns true.
-async fn run_scheduled_retention(registry: berth_core::Registry, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let management = registry.management();
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(RETENTION_CHECK_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        if let Err(error) = management.run_due_retention_policies().await {
-            tracing::warn!(%error, "looking for due retention policies failed");
-        }
-    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -1,8 +1,11 @@
-//! Garbage collection on demand (`POST /api/v1/gc`, `berth gc`): system administrators only.
+//! Garbage collection on demand (`POST /api/v1/gc`, `berth gc`) and the leases of background
+//! jobs (`GET /api/v1/system/jobs`): system administrators only.
 
 use std::time::Duration;
 
 use super::{Change, Management, ManagementError, Operator};
+use berth_meta::JobLease;
+
 use crate::{GcReport, RegistryError};
 
 impl Management {
@@ -35,6 +38,13 @@ impl Management {
         };
         self.audited(operator, Change::new("gc.run", None, detail), result)
             .await
+    }
+
+    /// Which replica holds each background job's lease (garbage collection, retention), and
+    /// until when. Errors: `Denied` for anyone but a system administrator; `Database`.
+    pub async fn job_leases(&self, operator: &Operator) -> Result<Vec<JobLease>, ManagementError> {
+        Self::require_admin(operator, "listing background jobs")?;
+        Ok(self.meta.job_leases().await?)
     }
 
     async fn run_garbage_collection(

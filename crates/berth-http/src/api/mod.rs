@@ -92,7 +92,7 @@ enum OperatorSource {
         (name = "robots", description = "Robot accounts"),
         (name = "repositories", description = "Repositories and their tags"),
         (name = "audit", description = "The audit log"),
-        (name = "storage", description = "Garbage collection"),
+        (name = "storage", description = "Garbage collection and background jobs"),
     )
 )]
 struct ApiDocument;
@@ -154,6 +154,7 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
         .routes(routes!(tags::copy_tag))
         .routes(routes!(audit::audit_events))
         .routes(routes!(gc::collect_garbage))
+        .routes(routes!(gc::background_jobs))
         .split_for_parts()
 }
 

@@ -1,7 +1,9 @@
 //! Records of `berth_meta` as the bodies of `berth_api`.
 
 use berth_core::ProjectSummary;
-use berth_meta::{AuditEvent, ImmutabilityRuleRecord, MemberRecord, RobotRecord, TagEvent, TokenRecord, UserRecord};
+use berth_meta::{
+    AuditEvent, ImmutabilityRuleRecord, JobLease, MemberRecord, RobotRecord, TagEvent, TokenRecord, UserRecord,
+};
 
 /// A user as the API shows it.
 pub(crate) fn user(user: UserRecord) -> berth_api::User {
@@ -210,5 +212,15 @@ fn retention_item(
         tag: tag.cloned(),
         digest: digest.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+/// A background job's lease as the API shows it.
+pub(crate) fn job_lease(lease: JobLease) -> berth_api::JobLease {
+    berth_api::JobLease {
+        job: lease.job,
+        holder: lease.holder,
+        acquired_at_ms: lease.acquired_at_ms,
+        expires_at_ms: lease.expires_at_ms,
     }
 }

@@ -5,6 +5,7 @@ mod blobs;
 mod catalog;
 mod common;
 mod concurrency;
+mod leases;
 mod manifests;
 mod quotas;
 mod store;
