@@ -12,8 +12,9 @@
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
 //! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
 //! blobs), `retention` (retention policies and their inventory), `pulls` (pull times), `leases`
-//! (which replica runs each background job) and `robots` (robot accounts and access tokens), and `pool` holds the engine-specific connection
-//! setup and migrations.
+//! (which replica runs each background job), `robots` (robot accounts and access tokens) and
+//! `transfer` (copying a whole database into another), and `pool` holds the engine-specific
+//! connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
 
@@ -35,6 +36,7 @@ mod retention;
 mod robots;
 mod store;
 mod tags;
+mod transfer;
 mod uploads;
 mod users;
 mod writer;
@@ -50,6 +52,7 @@ pub use retention::{InventoryManifest, InventoryReference, InventoryTag, Project
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;
 pub use tags::TagEvent;
+pub use transfer::{COPIED_TABLES, SKIPPED_TABLES, TableCheck, TableCopy};
 pub use users::{NewUser, UserImport, UserRecord};
 
 /// The storage key of a blob whose bytes are kept in the database (table `blob_contents`)

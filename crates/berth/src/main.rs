@@ -5,6 +5,7 @@
 mod admin;
 mod background;
 mod config;
+mod migrate;
 mod stores;
 mod tls;
 mod tokens;
@@ -92,6 +93,20 @@ enum Command {
     /// report what was freed. The registry stays writable. On the data directory only while no
     /// server runs on it; otherwise through the server with --server (administrators).
     Gc(GcArgs),
+    /// Copy the metadata into another database (e.g. from the embedded SQLite to PostgreSQL):
+    /// every table, keeping what an interrupted earlier run copied. Stop the server first;
+    /// afterwards point `[database] url` at the new database.
+    MigrateDb(MigrateDbArgs),
+}
+
+#[derive(Args)]
+struct MigrateDbArgs {
+    /// The target database, e.g. postgres://berth@db.internal/berth (migrated first).
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Then compare every table, row by row (counts and a SHA-256 of all rows).
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args)]
@@ -152,6 +167,18 @@ fn main() -> anyhow::Result<()> {
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
         Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
+        Command::MigrateDb(args) => {
+            let config = cli.global.load(None)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(migrate::database::migrate_database(
+                    &config,
+                    &args.to,
+                    args.verify,
+                    cli.global.output,
+                ))
+        }
         Command::Gc(args) => run_admin(
             &cli.global,
             AdminCommand::Gc {

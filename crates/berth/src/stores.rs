@@ -56,6 +56,19 @@ impl DataDirLock {
         Ok(DataDirLock { _file: file })
     }
 
+    /// The lock of a command that must run with no server on the data directory and cannot go
+    /// through one (moving a deployment). Errors: a server is running on it.
+    pub fn alone(config: &Config, command: &str) -> anyhow::Result<DataDirLock> {
+        let file = DataDirLock::open(config)?;
+        if file.try_lock().is_err() {
+            bail!(
+                "a berth server is running on {}: stop it before `{command}`",
+                config.data_dir.display()
+            );
+        }
+        Ok(DataDirLock { _file: file })
+    }
+
     /// The lock of a command that must run alone. Errors: a server is running on the data
     /// directory (then the command must go through it, with `--server URL`).
     pub fn exclusive(config: &Config, command: &str) -> anyhow::Result<DataDirLock> {

@@ -10,4 +10,5 @@ mod manifests;
 mod quotas;
 mod store;
 mod tags;
+mod transfer;
 mod uploads;

@@ -1,0 +1,5 @@
+//! Moving a deployment: `berth migrate-db` copies the metadata into another database (SQLite to
+//! PostgreSQL when a deployment outgrows one machine). Each tool is resumable (run it again
+//! after an interruption) and verifiable (`--verify`).
+
+pub mod database;
