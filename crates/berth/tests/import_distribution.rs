@@ -4,8 +4,9 @@
 //! image in a single-component repository) and the test pushes a referrer over HTTP; the
 //! registry is stopped, its directory imported into a fresh data directory, and every tag is
 //! pulled back from Berth with skopeo, digest for digest, with the same catalog and tag lists.
-//! Also: a second import is a no-op, an import beside a running server is refused, and a
-//! corrupted blob file is reported by `--verify` and skipped.
+//! Also: a second import is a no-op, an import beside a running server is refused, a
+//! corrupted blob file is reported by `--verify` and skipped, and once repaired a further run
+//! imports just what was missing.
 //!
 //! Needs skopeo and docker-registry (`scripts/test` installs both); skips loudly without them,
 //! or fails under `BERTH_REQUIRE_ALL=1` (as CI runs).
@@ -550,9 +551,23 @@ fn verify_reports_a_corrupted_blob_file_and_skips_what_needs_it() {
     assert!(partial.success(), "{}", partial.report());
     let partial = report(&partial);
     assert_eq!(counts(&partial, "manifests"), (0, MANIFESTS - 1, 1), "{partial:#}");
-    let berth = BerthProcess::start_in(berth_binary(), &data, &[]).expect("start berth");
+    let mut berth = BerthProcess::start_in(berth_binary(), &data, &[]).expect("start berth");
     let listed = listing(&berth.base_url());
     assert_eq!(listed.get("team/app").map(Vec::len), Some(3), "{listed:?}");
     // Like a failed push, the failed blob upload leaves the repository listed, without tags.
     assert_eq!(listed.get("solo").map(Vec::len).unwrap_or(0), 0, "{listed:?}");
+    berth.terminate(Duration::from_secs(30)).expect("stop berth");
+
+    // Repaired, a third run finishes the job: only solo's layer, manifest and tag are new.
+    bytes[last] ^= 0x01;
+    std::fs::write(&data_file, &bytes).expect("repair the layer");
+    let finished = import(&registry.root, &data, &["--verify"]);
+    assert!(finished.success(), "{}", finished.report());
+    let finished = report(&finished);
+    assert_eq!(counts(&finished, "manifests"), (1, MANIFESTS - 1, 0), "{finished:#}");
+    assert_eq!(counts(&finished, "tags"), (1, TAGS - 1, 0), "{finished:#}");
+    assert_eq!(counts(&finished, "blobs"), (1, BLOBS - 1, 0), "{finished:#}");
+    let berth = BerthProcess::start_in(berth_binary(), &data, &[]).expect("start berth");
+    let served = raw_manifest(&format!("{}/solo:latest", berth.host()));
+    assert_eq!(sha256_digest(&served), sha256_digest(&solo_raw));
 }

@@ -252,9 +252,8 @@ enum BlobOutcome {
     },
 }
 
-/// A manifest read from the source, waiting to be pushed.
+/// A manifest read from the source, waiting to be pushed: what its order depends on.
 struct SourceManifest {
-    content: Vec<u8>,
     /// Index children: must be stored first.
     children: Vec<Digest>,
     /// The subject, stored first when it is in the repository too.
@@ -575,20 +574,19 @@ impl Importer {
                 (!missing.is_empty())
                     .then(|| format!("it references what the repository lacks: {}", missing.join(", ")))
             } else {
-                match self
-                    .registry
-                    .put_manifest(
-                        repository,
-                        &Reference::Digest(digest.clone()),
-                        None,
-                        manifest.content,
-                        IMPORTER,
-                    )
-                    .await
-                {
-                    Ok(_) => None,
-                    Err(error) if is_fatal(&error) => return Err(error.into()),
-                    Err(error) => Some(error.to_string()),
+                // Read again rather than kept since the inspection, so that memory stays small
+                // however many manifests a repository has.
+                match self.read_manifest_file(&digest).await {
+                    Err(reason) => Some(reason),
+                    Ok(content) => match self
+                        .registry
+                        .put_manifest(repository, &Reference::Digest(digest.clone()), None, content, IMPORTER)
+                        .await
+                    {
+                        Ok(_) => None,
+                        Err(error) if is_fatal(&error) => return Err(error.into()),
+                        Err(error) => Some(error.to_string()),
+                    },
                 }
             };
             match reason {
@@ -609,6 +607,24 @@ impl Importer {
 
     /// Reads and inspects the source's manifest `digest`. Errors: why it cannot be imported.
     async fn read_source_manifest(&self, digest: &Digest) -> Result<SourceManifest, String> {
+        let content = self.read_manifest_file(digest).await?;
+        // Distribution keeps no media type beside a manifest: like Distribution, Berth tells it
+        // from the content (`mediaType`, else the shape of an OCI manifest or index).
+        let inspection = berth_oci::inspect_manifest(None, &content).map_err(|error| error.to_string())?;
+        Ok(SourceManifest {
+            children: inspection
+                .manifest_references
+                .into_iter()
+                .map(|(child, _)| child)
+                .collect(),
+            subject: inspection.subject,
+            blobs: inspection.blob_references.into_iter().map(|(blob, _)| blob).collect(),
+        })
+    }
+
+    /// The bytes of the source's manifest `digest`, checked against it. Errors: why they cannot
+    /// be imported (missing, over Berth's size limit, corrupt).
+    async fn read_manifest_file(&self, digest: &Digest) -> Result<Vec<u8>, String> {
         let path = self.tree.blob_path(digest);
         let size = match tokio::fs::metadata(&path).await {
             Ok(metadata) if metadata.is_file() => metadata.len(),
@@ -627,19 +643,7 @@ impl Importer {
         if actual != *digest {
             return Err(format!("{} hashes to {actual} (corrupt)", path.display()));
         }
-        // Distribution keeps no media type beside a manifest: like Distribution, Berth tells it
-        // from the content (`mediaType`, else the shape of an OCI manifest or index).
-        let inspection = berth_oci::inspect_manifest(None, &content).map_err(|error| error.to_string())?;
-        Ok(SourceManifest {
-            children: inspection
-                .manifest_references
-                .into_iter()
-                .map(|(child, _)| child)
-                .collect(),
-            subject: inspection.subject,
-            blobs: inspection.blob_references.into_iter().map(|(blob, _)| blob).collect(),
-            content,
-        })
+        Ok(content)
     }
 
     /// Sets the tags of the source repository whose manifest is in Berth.
@@ -861,7 +865,6 @@ mod tests {
 
     fn manifest(children: &[Digest], subject: Option<Digest>) -> SourceManifest {
         SourceManifest {
-            content: Vec::new(),
             children: children.to_vec(),
             subject,
             blobs: Vec::new(),
