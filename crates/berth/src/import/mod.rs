@@ -150,9 +150,10 @@ pub async fn run(config: &Config, source: &Path, options: ImportOptions, output:
         }
     }
     meta.close().await;
-    result?;
     let report = importer.report;
+    // Printed also when Berth's stores failed: what was done until then stays done.
     print_result(output, &report, || report_text(&report))?;
+    result?;
     if !report.verify_failures.is_empty() {
         bail!(
             "{} imported entries failed verification (listed above): Berth's copy differs from the source",
@@ -295,6 +296,7 @@ fn is_fatal(error: &RegistryError) -> bool {
 }
 
 impl Importer {
+    /// Imports every repository of the tree, in name order.
     async fn import_all(&mut self) -> anyhow::Result<()> {
         for name in self.tree.repositories()? {
             self.import_repository(&name).await?;
@@ -302,6 +304,7 @@ impl Importer {
         Ok(())
     }
 
+    /// Records an entry that is not imported.
     fn skip(&mut self, repository: &str, entry: impl Into<String>, reason: impl Into<String>) {
         self.report.skipped.push(Problem {
             repository: repository.to_owned(),
@@ -310,6 +313,7 @@ impl Importer {
         });
     }
 
+    /// Records an entry whose copy in Berth failed verification.
     fn verify_failed(&mut self, repository: &RepositoryName, entry: impl Into<String>, reason: impl Into<String>) {
         self.report.verify_failures.push(Problem {
             repository: repository.to_string(),
@@ -351,6 +355,7 @@ impl Importer {
         Ok(())
     }
 
+    /// Blobs, manifests and tags imported so far.
     fn imported_so_far(&self) -> u64 {
         self.report.blobs.imported + self.report.manifests.imported + self.report.tags.imported
     }
