@@ -12,24 +12,26 @@
 //! are skipped and reported, not fatal; failures of Berth's own stores stop the import.
 
 mod layout;
+mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::bail;
 use berth_auth::{ProjectName, project_of};
-use berth_core::{Chunk, ManagementError, MountOutcome, Operator, Registry, RegistryError};
+use berth_core::{
+    Chunk, ManagementError, MountOutcome, Operator, Registry, RegistryError, digest_bytes, digest_stream,
+};
 use berth_meta::AuditEvent;
 use berth_oci::MountRequest;
 use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 use futures::StreamExt;
-use serde::Serialize;
-use sha2::Digest as _;
 
 use crate::admin::{OutputFormat, print_result};
 use crate::config::Config;
 use crate::stores::{DataDirLock, open};
 use layout::{DistributionTree, Link};
+use report::{ImportReport, Problem, report_text};
 
 /// Recorded as the pusher of imported tags (their history's `pushed_by`).
 const IMPORTER: &str = "import-distribution";
@@ -50,56 +52,6 @@ pub struct ImportOptions {
     pub verify: bool,
     /// Succeed (exit status 0) even when entries were skipped.
     pub allow_partial: bool,
-}
-
-/// How many entries of one kind were imported, found already present, or skipped.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct Counts {
-    /// Imported by this run (in a dry run: would be).
-    pub imported: u64,
-    /// Already in Berth.
-    pub present: u64,
-    /// Not imported (see the report's `skipped`).
-    pub skipped: u64,
-}
-
-/// An entry that was not imported, or that failed verification.
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    /// The repository (as named in the source).
-    pub repository: String,
-    /// The entry: a link's path below the repository, a manifest digest, `tag <name>`.
-    pub entry: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// What an import did. Blob counts and bytes are per repository: a blob linked in two
-/// repositories counts in each (its bytes are stored once).
-#[derive(Debug, Default, Serialize)]
-pub struct ImportReport {
-    /// The storage tree imported.
-    pub source: String,
-    /// Nothing was written.
-    pub dry_run: bool,
-    /// `--verify` was given.
-    pub verify: bool,
-    /// Repositories: imported (something new), present (nothing new), skipped (invalid name).
-    pub repositories: Counts,
-    /// Manifests (revisions).
-    pub manifests: Counts,
-    /// Tags.
-    pub tags: Counts,
-    /// Blobs linked in repositories (layers and configs).
-    pub blobs: Counts,
-    /// The sizes of those blobs, in bytes.
-    pub bytes: Counts,
-    /// Projects created (private) for the repositories' first path components.
-    pub projects_created: Vec<String>,
-    /// Entries not imported, with the reason.
-    pub skipped: Vec<Problem>,
-    /// Entries whose copy in Berth failed `--verify`'s check after the import.
-    pub verify_failures: Vec<Problem>,
 }
 
 /// Runs the import of the Distribution storage tree at `source` into the data directory of
@@ -168,68 +120,6 @@ pub async fn run(config: &Config, source: &Path, options: ImportOptions, output:
         );
     }
     Ok(())
-}
-
-/// The report as text.
-fn report_text(report: &ImportReport) -> String {
-    let counts = |what: &str, counts: &Counts| {
-        format!(
-            "{what}: {} {}, {} already present, {} skipped",
-            counts.imported,
-            if report.dry_run { "to import" } else { "imported" },
-            counts.present,
-            counts.skipped
-        )
-    };
-    let mut lines = vec![
-        format!(
-            "{} {}",
-            if report.dry_run {
-                "dry run (nothing written): import of"
-            } else {
-                "imported"
-            },
-            report.source
-        ),
-        counts("repositories", &report.repositories),
-        counts("manifests", &report.manifests),
-        counts("tags", &report.tags),
-        counts("blobs", &report.blobs),
-        counts("bytes", &report.bytes),
-    ];
-    for project in &report.projects_created {
-        lines.push(format!(
-            "{} project {project} (private): give access with `berth project member add {project} USER ROLE`, \
-             or allow anonymous pulls with `berth project publish {project}`",
-            if report.dry_run { "would create" } else { "created" }
-        ));
-    }
-    if !report.skipped.is_empty() {
-        lines.push(format!("skipped ({}):", report.skipped.len()));
-        for problem in &report.skipped {
-            lines.push(format!(
-                "  {} {}: {}",
-                problem.repository, problem.entry, problem.reason
-            ));
-        }
-    }
-    if report.verify && !report.dry_run {
-        if report.verify_failures.is_empty() {
-            lines.push(
-                "verified: every blob and manifest read back from Berth hashes to its digest, every tag points where it did"
-                    .to_owned(),
-            );
-        } else {
-            lines.push(format!("verification failed ({}):", report.verify_failures.len()));
-            for problem in &report.verify_failures {
-                lines.push(format!(
-                    "  {} {}: {}",
-                    problem.repository, problem.entry, problem.reason
-                ));
-            }
-        }
-    }
-    lines.join("\n")
 }
 
 /// What became of one blob of a source repository.
@@ -743,7 +633,7 @@ impl Importer {
             let Some(body) = read.body else {
                 continue;
             };
-            match hash_stream(digest.algorithm(), body).await {
+            match digest_stream(digest.algorithm(), body).await {
                 Ok((actual, size)) if actual == *digest && size == read.size => {}
                 Ok((actual, size)) => self.verify_failed(
                     repository,
@@ -823,41 +713,11 @@ fn push_order(pending: &BTreeMap<Digest, SourceManifest>) -> Vec<Digest> {
     order
 }
 
-/// The digest of `bytes` with `algorithm`.
-fn digest_bytes(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
-    let hash = match algorithm {
-        DigestAlgorithm::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
-        DigestAlgorithm::Sha512 => sha2::Sha512::digest(bytes).to_vec(),
-    };
-    Digest::from_hash(algorithm, &hash).unwrap_or_else(|_| unreachable!("a hash of the algorithm's length"))
-}
-
-/// Hashes a stream with `algorithm`; the digest and the number of bytes.
-async fn hash_stream(algorithm: DigestAlgorithm, mut stream: berth_core::ByteStream) -> std::io::Result<(Digest, u64)> {
-    let mut sha256 = sha2::Sha256::new();
-    let mut sha512 = sha2::Sha512::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        size += chunk.len() as u64;
-        match algorithm {
-            DigestAlgorithm::Sha256 => sha256.update(&chunk),
-            DigestAlgorithm::Sha512 => sha512.update(&chunk),
-        }
-    }
-    let hash = match algorithm {
-        DigestAlgorithm::Sha256 => sha256.finalize().to_vec(),
-        DigestAlgorithm::Sha512 => sha512.finalize().to_vec(),
-    };
-    let digest = Digest::from_hash(algorithm, &hash).map_err(std::io::Error::other)?;
-    Ok((digest, size))
-}
-
 /// Hashes the file at `path` with `algorithm`, reading it in 1 MiB pieces.
 async fn hash_file(path: &Path, algorithm: DigestAlgorithm) -> std::io::Result<Digest> {
     let file = tokio::fs::File::open(path).await?;
     let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK);
-    Ok(hash_stream(algorithm, Box::pin(stream)).await?.0)
+    Ok(digest_stream(algorithm, Box::pin(stream)).await?.0)
 }
 
 #[cfg(test)]
