@@ -338,12 +338,12 @@ impl Importer {
             Err(error) => return Err(error.into()),
         }
         let path = self.tree.blob_path(digest);
-        let size = match tokio::fs::metadata(&path).await {
-            Ok(metadata) if metadata.is_file() => metadata.len(),
-            Ok(_) | Err(_) => {
+        let size = match data_file_size(&path).await {
+            Ok(size) => size,
+            Err(reason) => {
                 return Ok(BlobOutcome::Skipped {
                     size: 0,
-                    reason: format!("linked, but its data {} is missing", path.display()),
+                    reason: format!("linked, but {reason}"),
                 });
             }
         };
@@ -521,10 +521,7 @@ impl Importer {
     /// be imported (missing, over Berth's size limit, corrupt).
     async fn read_manifest_file(&self, digest: &Digest) -> Result<Vec<u8>, String> {
         let path = self.tree.blob_path(digest);
-        let size = match tokio::fs::metadata(&path).await {
-            Ok(metadata) if metadata.is_file() => metadata.len(),
-            Ok(_) | Err(_) => return Err(format!("its data {} is missing", path.display())),
-        };
+        let size = data_file_size(&path).await?;
         if size > berth_oci::manifest::MAX_MANIFEST_BYTES as u64 {
             return Err(format!(
                 "{size} bytes, more than Berth's manifest limit of {} bytes",
@@ -711,6 +708,18 @@ fn push_order(pending: &BTreeMap<Digest, SourceManifest>) -> Vec<Digest> {
         }
     }
     order
+}
+
+/// The size of the data file at `path`. Errors: why it cannot be read (missing, not a file).
+async fn data_file_size(path: &Path) -> Result<u64, String> {
+    match tokio::fs::metadata(path).await {
+        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+        Ok(_) => Err(format!("its data {} is not a file", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("its data {} is missing", path.display()))
+        }
+        Err(error) => Err(format!("its data {} cannot be read: {error}", path.display())),
+    }
 }
 
 /// Hashes the file at `path` with `algorithm`, reading it in 1 MiB pieces.
