@@ -29,6 +29,7 @@ pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
 pub use gc::{GcOptions, GcReport};
+pub use hashing::{digest_bytes, digest_stream};
 pub use listing::{Page, Referrer};
 pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,

@@ -1,10 +1,13 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; `berth config check` prints
 //! the effective configuration; `berth user …`, `berth project …`, `berth robot …` and
-//! `berth token …` manage accounts, projects and credentials (module `admin`).
+//! `berth token …` manage accounts, projects and credentials (module `admin`);
+//! `berth import-distribution` imports a `registry:2` storage tree (module `import`);
+//! `berth migrate-db` copies the metadata into another database (module `migrate`).
 
 mod admin;
 mod background;
 mod config;
+mod import;
 mod migrate;
 mod stores;
 mod tls;
@@ -97,6 +100,14 @@ enum Command {
     /// every table, keeping what an interrupted earlier run copied. Stop the server first;
     /// afterwards point `[database] url` at the new database.
     MigrateDb(MigrateDbArgs),
+    /// Import a CNCF Distribution (`registry:2`) filesystem storage tree: every repository with
+    /// its manifests, tags and blobs, into the data directory (no server may run on it).
+    ///
+    /// DIR is the filesystem driver's `rootdirectory` (holding `docker/registry/v2`). What Berth
+    /// already has is left alone, so running it again finishes an interrupted import or picks up
+    /// what was pushed since. Entries that cannot be imported are skipped and listed; the exit
+    /// status is then 1 unless --allow-partial.
+    ImportDistribution(ImportDistributionArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +118,23 @@ struct MigrateDbArgs {
     /// Then compare every table, row by row (counts and a SHA-256 of all rows).
     #[arg(long)]
     verify: bool,
+}
+
+#[derive(Args)]
+struct ImportDistributionArgs {
+    /// The registry:2 storage root (or its `docker/registry/v2` directory).
+    #[arg(value_name = "DIR")]
+    source: PathBuf,
+    /// Only report what would be imported; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Hash every blob file before copying it; after the import, read back every blob and
+    /// manifest from Berth, hash it and compare, and check every tag.
+    #[arg(long)]
+    verify: bool,
+    /// Exit with status 0 even when entries were skipped.
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 #[derive(Args)]
@@ -186,6 +214,22 @@ fn main() -> anyhow::Result<()> {
                 grace_period: args.grace,
             },
         ),
+        Command::ImportDistribution(args) => {
+            if cli.global.server.as_deref().is_some_and(|server| !server.is_empty()) {
+                anyhow::bail!("import-distribution works on the data directory only; drop --server (and BERTH_SERVER)");
+            }
+            let config = cli.global.load(None)?;
+            init_tracing(config.log_format);
+            let options = import::ImportOptions {
+                dry_run: args.dry_run,
+                verify: args.verify,
+                allow_partial: args.allow_partial,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(import::run(&config, &args.source, options, cli.global.output))
+        }
     }
 }
 

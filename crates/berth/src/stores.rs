@@ -25,7 +25,8 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn berth_blob::BlobSt
 
 /// A lock on `<data_dir>/berth.lock`, held while it lives: shared by each running server,
 /// exclusive for commands that must not run beside one (garbage collection on the data
-/// directory, whose blob deletions a server's upload commits must see). Released when the
+/// directory, whose blob deletions a server's upload commits must see; the import of a
+/// Distribution tree, whose writes a server's read caches would not see). Released when the
 /// process ends, however it ends.
 pub struct DataDirLock {
     _file: File,
@@ -56,19 +57,6 @@ impl DataDirLock {
         Ok(DataDirLock { _file: file })
     }
 
-    /// The lock of a command that must run with no server on the data directory and cannot go
-    /// through one (moving a deployment). Errors: a server is running on it.
-    pub fn alone(config: &Config, command: &str) -> anyhow::Result<DataDirLock> {
-        let file = DataDirLock::open(config)?;
-        if file.try_lock().is_err() {
-            bail!(
-                "a berth server is running on {}: stop it before `{command}`",
-                config.data_dir.display()
-            );
-        }
-        Ok(DataDirLock { _file: file })
-    }
-
     /// The lock of a command that must run alone. Errors: a server is running on the data
     /// directory (then the command must go through it, with `--server URL`).
     pub fn exclusive(config: &Config, command: &str) -> anyhow::Result<DataDirLock> {
@@ -76,6 +64,19 @@ impl DataDirLock {
         if file.try_lock().is_err() {
             bail!(
                 "a berth server is running on {}: run `{command}` through it with --server URL (and BERTH_USERNAME/BERTH_PASSWORD)",
+                config.data_dir.display()
+            );
+        }
+        Ok(DataDirLock { _file: file })
+    }
+
+    /// The lock of a command that works on the data directory only, never through a server.
+    /// Errors: a server is running on the data directory (it must be stopped first).
+    pub fn exclusive_offline(config: &Config, command: &str) -> anyhow::Result<DataDirLock> {
+        let file = DataDirLock::open(config)?;
+        if file.try_lock().is_err() {
+            bail!(
+                "a berth server is running on {}: stop it before `{command}`, which writes the data directory directly",
                 config.data_dir.display()
             );
         }

@@ -24,7 +24,7 @@ pub async fn migrate_database(
     if same_database(&source_url, target_url) {
         bail!("--to names the database this configuration already uses ({source_url})");
     }
-    let _lock = DataDirLock::alone(config, "berth migrate-db")?;
+    let _lock = DataDirLock::exclusive_offline(config, "berth migrate-db")?;
     let source = MetaStore::open(&source_url)
         .await
         .context("opening the source database")?;
