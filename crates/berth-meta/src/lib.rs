@@ -4,7 +4,9 @@
 //!
 //! Built on sqlx's `Any` driver so that one body of portable SQL (`$N` placeholders, BIGINT,
 //! TEXT and BLOB columns only; booleans and timestamps as BIGINT unix milliseconds) runs on the
-//! embedded SQLite default and, later, PostgreSQL. Each engine has its own migrations folder.
+//! embedded SQLite default and on PostgreSQL. Each engine has its own migrations folder;
+//! multi-statement scripts run through `script` (one query on SQLite, statement by statement
+//! on PostgreSQL).
 //! Every change that must be atomic (a manifest with its references and tag, an upload turning
 //! into a linked blob) is a single transaction.
 //!
@@ -32,6 +34,7 @@ mod quotas;
 mod repositories;
 mod retention;
 mod robots;
+mod script;
 mod store;
 mod tags;
 mod uploads;
@@ -41,6 +44,7 @@ mod writer;
 pub use audit::{AuditEvent, AuditFilter};
 pub use gc::{GarbagePreview, ManifestCollection};
 pub use immutability::ImmutabilityRuleRecord;
+pub use pool::StoreOptions;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use pulls::PulledManifest;
 pub use quotas::ProjectUsage;
