@@ -261,7 +261,7 @@ where
         (Ok(_), Err(error)) => {
             // A failed COMMIT ends the transaction; a connection that failed otherwise is
             // not trusted with the next one.
-            if !error.as_database_error().is_some() {
+            if error.as_database_error().is_none() {
                 drop(conn.detach());
             }
             Err(MetaError::Database(error))

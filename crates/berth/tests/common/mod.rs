@@ -157,6 +157,17 @@ impl Harness {
         }
     }
 
+    /// Starts a fresh registry whose metadata database is a fresh PostgreSQL database (blobs
+    /// in a temporary data directory); `None` after a loud SKIP line when
+    /// `BERTH_TEST_POSTGRES_URL` is not set (a panic under `BERTH_REQUIRE_ALL=1`).
+    pub fn start_on_postgres() -> Option<Harness> {
+        let process = BerthProcess::start_on_postgres(berth_binary()).expect("start berth on PostgreSQL")?;
+        Some(Harness {
+            process: Process::Testkit(process),
+            http: client(),
+        })
+    }
+
     /// Starts a fresh registry with environment variables set on the process (e.g.
     /// `BERTH_GC__UPLOAD_TTL`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Harness {
