@@ -118,6 +118,12 @@ impl BerthProcess {
         &self.data_dir
     }
 
+    /// The PostgreSQL database URL of a process started by
+    /// [`BerthProcess::start_on_postgres`].
+    pub fn database_url(&self) -> Option<&str> {
+        self._database.as_ref().map(postgres::TestDatabase::url)
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
