@@ -7,14 +7,14 @@ use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::manifests::{ReferenceKind, first_referrer};
 use crate::quotas::{ProjectScope, enforce_after_link, limit_to_enforce, quota_probe};
 use crate::repositories::repository_id;
+use crate::script::Script;
 use crate::writer::Durability;
 use crate::{BlobRecord, MetaError, MetaStore, UnlinkBlobOutcome};
 
 /// The statements that record a blob and link it into a repository, creating the repository
 /// first if needed; an existing repository or blob record (and the storage key it names) stays,
 /// an existing link is renewed (its time is when it was last linked: garbage collection's grace
-/// period counts from there). One script: SQLite runs it in one round trip (see
-/// `crate::writer` on scripts).
+/// period counts from there). One script (`crate::script`): SQLite runs it in one round trip.
 ///
 /// Parameters: `$1` repository name, `$2` now (unix ms), `$3` digest, `$4` size, `$5` storage key.
 macro_rules! link_blob_script {
@@ -105,7 +105,7 @@ impl MetaStore {
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query(concat!(
+                    let rows = Script::new(concat!(
                         quota_probe!("$3", "$6", "$7", "$8", "$9"),
                         "; ",
                         link_blob_script!()
@@ -164,12 +164,11 @@ impl MetaStore {
         );
         let (owned_target, owned_source, owned_digest) = (target.clone(), source.clone(), digest.clone());
         let scope = ProjectScope::of_repository(target);
-        // `fetch_all`: on a script, `fetch_optional` stops at the first statement's (empty) result.
         let found: Option<(i64, String)> = self
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query(MOUNT_SCRIPT)
+                    let rows = Script::new(MOUNT_SCRIPT)
                         .bind(owned_target.as_str())
                         .bind(now_ms())
                         .bind(owned_source.as_str())

@@ -220,7 +220,8 @@ impl MetaStore {
             "WHERE l.blob_digest = b.digest AND NOT EXISTS (SELECT 1 FROM stale s ",
             "WHERE s.repository_id = l.repository_id AND s.blob_digest = l.blob_digest))) ",
             "SELECT (SELECT COUNT(*) FROM stale), (SELECT COUNT(*) FROM freed), ",
-            "(SELECT COALESCE(SUM(size), 0) FROM freed)"
+            // CAST: PostgreSQL sums BIGINTs as NUMERIC.
+            "CAST((SELECT COALESCE(SUM(size), 0) FROM freed) AS BIGINT)"
         );
         let manifests: Vec<(String, String)> = sqlx::query_as(MANIFESTS)
             .bind(collection.cutoff_ms)

@@ -4,7 +4,9 @@
 //!
 //! Built on sqlx's `Any` driver so that one body of portable SQL (`$N` placeholders, BIGINT,
 //! TEXT and BLOB columns only; booleans and timestamps as BIGINT unix milliseconds) runs on the
-//! embedded SQLite default and, later, PostgreSQL. Each engine has its own migrations folder.
+//! embedded SQLite default and on PostgreSQL. Each engine has its own migrations folder;
+//! multi-statement scripts run through `script` (one query on SQLite, statement by statement
+//! on PostgreSQL).
 //! Every change that must be atomic (a manifest with its references and tag, an upload turning
 //! into a linked blob) is a single transaction.
 //!
@@ -34,6 +36,7 @@ mod quotas;
 mod repositories;
 mod retention;
 mod robots;
+mod script;
 mod store;
 mod tags;
 mod transfer;
@@ -45,6 +48,7 @@ pub use audit::{AuditEvent, AuditFilter};
 pub use gc::{GarbagePreview, ManifestCollection};
 pub use immutability::ImmutabilityRuleRecord;
 pub use leases::JobLease;
+pub use pool::StoreOptions;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use pulls::PulledManifest;
 pub use quotas::ProjectUsage;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use berth_auth::ImmutabilityRule;
 use berth_types::{Digest, RepositoryName, Tag};
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Executor, FromRow};
 
 use crate::convert::{len_to_bigint, now_ms, stored_digest, stored_u64};
 use crate::repositories::repository_id;
+use crate::script::{Script, is_postgres};
 use crate::writer::Durability;
 use crate::{DeleteManifestOutcome, ManifestRecord, MetaError, MetaStore, NewManifest, ReferrerRecord};
 
@@ -387,9 +389,11 @@ fn size_queries(references: &[Reference<'_>], first: usize) -> Vec<String> {
 /// Stored sizes by reference kind and digest, from the rows of [`size_queries`].
 type StoredSizes = HashMap<(ReferenceKind, String), i64>;
 
-/// Adds rows of [`size_queries`] (kind 0 blob, 1 manifest; digest; size) to `sizes`.
-fn collect_sizes(sizes: &mut StoredSizes, rows: Vec<(i64, String, i64)>) {
-    for (kind, digest, size) in rows {
+/// Adds rows of [`size_queries`] (kind 0 blob, 1 manifest; digest; size) to `sizes`; the
+/// other statements of a script return no rows.
+fn collect_sizes(sizes: &mut StoredSizes, rows: Vec<AnyRow>) -> Result<(), MetaError> {
+    for row in rows {
+        let (kind, digest, size) = <(i64, String, i64)>::from_row(&row)?;
         let kind = if kind == 0 {
             ReferenceKind::Blob
         } else {
@@ -397,6 +401,7 @@ fn collect_sizes(sizes: &mut StoredSizes, rows: Vec<(i64, String, i64)>) {
         };
         sizes.insert((kind, digest), size);
     }
+    Ok(())
 }
 
 /// The stored size of each referenced digest present in `repository`: one script (one round
@@ -408,12 +413,11 @@ async fn stored_sizes(
 ) -> Result<StoredSizes, MetaError> {
     let mut sizes = HashMap::with_capacity(references.len());
     for script in references.chunks(DIGESTS_PER_SCRIPT) {
-        let sql = size_queries(script, 2).join("; ");
-        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(sql)).bind(repository.as_str());
+        let mut query = Script::new(size_queries(script, 2).join("; ")).bind(repository.as_str());
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
-        collect_sizes(&mut sizes, query.fetch_all(&mut *conn).await?);
+        collect_sizes(&mut sizes, query.fetch_all(&mut *conn).await?)?;
     }
     Ok(sizes)
 }
@@ -517,11 +521,21 @@ fn manifest_inserts(tagged: bool) -> Vec<String> {
 /// the reference tables refuse a reference to a blob not linked in the repository or a manifest
 /// not stored in it; then a second query finds which, for the error. On any error the caller
 /// (the writer) rolls the partial write back.
+///
+/// PostgreSQL aborts a transaction at its first error, so there the write scripts run inside a
+/// savepoint, rolled back to before the second query.
 async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
     let references = manifest_references(manifest);
+    let savepoint = is_postgres(conn) && !references.is_empty();
+    if savepoint {
+        conn.execute("SAVEPOINT manifest_write").await?;
+    }
     match write_manifest(&mut *conn, manifest, &references).await {
         Ok(stored) => check_references(&references, &stored),
         Err(MetaError::Database(error)) if error.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) => {
+            if savepoint {
+                conn.execute("ROLLBACK TO SAVEPOINT manifest_write").await?;
+            }
             let stored = stored_sizes(&mut *conn, &manifest.repository, &references).await?;
             check_references(&references, &stored)?;
             // Every reference is there after all: the violation was something else.
@@ -553,12 +567,12 @@ async fn write_manifest(
         };
         statements.extend(reference_inserts(script, MANIFEST_PARAMETERS + 1));
         statements.extend(size_queries(script, MANIFEST_PARAMETERS + 1));
-        let mut query = sqlx::query_as::<_, (i64, String, i64)>(AssertSqlSafe(statements.join("; ")))
+        let mut query = Script::new(statements.join("; "))
             .bind(manifest.repository.as_str())
             .bind(now)
             .bind(manifest.digest.as_str())
             .bind(manifest.media_type.as_str())
-            .bind(manifest.content.as_slice())
+            .bind(manifest.content.clone())
             .bind(size)
             .bind(manifest.artifact_type.as_deref())
             .bind(manifest.subject.as_ref().map(Digest::as_str))
@@ -568,7 +582,7 @@ async fn write_manifest(
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }
-        collect_sizes(&mut stored, query.fetch_all(&mut *conn).await?);
+        collect_sizes(&mut stored, query.fetch_all(&mut *conn).await?)?;
     }
     Ok(stored)
 }

@@ -1,9 +1,13 @@
 //! Engine-specific setup: which engine a URL names, how its pools are configured and which
-//! migrations folder applies to it. Everything else in the crate is portable SQL.
+//! migrations folder applies to it. Everything else in the crate is portable SQL (multi-statement
+//! scripts go through `crate::script`).
 //!
-//! Adding PostgreSQL later means: a `migrations/postgres` folder, a `Backend::Postgres` arm in
-//! [`Backend::from_url`] and [`open_pools`] (one pool can serve as both writer and reader), and
-//! `"BEGIN"` as its write-transaction statement.
+//! - **SQLite**: one writer connection (the group-commit writer task's, `crate::writer`) and a
+//!   read-only pool of [`SQLITE_READERS`]; `BEGIN IMMEDIATE` write transactions.
+//! - **PostgreSQL**: one pool of [`StoreOptions::max_connections`] serves reads and writes;
+//!   each write is its own `SERIALIZABLE` transaction on a pooled connection, retried on a
+//!   serialization failure (`crate::writer`), because several processes (replicas) write the
+//!   same database and nothing in-process serialises them.
 
 use std::time::Duration;
 
@@ -17,6 +21,25 @@ use crate::writer::Durability;
 
 /// Migrations for SQLite, embedded at build time.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Migrations for PostgreSQL, embedded at build time: the same numbers and names as SQLite's,
+/// the same tables and columns.
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Options of an open store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// PostgreSQL: most connections of this process's pool (reads and writes share it), so
+    /// `replicas × max_connections` must stay below the server's `max_connections`. Ignored by
+    /// SQLite (one writer connection and [`SQLITE_READERS`] readers). Default 16.
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { max_connections: 16 }
+    }
+}
 
 /// Connections in the SQLite reader pool.
 const SQLITE_READERS: u32 = 8;
@@ -32,6 +55,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum Backend {
     /// Embedded SQLite file in WAL mode.
     Sqlite,
+    /// A PostgreSQL server, possibly shared by several processes.
+    Postgres,
 }
 
 impl Backend {
@@ -40,11 +65,9 @@ impl Backend {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
-            "postgres" | "postgresql" => Err(MetaError::UnsupportedUrl {
-                detail: "PostgreSQL is not supported yet (no migrations for it)".to_owned(),
-            }),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
             other => Err(MetaError::UnsupportedUrl {
-                detail: format!("unknown scheme {other:?}; expected sqlite://"),
+                detail: format!("unknown scheme {other:?}; expected sqlite:// or postgres://"),
             }),
         }
     }
@@ -54,20 +77,31 @@ impl Backend {
     /// SQLite's default `BEGIN` is deferred: a transaction that reads and then writes may fail
     /// with `SQLITE_BUSY` when another process took the write lock in between, without waiting
     /// for the busy timeout. `BEGIN IMMEDIATE` takes the write lock up front, and waits for it.
+    ///
+    /// PostgreSQL: `SERIALIZABLE`, so that every write behaves as if the writes of all
+    /// processes ran one at a time, as they do on SQLite; a conflict fails one of them with a
+    /// serialization failure, and the writer runs it again.
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
         }
     }
 
     /// The script that sets how the next commits reach the disk, then opens a read-write
     /// transaction (one round trip): SQLite in WAL mode syncs the log at each commit with
     /// `FULL`, and only at checkpoints with `NORMAL` (a crash of the machine may then undo the
-    /// last commits, never partly).
+    /// last commits, never partly). PostgreSQL: `synchronous_commit` for this transaction only
+    /// (`off` lets the commit return before the WAL is flushed; a crash of the server may lose
+    /// the last such commits, never partly).
     pub(crate) fn set_synchronous_and_begin_write(self, durability: Durability) -> &'static str {
         match (self, durability) {
             (Backend::Sqlite, Durability::Durable) => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
             (Backend::Sqlite, Durability::Deferred) => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+            (Backend::Postgres, Durability::Durable) => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            (Backend::Postgres, Durability::Deferred) => {
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off"
+            }
         }
     }
 }
@@ -77,18 +111,43 @@ pub(crate) struct Pools {
     /// Engine.
     pub(crate) backend: Backend,
     /// Pool for writes (SQLite: exactly one connection, so writers queue in-process instead of
-    /// fighting over the file lock).
+    /// fighting over the file lock; PostgreSQL: the same pool as `reader`).
     pub(crate) writer: AnyPool,
     /// Pool for reads.
     pub(crate) reader: AnyPool,
 }
 
 /// Opens the pools for `url` and brings the schema up to date.
-pub(crate) async fn open_pools(url: &str) -> Result<Pools, MetaError> {
+pub(crate) async fn open_pools(url: &str, options: StoreOptions) -> Result<Pools, MetaError> {
     sqlx::any::install_default_drivers();
     match Backend::from_url(url)? {
         Backend::Sqlite => open_sqlite(url).await,
+        Backend::Postgres => open_postgres(url, options).await,
     }
+}
+
+/// The newest migration applied to the database of `pool` (0 when none).
+pub(crate) async fn schema_version(pool: &AnyPool) -> Result<i64, MetaError> {
+    let (version,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+        .fetch_one(pool)
+        .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// PostgreSQL: one pool for reads and writes; the migrations run on it (sqlx takes an advisory
+/// lock, so replicas starting together apply them once).
+async fn open_postgres(url: &str, options: StoreOptions) -> Result<Pools, MetaError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(options.max_connections.max(2))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect(url)
+        .await?;
+    POSTGRES_MIGRATIONS.run(&pool).await?;
+    Ok(Pools {
+        backend: Backend::Postgres,
+        writer: pool.clone(),
+        reader: pool,
+    })
 }
 
 /// SQLite: one writer connection (which also runs the migrations) and a read-only pool.
@@ -192,10 +251,8 @@ mod tests {
     #[test]
     fn backend_follows_the_scheme() {
         assert_eq!(Backend::from_url("sqlite:///x.db").ok(), Some(Backend::Sqlite));
-        assert!(matches!(
-            Backend::from_url("postgres://u@h/db"),
-            Err(MetaError::UnsupportedUrl { .. })
-        ));
+        assert_eq!(Backend::from_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("postgresql://u@h/db").ok(), Some(Backend::Postgres));
         assert!(matches!(
             Backend::from_url("mysql://u@h/db"),
             Err(MetaError::UnsupportedUrl { .. })
@@ -223,7 +280,7 @@ mod sqlite_tests {
     async fn sqlite_connections_get_their_pragmas() -> TestResult {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-        let pools = open_pools(&url).await?;
+        let pools = open_pools(&url, StoreOptions::default()).await?;
 
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&pools.writer).await?;
         assert_eq!(mode, "wal");

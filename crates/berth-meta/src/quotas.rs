@@ -10,7 +10,8 @@
 //!
 //! **Enforcement** runs inside the write that links a blob (upload completion, mount,
 //! [`MetaStore::link_blob`]), so that the check and the link are one transaction and the
-//! writer's serialisation makes two concurrent pushes into one project see each other. Each of
+//! writer's serialisation (SQLite's single writer; PostgreSQL's `SERIALIZABLE` transactions,
+//! retried on conflict) makes two concurrent pushes into one project see each other. Each of
 //! those writes is one script (`crate::writer` on scripts) that starts with [`quota_probe!`]: a
 //! lookup of the project's row by its unique name, which yields nothing for a project without a
 //! quota (the hot path: no extra round trip, no scan). For a project with a quota the probe also

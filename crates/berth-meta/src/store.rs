@@ -7,15 +7,16 @@ use sqlx::AnyPool;
 
 use crate::MetaError;
 use crate::cache::ReadCache;
-use crate::pool::open_pools;
+use crate::pool::{Backend, StoreOptions, open_pools, schema_version};
 use crate::writer::{Durability, WriteQueue};
 
 /// Handle on the metadata database. Cloning is cheap (the pools are reference-counted), and
 /// every clone shares the same connections.
 ///
 /// Writes go through the group-commit queue (`writer.rs`, over the writer pool: a single
-/// connection on SQLite), reads through the reader pool and, for the hottest reads, the read
-/// cache (`cache.rs`). Every change that must be atomic runs inside one write transaction.
+/// connection on SQLite; on PostgreSQL each write is a transaction of its own on the shared
+/// pool), reads through the reader pool and, on SQLite, for the hottest reads, the read cache
+/// (`cache.rs`). Every change that must be atomic runs inside one write transaction.
 #[derive(Debug, Clone)]
 pub struct MetaStore {
     pub(crate) writer: AnyPool,
@@ -37,14 +38,30 @@ impl MetaStore {
     /// the database cannot be opened, [`MetaError::Migration`] when the schema cannot be
     /// brought up to date.
     pub async fn open(url: &str) -> Result<MetaStore, MetaError> {
-        let pools = open_pools(url).await?;
+        MetaStore::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Like [`MetaStore::open`], with `options`; also accepts `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (any URL sqlx's PostgreSQL driver takes), whose pool has
+    /// [`StoreOptions::max_connections`] connections. Migrations run on open, on either engine
+    /// (on PostgreSQL under sqlx's advisory lock, so replicas starting together apply them once).
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<MetaStore, MetaError> {
+        let pools = open_pools(url, options).await?;
+        // SQLite has one writer process, this one: every write passes through here, so cached
+        // reads can be kept exact. A PostgreSQL database may have other writers (replicas).
+        let cache = (pools.backend == Backend::Sqlite).then(|| Arc::new(ReadCache::new()));
         Ok(MetaStore {
             writes: WriteQueue::start(pools.writer.clone(), pools.backend),
             writer: pools.writer,
             reader: pools.reader,
-            // SQLite has one writer process, this one: every write passes through here.
-            cache: Some(Arc::new(ReadCache::new())),
+            cache,
         })
+    }
+
+    /// The version of the newest migration applied to the database (e.g. 11 for
+    /// `0011_manifest_last_push.sql`); [`MetaStore::open`] applies every pending one.
+    pub async fn schema_version(&self) -> Result<i64, MetaError> {
+        schema_version(&self.reader).await
     }
 
     /// Checks that the writer can take the write lock and that the reader pool can run a query

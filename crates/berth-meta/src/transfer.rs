@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{AssertSqlSafe, Column, Row, ValueRef};
 
+use crate::script::{Script, Value, is_postgres};
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
@@ -35,6 +36,19 @@ pub const COPIED_TABLES: &[(&str, &str)] = &[
     ("immutability_rules", "id"),
     ("tag_events", "id"),
     ("retention_policies", "project_id"),
+];
+
+/// The copied tables whose `id` is generated (SQLite rowid alias, PostgreSQL identity).
+const IDENTITY_TABLES: &[&str] = &[
+    "repositories",
+    "manifests",
+    "users",
+    "projects",
+    "robots",
+    "access_tokens",
+    "audit_events",
+    "immutability_rules",
+    "tag_events",
 ];
 
 /// Tables that hold state of a running deployment only, not copied.
@@ -65,16 +79,6 @@ pub struct TableCheck {
     pub target_rows: u64,
     /// Whether every row is equal, in key order (SHA-256 over all values of both sides).
     pub equal: bool,
-}
-
-/// One column value, as copied.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Null(AnyTypeInfoKind),
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Bytes(Vec<u8>),
 }
 
 impl MetaStore {
@@ -141,13 +145,9 @@ impl MetaStore {
             for (name, value) in named {
                 hasher.update(name.as_bytes());
                 match value {
-                    Value::Null(_) => hasher.update([0]),
-                    Value::Integer(number) => {
+                    Value::NullI64 | Value::NullText | Value::NullBytes => hasher.update([0]),
+                    Value::I64(number) => {
                         hasher.update([1]);
-                        hasher.update(number.to_le_bytes());
-                    }
-                    Value::Real(number) => {
-                        hasher.update([2]);
                         hasher.update(number.to_le_bytes());
                     }
                     Value::Text(text) => {
@@ -174,30 +174,17 @@ impl MetaStore {
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
                     let mut inserted = 0;
-                    for (columns, values) in &rows {
+                    for (columns, values) in rows {
                         let placeholders: Vec<String> = (1..=values.len()).map(|n| format!("${n}")).collect();
+                        // Table and column names come from `COPIED_TABLES` and the source's own
+                        // columns, not from input.
                         let statement = format!(
-                            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+                            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING 1",
                             columns.join(", "),
                             placeholders.join(", ")
                         );
-                        // Table and column names come from `COPIED_TABLES` and the source's own columns.
-                        let mut query = sqlx::query(AssertSqlSafe(statement));
-                        for value in values {
-                            query = match value {
-                                Value::Null(kind) => match kind {
-                                    AnyTypeInfoKind::Text => query.bind(None::<String>),
-                                    AnyTypeInfoKind::Blob => query.bind(None::<Vec<u8>>),
-                                    AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => query.bind(None::<f64>),
-                                    _ => query.bind(None::<i64>),
-                                },
-                                Value::Integer(number) => query.bind(*number),
-                                Value::Real(number) => query.bind(*number),
-                                Value::Text(text) => query.bind(text.clone()),
-                                Value::Bytes(bytes) => query.bind(bytes.clone()),
-                            };
-                        }
-                        inserted += query.execute(&mut *conn).await?.rows_affected();
+                        let script = values.into_iter().fold(Script::new(statement), Script::bind);
+                        inserted += script.fetch_all(&mut *conn).await?.len() as u64;
                     }
                     Ok(inserted)
                 })
@@ -205,10 +192,28 @@ impl MetaStore {
             .await
     }
 
-    /// Engine-specific work after rows were inserted with explicit ids (none for SQLite,
-    /// whose next rowid follows the largest one).
+    /// Engine-specific work after rows were inserted with explicit ids: PostgreSQL's identity
+    /// sequences move past the largest copied id (SQLite's next rowid follows the largest one
+    /// by itself).
     async fn after_bulk_copy(&self) -> Result<(), MetaError> {
-        Ok(())
+        self.writes
+            .write(Durability::Durable, |conn| {
+                Box::pin(async move {
+                    if !is_postgres(conn) {
+                        return Ok(());
+                    }
+                    for &table in IDENTITY_TABLES {
+                        sqlx::query(AssertSqlSafe(format!(
+                            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                             GREATEST(COALESCE(MAX(id), 0), 1), MAX(id) IS NOT NULL) FROM {table}"
+                        )))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 }
 
@@ -218,28 +223,29 @@ fn select_all(table: &str, key: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(format!("SELECT * FROM {table} ORDER BY {key}"))
 }
 
-/// The column names and values of `row`, each value as its column's type.
+/// The column names and values of `row`, each value as its column's type (a NULL keeps the
+/// column's declared type, so that PostgreSQL can type the parameter).
 fn row_values(row: &AnyRow) -> Result<(Vec<String>, Vec<Value>), MetaError> {
     let mut names = Vec::with_capacity(row.columns().len());
     let mut values = Vec::with_capacity(row.columns().len());
     for (index, column) in row.columns().iter().enumerate() {
         names.push(column.name().to_owned());
         let raw = row.try_get_raw(index)?;
-        let declared = column.type_info().kind();
-        if raw.is_null() {
-            values.push(Value::Null(declared));
-            continue;
-        }
-        let kind = raw.type_info().kind();
-        values.push(match kind {
-            AnyTypeInfoKind::Bool => Value::Integer(i64::from(row.try_get::<bool, _>(index)?)),
-            AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
-                Value::Integer(row.try_get::<i64, _>(index)?)
-            }
-            AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Value::Real(row.try_get::<f64, _>(index)?),
-            AnyTypeInfoKind::Text => Value::Text(row.try_get::<String, _>(index)?),
-            AnyTypeInfoKind::Blob => Value::Bytes(row.try_get::<Vec<u8>, _>(index)?),
-            AnyTypeInfoKind::Null => Value::Null(declared),
+        let kind = if raw.is_null() {
+            None
+        } else {
+            Some(raw.type_info().kind())
+        };
+        values.push(match (kind, column.type_info().kind()) {
+            (None, AnyTypeInfoKind::Text) => Value::NullText,
+            (None, AnyTypeInfoKind::Blob) => Value::NullBytes,
+            (None, _) => Value::NullI64,
+            (Some(AnyTypeInfoKind::Bool), _) => Value::I64(i64::from(row.try_get::<bool, _>(index)?)),
+            (Some(AnyTypeInfoKind::Text), _) => Value::Text(row.try_get::<String, _>(index)?),
+            (Some(AnyTypeInfoKind::Blob), _) => Value::Bytes(row.try_get::<Vec<u8>, _>(index)?),
+            (Some(AnyTypeInfoKind::Null), _) => Value::NullI64,
+            // Integers of every width; the schema has no floating-point column.
+            (Some(_), _) => Value::I64(row.try_get::<i64, _>(index)?),
         });
     }
     Ok((names, values))

@@ -5,6 +5,7 @@ use berth_types::{RepositoryName, UploadId};
 use crate::blobs::link_blob_script;
 use crate::convert::{now_ms, stored_u64, to_bigint};
 use crate::quotas::{ProjectScope, enforce_after_link, limit_to_enforce, quota_probe};
+use crate::script::Script;
 use crate::writer::Durability;
 use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
 
@@ -186,15 +187,15 @@ impl MetaStore {
                 Box::pin(async move {
                     // $9 to $12: the project's scope, for the quota probe (which must come
                     // before the link).
-                    let query = match &content {
-                        None => sqlx::query(concat!(
+                    let script = match &content {
+                        None => Script::new(concat!(
                             quota_probe!("$3", "$9", "$10", "$11", "$12"),
                             "; DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
                             link_blob_script!()
                         )),
                         // The content only when the record is this inline one (an existing
                         // record stays as it is).
-                        Some(_) => sqlx::query(concat!(
+                        Some(_) => Script::new(concat!(
                             quota_probe!("$3", "$9", "$10", "$11", "$12"),
                             "; DELETE FROM uploads WHERE id = $6 AND repository = $1; ",
                             link_blob_script!(),
@@ -203,7 +204,7 @@ impl MetaStore {
                             "ON CONFLICT (digest) DO NOTHING"
                         )),
                     };
-                    let rows = query
+                    let rows = script
                         .bind(owned_repository.as_str())
                         .bind(now_ms())
                         .bind(owned_blob.digest.as_str())

@@ -232,6 +232,7 @@ impl MetaStore {
 }
 
 /// A value for [`MetaStore::update_user`].
+#[derive(Clone)]
 enum UserValue {
     Text(String),
     Flag(bool),

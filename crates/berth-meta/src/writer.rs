@@ -22,11 +22,27 @@
 //! connection across batches, sets `synchronous` and opens the transaction in one script, and
 //! the writes themselves are *scripts*: several statements in one query that share one
 //! numbering of parameters (`$1` is the same value in each statement), which SQLite runs in one
-//! round trip. A PostgreSQL backend must send a script's statements one by one, each with the
-//! parameters it uses renumbered (issue 6).
+//! round trip (`crate::script`; on PostgreSQL it sends the statements one by one, each with the
+//! parameters it uses renumbered).
+//!
+//! **PostgreSQL.** Several processes (replicas) write one database, so an in-process queue
+//! would serialise nothing that matters, and a network round trip per statement makes one
+//! shared connection a bottleneck. There each write runs at once, in its own transaction on a
+//! connection of the pool, `SERIALIZABLE`: every transaction behaves as if all writes of all
+//! processes had run one at a time, as on SQLite, so the checks that read and then write (quota,
+//! immutable tags, garbage collection's re-checks, the size check of a manifest's references)
+//! need no engine-specific locking. A transaction that conflicts with a concurrent one fails with
+//! a serialization failure (`40001`) or a deadlock (`40P01`); the writer rolls it back and runs
+//! the operation again, up to [`MAX_ATTEMPTS`] times, after a short random pause. So an
+//! operation may run more than once: it must not act outside its transaction, and it is cloned
+//! for each attempt. The transaction runs on a task of its own, so that a caller who goes away
+//! cannot leave a connection inside an open transaction.
 
+use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -41,6 +57,11 @@ use crate::pool::Backend;
 const MAX_BATCH: usize = 128;
 /// Writes waiting for the writer task before callers wait to queue more.
 const QUEUE_DEPTH: usize = 1024;
+/// PostgreSQL: most runs of one write that failed on a serialization failure or deadlock.
+const MAX_ATTEMPTS: u32 = 30;
+/// PostgreSQL: longest pause before running a write again (the pause is random, up to
+/// `2^attempt` ms, so that writers that collided spread out).
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// How durable a write must be when it is acknowledged (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +74,7 @@ pub(crate) enum Durability {
 }
 
 /// One queued write, type-erased for the queue.
-trait Job: Send {
+pub(crate) trait Job: Send {
     fn durability(&self) -> Durability;
     /// Runs the operation; `true` if it succeeded and its changes stay in the transaction.
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
@@ -105,26 +126,45 @@ impl<T: Send + 'static> Job for TypedJob<T> {
 }
 
 /// What the writer task receives.
-enum Message {
+pub(crate) enum Message {
     /// A write to run.
     Job(Box<dyn Job>),
     /// Finish the writes queued before this, give the connection back, answer, and end.
     Stop(oneshot::Sender<()>),
 }
 
-/// The sending side of the write queue, held by the store.
+/// How writes reach the database, held by the store (see the module documentation).
 #[derive(Debug, Clone)]
-pub(crate) struct WriteQueue {
-    sender: mpsc::Sender<Message>,
+pub(crate) enum WriteQueue {
+    /// SQLite: the sending side of the writer task's queue.
+    Batched {
+        /// The queue.
+        sender: mpsc::Sender<Message>,
+    },
+    /// PostgreSQL: each write in its own transaction on a pooled connection.
+    Direct {
+        /// The pool.
+        pool: AnyPool,
+        /// Set by [`WriteQueue::stop`]: later writes fail.
+        stopped: Arc<AtomicBool>,
+    },
 }
 
 impl WriteQueue {
-    /// Starts the writer task over `pool` (the writer pool) and returns its queue. The task ends
-    /// when every clone of the queue is dropped.
+    /// Starts the writer over `pool` (the writer pool) and returns its queue: on SQLite a
+    /// writer task, which ends when every clone of the queue is dropped.
     pub(crate) fn start(pool: AnyPool, backend: Backend) -> WriteQueue {
-        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_writer(pool, backend, receiver));
-        WriteQueue { sender }
+        match backend {
+            Backend::Sqlite => {
+                let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+                tokio::spawn(run_writer(pool, backend, receiver));
+                WriteQueue::Batched { sender }
+            }
+            Backend::Postgres => WriteQueue::Direct {
+                pool,
+                stopped: Arc::new(AtomicBool::new(false)),
+            },
+        }
     }
 
     /// Queues `operation` and waits until its batch has committed.
@@ -134,8 +174,20 @@ impl WriteQueue {
     pub(crate) async fn write<T, F>(&self, durability: Durability, operation: F) -> Result<T, MetaError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, MetaError>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, MetaError>> + Clone + Send + 'static,
     {
+        let sender = match self {
+            WriteQueue::Batched { sender } => sender,
+            WriteQueue::Direct { pool, stopped } => {
+                if stopped.load(Ordering::Acquire) {
+                    return Err(MetaError::WriterGone);
+                }
+                let pool = pool.clone();
+                return tokio::spawn(write_directly(pool, durability, operation))
+                    .await
+                    .unwrap_or(Err(MetaError::WriterGone));
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             durability,
@@ -143,7 +195,7 @@ impl WriteQueue {
             output: None,
             reply,
         });
-        self.sender
+        sender
             .send(Message::Job(job))
             .await
             .map_err(|_| MetaError::WriterGone)?;
@@ -154,11 +206,92 @@ impl WriteQueue {
     /// back to the pool (so that the pool can close); later writes fail with
     /// [`MetaError::WriterGone`]. Returns at once if the task has ended already.
     pub(crate) async fn stop(&self) {
-        let (stopped, answer) = oneshot::channel();
-        if self.sender.send(Message::Stop(stopped)).await.is_ok() {
-            let _ = answer.await;
+        match self {
+            WriteQueue::Batched { sender } => {
+                let (stopped, answer) = oneshot::channel();
+                if sender.send(Message::Stop(stopped)).await.is_ok() {
+                    let _ = answer.await;
+                }
+            }
+            WriteQueue::Direct { stopped, .. } => stopped.store(true, Ordering::Release),
         }
     }
+}
+
+/// PostgreSQL: runs `operation` in a `SERIALIZABLE` transaction of its own, again after a
+/// serialization failure or deadlock (see the module documentation).
+async fn write_directly<T, F>(pool: AnyPool, durability: Durability, operation: F) -> Result<T, MetaError>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, MetaError>> + Clone + Send + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match attempt_write(&pool, durability, operation.clone()).await {
+            Err(error) if attempt < MAX_ATTEMPTS && is_retryable(&error) => {
+                tracing::debug!(attempt, error = %error, "metadata write conflicted; running it again");
+                tokio::time::sleep(retry_pause(attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One run of [`write_directly`]: `BEGIN`, the operation, `COMMIT` (or `ROLLBACK`).
+async fn attempt_write<T, F>(pool: &AnyPool, durability: Durability, operation: F) -> Result<T, MetaError>
+where
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, MetaError>>,
+{
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(Backend::Postgres.set_synchronous_and_begin_write(durability))
+        .execute(&mut *conn)
+        .await?;
+    let output = AssertUnwindSafe(operation(&mut conn)).catch_unwind().await;
+    let output = output.unwrap_or_else(|_| {
+        tracing::error!("a metadata write panicked; it is rolled back");
+        Err(MetaError::WriterGone)
+    });
+    let ended = match &output {
+        Ok(_) => conn.execute("COMMIT").await.map(drop),
+        Err(_) => conn.execute("ROLLBACK").await.map(drop),
+    };
+    match (output, ended) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(error)) => {
+            // A failed COMMIT ends the transaction; a connection that failed otherwise is
+            // not trusted with the next one.
+            if error.as_database_error().is_none() {
+                drop(conn.detach());
+            }
+            Err(MetaError::Database(error))
+        }
+        (Err(error), Ok(())) => Err(error),
+        (Err(error), Err(_)) => {
+            drop(conn.detach());
+            Err(error)
+        }
+    }
+}
+
+/// Whether `error` is a serialization failure or a deadlock: the transaction was rolled back
+/// and may succeed when run again.
+fn is_retryable(error: &MetaError) -> bool {
+    match error {
+        MetaError::Database(sqlx::Error::Database(error)) => {
+            matches!(error.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
+/// A random pause before attempt `attempt + 1`: up to `2^attempt` ms, at most
+/// [`MAX_RETRY_PAUSE`].
+fn retry_pause(attempt: u32) -> Duration {
+    let ceiling = (1u64 << attempt.min(20)).min(MAX_RETRY_PAUSE.as_millis() as u64).max(1);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    Duration::from_micros(hasher.finish() % (ceiling * 1000))
 }
 
 async fn run_writer(pool: AnyPool, backend: Backend, mut receiver: mpsc::Receiver<Message>) {

@@ -233,7 +233,26 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> std::process::Outpu
 /// directory) with `stdin`; panics with its standard error unless it succeeds; returns its
 /// standard output.
 pub fn berth_cli(binary: &std::path::Path, data_dir: &std::path::Path, args: &[&str], stdin: &str) -> String {
-    let output = run_with_stdin(Command::new(binary).args(args).arg("--data").arg(data_dir), stdin);
+    berth_cli_with_env(binary, data_dir, &[], args, stdin)
+}
+
+/// Like [`berth_cli`], with environment variables set on the command (e.g. the
+/// `BERTH_DATABASE__URL` of a server on PostgreSQL).
+pub fn berth_cli_with_env(
+    binary: &std::path::Path,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> String {
+    let output = run_with_stdin(
+        Command::new(binary)
+            .args(args)
+            .arg("--data")
+            .arg(data_dir)
+            .envs(env.iter().copied()),
+        stdin,
+    );
     assert!(
         output.status.success(),
         "berth {args:?} failed: {}",

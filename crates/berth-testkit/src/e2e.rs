@@ -38,6 +38,29 @@ impl TestRegistry {
         })
     }
 
+    /// Starts `binary serve` on a fresh PostgreSQL database (see
+    /// [`BerthProcess::start_on_postgres`]). `Ok(None)` after a loud SKIP line when no
+    /// PostgreSQL server is configured, or when [`EXTERNAL_REGISTRY_ENV`] names another
+    /// registry (whose metadata backend is not ours to choose).
+    pub fn start_on_postgres(binary: &Path) -> anyhow::Result<Option<TestRegistry>> {
+        if std::env::var(EXTERNAL_REGISTRY_ENV).is_ok_and(|host| !host.is_empty()) {
+            eprintln!("e2e: {EXTERNAL_REGISTRY_ENV} is set: skipping a test of Berth on PostgreSQL");
+            return Ok(None);
+        }
+        let Some(berth) = BerthProcess::start_on_postgres(binary)? else {
+            return Ok(None);
+        };
+        let host = berth.host();
+        eprintln!(
+            "e2e: berth on PostgreSQL listening on {host}, blobs in {}",
+            berth.data_dir().display()
+        );
+        Ok(Some(TestRegistry {
+            berth: Some(berth),
+            host,
+        }))
+    }
+
     /// `HOST:PORT`, as image references want it.
     pub fn host(&self) -> &str {
         &self.host

@@ -10,7 +10,8 @@
 //! commands with a time limit and full error reports, [`e2e`] holds the registry under test
 //! and the workspace's paths (venv, static busybox), [`http`] is a small client whose errors
 //! show the whole exchange, [`names`] makes unique repository names and tags, and [`oci`]
-//! builds digests, layers, images and OCI image layouts by hand.
+//! builds digests, layers, images and OCI image layouts by hand; [`postgres`] makes a fresh
+//! PostgreSQL database for a server on the PostgreSQL metadata backend.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub mod e2e;
 pub mod http;
 pub mod names;
 pub mod oci;
+pub mod postgres;
 
 /// The prefix of the line `berth serve` prints on stdout once it accepts connections.
 pub const LISTENING_PREFIX: &str = "berth listening on http://";
@@ -34,9 +36,14 @@ pub struct BerthProcess {
     binary: PathBuf,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    /// Environment variables set on the process (e.g. `BERTH_DATABASE__URL`).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
     _temp: Option<tempfile::TempDir>,
+    /// The PostgreSQL database of [`BerthProcess::start_on_postgres`], dropped after the
+    /// process is killed.
+    _database: Option<postgres::TestDatabase>,
 }
 
 impl BerthProcess {
@@ -53,15 +60,42 @@ impl BerthProcess {
     /// command-line arguments after `serve`.
     pub fn start_in(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<BerthProcess> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
-        let (child, addr) = spawn(binary, data_dir, &extra_args)?;
+        let (child, addr) = spawn(binary, data_dir, &extra_args, &[])?;
         Ok(BerthProcess {
             binary: binary.to_owned(),
             data_dir: data_dir.to_owned(),
             extra_args,
+            env: Vec::new(),
             child: Some(child),
             addr,
             _temp: None,
+            _database: None,
         })
+    }
+
+    /// Starts `binary serve` on `127.0.0.1:0` with a fresh temporary data directory (for
+    /// blobs) and a fresh PostgreSQL database as its metadata database (`BERTH_DATABASE__URL`;
+    /// see [`postgres::TestDatabase`]). `Ok(None)` after a loud SKIP line when no PostgreSQL
+    /// server is configured (a panic under `BERTH_REQUIRE_ALL=1`).
+    pub fn start_on_postgres(binary: &Path) -> anyhow::Result<Option<BerthProcess>> {
+        let Some(database) = postgres::TestDatabase::create("this test runs berth on the PostgreSQL metadata backend")?
+        else {
+            return Ok(None);
+        };
+        let temp = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
+        let data_dir = temp.path().join("data");
+        let env = vec![("BERTH_DATABASE__URL".to_owned(), database.url().to_owned())];
+        let (child, addr) = spawn(binary, &data_dir, &[], &env)?;
+        Ok(Some(BerthProcess {
+            binary: binary.to_owned(),
+            data_dir,
+            extra_args: Vec::new(),
+            env,
+            child: Some(child),
+            addr,
+            _temp: Some(temp),
+            _database: Some(database),
+        }))
     }
 
     /// The bound address, e.g. `127.0.0.1:41234`.
@@ -82,6 +116,12 @@ impl BerthProcess {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The PostgreSQL database URL of a process started by
+    /// [`BerthProcess::start_on_postgres`].
+    pub fn database_url(&self) -> Option<&str> {
+        self._database.as_ref().map(postgres::TestDatabase::url)
     }
 
     /// The process id, while running.
@@ -123,7 +163,7 @@ impl BerthProcess {
     /// Starts the process again over the same data directory (on a new port).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill_hard()?;
-        let (child, addr) = spawn(&self.binary, &self.data_dir, &self.extra_args)?;
+        let (child, addr) = spawn(&self.binary, &self.data_dir, &self.extra_args, &self.env)?;
         self.child = Some(child);
         self.addr = addr;
         Ok(())
@@ -139,7 +179,12 @@ impl Drop for BerthProcess {
     }
 }
 
-fn spawn(binary: &Path, data_dir: &Path, extra_args: &[String]) -> anyhow::Result<(Child, SocketAddr)> {
+fn spawn(
+    binary: &Path,
+    data_dir: &Path,
+    extra_args: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut child = Command::new(binary)
         .arg("serve")
         .arg("--listen")
@@ -151,6 +196,7 @@ fn spawn(binary: &Path, data_dir: &Path, extra_args: &[String]) -> anyhow::Resul
             "RUST_LOG",
             std::env::var("BERTH_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
         )
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -20,8 +20,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding blobs (`blobs/`, `uploads/`) and the SQLite database. Default `./berth-data`.
     pub data_dir: PathBuf,
-    /// Metadata database URL. Default: `sqlite://<data_dir>/meta.db`.
-    pub database_url: Option<String>,
+    /// The metadata database.
+    pub database: DatabaseConfig,
     /// Log format: `text` (default) or `json`. The level comes from `RUST_LOG` (default `info`).
     pub log_format: LogFormat,
     /// How upload data is written.
@@ -36,6 +36,30 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How the server is reached.
     pub server: ServerConfig,
+}
+
+/// The metadata database (`[database]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Database URL: `sqlite:///PATH` (embedded; default `sqlite://<data_dir>/meta.db`) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (shared by replicas; see
+    /// docs/deploy/postgresql.md). Migrations run on start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL: most connections of this process's pool, shared by reads and writes.
+    /// Replicas × this must stay below the server's `max_connections` (minus headroom for
+    /// administration). Ignored by SQLite (one writer and 8 reader connections). Default 16.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            url: None,
+            max_connections: berth_meta::StoreOptions::default().max_connections,
+        }
+    }
 }
 
 /// How the server is reached (`[server]`).
@@ -202,7 +226,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./berth-data"),
-            database_url: None,
+            database: DatabaseConfig::default(),
             log_format: LogFormat::Text,
             uploads: UploadsConfig { direct_io: true },
             gc: GcConfig {
@@ -246,7 +270,7 @@ pub struct Overrides {
 const ENV_KEYS: [&str; 10] = [
     "listen",
     "data_dir",
-    "database_url",
+    "database",
     "log_format",
     "uploads",
     "gc",
@@ -259,6 +283,12 @@ const ENV_KEYS: [&str; 10] = [
 impl Config {
     /// Loads the configuration. Errors name the source and key at fault.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        if std::env::var_os("BERTH_DATABASE_URL").is_some() {
+            // Ignoring it would silently run on the default SQLite database.
+            return Err(Box::new(figment::Error::from(
+                "BERTH_DATABASE_URL is no longer read: set BERTH_DATABASE__URL (`[database] url`)".to_owned(),
+            )));
+        }
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -283,11 +313,66 @@ impl Config {
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        match &self.database_url {
+        match &self.database.url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("meta.db").display()),
         }
     }
+
+    /// Whether the metadata database is a SQLite file (which lives in the data directory by
+    /// default).
+    pub fn database_is_sqlite(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    /// Options for opening the metadata store.
+    pub fn store_options(&self) -> berth_meta::StoreOptions {
+        berth_meta::StoreOptions {
+            max_connections: self.database.max_connections.max(1),
+        }
+    }
+
+    /// This configuration with its secrets hidden, for printing (`berth config check`): the
+    /// password of the database URL.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        config.database.url = config.database.url.as_deref().map(redact_url_password);
+        config
+    }
+}
+
+/// `url` with the password of its user info (`scheme://user:PASSWORD@host`) and any
+/// `password=` query parameter replaced by `REDACTED`.
+pub fn redact_url_password(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
+    let mut redacted = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((user_info, host)) => match user_info.split_once(':') {
+                    Some((user, _password)) => format!("{scheme}://{user}:REDACTED@{host}{path}"),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=REDACTED"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 #[cfg(test)]
@@ -324,6 +409,74 @@ mod tests {
             assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn the_database_table_comes_from_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.database.url, None);
+            assert_eq!(config.database.max_connections, 16);
+            assert!(config.database_is_sqlite());
+            assert_eq!(
+                config.database_url(),
+                format!("sqlite://{}?mode=rwc", config.data_dir.join("meta.db").display())
+            );
+            jail.create_file(
+                "berth.toml",
+                "[database]\nurl = \"postgres://berth:s3cret@db:5432/berth\"\nmax_connections = 8\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.database_url(), "postgres://berth:s3cret@db:5432/berth");
+            assert_eq!(config.store_options().max_connections, 8);
+            assert!(!config.database_is_sqlite());
+            jail.set_env("BERTH_DATABASE__URL", "postgres://other@db2/berth");
+            jail.set_env("BERTH_DATABASE__MAX_CONNECTIONS", "32");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.database_url(), "postgres://other@db2/berth");
+            assert_eq!(config.database.max_connections, 32);
+            jail.create_file("old.toml", "database_url = \"sqlite:///x.db\"\n")?;
+            assert!(
+                Config::load(Some(Path::new("old.toml")), &Overrides::default()).is_err(),
+                "the former top-level key is refused"
+            );
+            jail.set_env("BERTH_DATABASE_URL", "postgres://u@h/d");
+            assert!(
+                Config::load(None, &Overrides::default()).is_err(),
+                "the former variable is refused, not ignored"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url_password("postgres://berth:s3cret@db:5432/berth?sslmode=require"),
+            "postgres://berth:REDACTED@db:5432/berth?sslmode=require"
+        );
+        assert_eq!(
+            redact_url_password("postgres://berth@db/berth?password=s3cret&application_name=x"),
+            "postgres://berth@db/berth?password=REDACTED&application_name=x"
+        );
+        assert_eq!(redact_url_password("postgres://db/berth"), "postgres://db/berth");
+        assert_eq!(redact_url_password("sqlite:///data/meta.db"), "sqlite:///data/meta.db");
+        let config = Config {
+            database: DatabaseConfig {
+                url: Some("postgres://u:p%40ss@h/d".to_owned()),
+                max_connections: 4,
+            },
+            ..Config::default()
+        };
+        let printed = toml::to_string_pretty(&config.redacted()).unwrap_or_default();
+        assert!(printed.contains("postgres://u:REDACTED@h/d"), "{printed}");
+        assert!(!printed.contains("p%40ss"), "{printed}");
     }
 
     #[test]

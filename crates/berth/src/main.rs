@@ -1,8 +1,9 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; `berth config check` prints
-//! the effective configuration; `berth user …`, `berth project …`, `berth robot …` and
-//! `berth token …` manage accounts, projects and credentials (module `admin`);
-//! `berth import-distribution` imports a `registry:2` storage tree (module `import`);
-//! `berth migrate-db` copies the metadata into another database (module `migrate`).
+//! the effective configuration; `berth db migrate` applies the metadata database's migrations;
+//! `berth user …`, `berth project …`, `berth robot …` and `berth token …` manage accounts,
+//! projects and credentials (module `admin`); `berth import-distribution` imports a
+//! `registry:2` storage tree (module `import`); `berth migrate-db` copies the metadata into
+//! another database (module `migrate`).
 
 mod admin;
 mod background;
@@ -62,12 +63,15 @@ enum Command {
     /// Run the registry (defaults: 127.0.0.1:5000, data in ./berth-data, SQLite metadata).
     ///
     /// Configuration layers, later ones winning: defaults, the TOML file of --config,
-    /// BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, BERTH_DATABASE_URL,
+    /// BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, BERTH_DATABASE__URL,
     /// BERTH_LOG_FORMAT, BERTH_GC__GRACE_PERIOD, …), then these flags.
     Serve(ServeArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Metadata database commands.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Manage users (on the data directory's database; a running server sees changes at once).
     #[command(subcommand)]
     User(UserCommand),
@@ -150,8 +154,17 @@ struct GcArgs {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Print the effective configuration as TOML (after file, environment and flags).
+    /// Print the effective configuration as TOML (after file, environment and flags), with
+    /// secrets (the database URL's password) redacted.
     Check(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the pending migrations of the metadata database (`[database] url`) and print its
+    /// schema version. `berth serve` applies them on start-up too; this runs them ahead of a
+    /// rollout, once, for all replicas.
+    Migrate,
 }
 
 #[derive(Args)]
@@ -184,8 +197,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check(args)) => {
             let config = cli.global.load(args.listen)?;
-            print!("{}", toml::to_string_pretty(&config)?);
+            print!("{}", toml::to_string_pretty(&config.redacted())?);
             Ok(())
+        }
+        Command::Db(DbCommand::Migrate) => {
+            let config = cli.global.load(None)?;
+            init_tracing(config.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(migrate(config))
         }
         Command::User(command) => run_admin(&cli.global, AdminCommand::User(command)),
         Command::Project(command) => run_admin(&cli.global, AdminCommand::Project(command)),
@@ -251,6 +272,18 @@ fn run_admin(global: &GlobalArgs, command: AdminCommand) -> anyhow::Result<()> {
     }
     let config = global.load(None)?;
     runtime.block_on(admin::run(admin::Target::Local(&config), command, global.output))
+}
+
+/// `berth db migrate`: opening the store applies the pending migrations.
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let meta = stores::open_metadata(&config).await?;
+    let version = meta.schema_version().await?;
+    meta.close().await;
+    println!(
+        "metadata database {} is at schema version {version}",
+        config::redact_url_password(&config.database_url())
+    );
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

@@ -17,10 +17,24 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn berth_blob::BlobSt
     let blobs = berth_blob::FilesystemBlobStore::open_with(&config.data_dir, blob_options)
         .await
         .context("opening blob storage")?;
-    let meta = berth_meta::MetaStore::open(&config.database_url())
-        .await
-        .context("opening the metadata database")?;
+    let meta = open_metadata(config).await?;
     Ok((Arc::new(blobs), meta))
+}
+
+/// The metadata database of `config`, its migrations applied.
+pub async fn open_metadata(config: &Config) -> anyhow::Result<berth_meta::MetaStore> {
+    if config.database_is_sqlite() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    berth_meta::MetaStore::open_with(&config.database_url(), config.store_options())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the metadata database {}",
+                crate::config::redact_url_password(&config.database_url())
+            )
+        })
 }
 
 /// A lock on `<data_dir>/berth.lock`, held while it lives: shared by each running server,

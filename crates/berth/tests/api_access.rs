@@ -576,9 +576,11 @@ async fn htpasswd_users_log_in_and_their_hash_moves_to_argon2() {
     let login = |password: &'static str| send(h.rb(Method::GET, "/v2/").basic_auth("ivan", Some(password)));
     login("wrong").await.expect_error(401, "UNAUTHORIZED");
     login("imported secret").await.expect_status(200);
-    let store = berth_meta::MetaStore::open(&format!("sqlite://{}", h.data_dir().join("meta.db").display()))
-        .await
-        .expect("open the store");
+    let url = h.database_url().map_or_else(
+        || format!("sqlite://{}", h.data_dir().join("meta.db").display()),
+        str::to_owned,
+    );
+    let store = berth_meta::MetaStore::open(&url).await.expect("open the store");
     let ivan = berth_auth::AccountName::parse("ivan").expect("name");
     let (_, stored) = store.user_with_password_hash(&ivan).await.expect("read").expect("ivan");
     assert!(

@@ -14,7 +14,7 @@ fn berth(args: &[&str], stdin: &str) -> Output {
     command
         .args(args)
         .env_remove("BERTH_DATA_DIR")
-        .env_remove("BERTH_DATABASE_URL");
+        .env_remove("BERTH_DATABASE__URL");
     berth_testkit::cmd::run_with_stdin(&mut command, stdin)
 }
 

@@ -150,16 +150,44 @@ fn push_remove_pull_run(registry: &TestRegistry, repo: &str, tag: &str, image: &
         .stdout
 }
 
+/// Docker and the static busybox, or `None` after a loud skip.
+fn docker_and_busybox() -> Option<std::path::PathBuf> {
+    if !docker_ready() {
+        return None;
+    }
+    require_static_busybox("the Docker e2e tests put a static busybox in a FROM scratch image")
+}
+
 #[test]
 fn docker_build_push_pull_run_small_scratch_image() {
-    if !docker_ready() {
-        return;
-    }
-    let Some(busybox) = require_static_busybox("the Docker e2e tests put a static busybox in a FROM scratch image")
-    else {
+    let Some(busybox) = docker_and_busybox() else {
         return;
     };
     let registry = TestRegistry::start(berth_binary()).expect("start the registry");
+    build_push_pull_run_small_scratch_image(&registry, &busybox);
+}
+
+/// The same workflow against a Berth whose metadata lives in PostgreSQL
+/// (`BERTH_TEST_POSTGRES_URL`; skipped loudly without it).
+#[test]
+fn docker_build_push_pull_run_against_berth_on_postgres() {
+    let Some(busybox) = docker_and_busybox() else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start_on_postgres(berth_binary()).expect("start berth on PostgreSQL") else {
+        return;
+    };
+    build_push_pull_run_small_scratch_image(&registry, &busybox);
+    let data_dir = registry.berth().map(|berth| berth.data_dir().to_owned());
+    assert!(
+        data_dir.is_some_and(|dir| dir.join("blobs").exists() && !dir.join("meta.db").exists()),
+        "blobs in the data directory, metadata in PostgreSQL"
+    );
+}
+
+/// Builds a two-layer scratch image, pushes it, removes it locally, pulls and runs it; then
+/// pushes it to a second repository (cross-repository mounts) and pulls it from there.
+fn build_push_pull_run_small_scratch_image(registry: &TestRegistry, busybox: &Path) {
     let repo = unique_repo("docker-small");
     let tag = unique_tag();
     let image = registry.image_ref(&repo, &tag);
@@ -169,7 +197,7 @@ fn docker_build_push_pull_run_small_scratch_image() {
     // Two layers: busybox, then a token unique to this run (so nothing cached can pass).
     let token = format!("token-{}", unique_suffix());
     let ctx = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(&busybox, ctx.path().join("busybox")).expect("copy busybox");
+    std::fs::copy(busybox, ctx.path().join("busybox")).expect("copy busybox");
     std::fs::write(ctx.path().join("token"), format!("{token}\n")).expect("write token");
     std::fs::write(
         ctx.path().join("Dockerfile"),
@@ -179,7 +207,7 @@ fn docker_build_push_pull_run_small_scratch_image() {
     .expect("write Dockerfile");
     run_ok(docker(["build", "-q", "-t", image.as_str()]).arg(ctx.path())).expect("docker build");
 
-    let output = push_remove_pull_run(&registry, &repo, &tag, &image);
+    let output = push_remove_pull_run(registry, &repo, &tag, &image);
     assert_eq!(
         output,
         format!("hello-from-berth\n{token}\n"),

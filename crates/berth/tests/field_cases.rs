@@ -666,7 +666,8 @@ fn sqlite(db: &std::path::Path, sql: &str) -> String {
 
 #[tokio::test]
 async fn fc12_malformed_or_corrupt_digests_are_400_or_404_never_500() {
-    let mut h = Harness::start();
+    // SQLite: the test corrupts rows with the sqlite3 CLI.
+    let mut h = Harness::start_on_sqlite();
     let name = "example/app";
     let v1 = h.push_image(name, Some("v1")).await;
 
@@ -747,7 +748,8 @@ async fn fc12_malformed_or_corrupt_digests_are_400_or_404_never_500() {
 
 #[tokio::test]
 async fn fc12_deleting_content_a_corrupt_manifest_references_is_refused_or_done_never_500() {
-    let mut h = Harness::start();
+    // SQLite: the test corrupts rows with the sqlite3 CLI.
+    let mut h = Harness::start_on_sqlite();
     let name = "example/app";
     if !berth_testkit::require_tool("sqlite3", &["-version"], "FC-12 storage form needs the sqlite3 CLI") {
         return;

@@ -26,7 +26,25 @@ fn migrate_db(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, Strin
 }
 
 #[tokio::test]
-async fn the_metadata_moves_to_another_database_and_every_image_still_pulls() {
+async fn the_metadata_moves_to_another_sqlite_file_and_every_image_still_pulls() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let target_url = format!("sqlite://{}", temp.path().join("moved.db").display());
+    move_and_serve(&target_url).await;
+}
+
+#[tokio::test]
+async fn the_metadata_moves_to_postgresql_and_every_image_still_pulls() {
+    let Some(database) = berth_testkit::postgres::TestDatabase::create("migrate-db from SQLite to PostgreSQL")
+        .expect("create a PostgreSQL database")
+    else {
+        return;
+    };
+    move_and_serve(database.url()).await;
+}
+
+/// Pushes images, stops the server, copies its metadata to `target_url` (twice, verified),
+/// and checks that a server on the copy serves every image.
+async fn move_and_serve(target_url: &str) {
     let mut h = Harness::start();
     let mut pushed: Vec<(String, String, Image)> = Vec::new();
     for (repo, tag) in [("team/app", "v1"), ("team/app", "v2"), ("team/tools/lint", "latest")] {
@@ -37,19 +55,18 @@ async fn the_metadata_moves_to_another_database_and_every_image_still_pulls() {
 
     // Refused while a server uses the data directory.
     let temp = tempfile::tempdir().expect("tempdir");
-    let target_url = format!("sqlite://{}", temp.path().join("moved.db").display());
-    let (ok, _, stderr) = migrate_db(&data_dir, &["--to", &target_url]);
+    let (ok, _, stderr) = migrate_db(&data_dir, &["--to", target_url]);
     assert!(!ok && stderr.contains("stop it"), "ran beside a server: {stderr}");
 
     h.berth().terminate(Duration::from_secs(30)).expect("stop berth");
-    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", &target_url, "--verify"]);
+    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", target_url, "--verify"]);
     assert!(ok, "migrate-db failed: {stderr}\n{stdout}");
     assert!(
         stdout.contains("manifests") && !stdout.contains("DIFFERENT"),
         "{stdout}"
     );
     // Running it again copies nothing new and still verifies.
-    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", &target_url, "--verify", "--output", "json"]);
+    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", target_url, "--verify", "--output", "json"]);
     assert!(ok, "second run failed: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     let tables = report["tables"].as_array().expect("tables");
@@ -73,7 +90,7 @@ async fn the_metadata_moves_to_another_database_and_every_image_still_pulls() {
 
     // A server on the new database (same blobs) serves every image byte for byte.
     let config = temp.path().join("moved.toml");
-    std::fs::write(&config, format!("database_url = \"{target_url}\"\n")).expect("write config");
+    std::fs::write(&config, format!("[database]\nurl = \"{target_url}\"\n")).expect("write config");
     let moved = BerthProcess::start_in(
         common::berth_binary(),
         &data_dir,

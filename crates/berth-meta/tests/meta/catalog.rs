@@ -3,6 +3,7 @@
 use berth_meta::UploadSession;
 use berth_types::{RepositoryName, UploadId};
 
+use crate::common::engine_tests;
 use crate::common::{TestStore, blob, image, repo};
 
 /// Walks the whole catalog `page` names at a time.
@@ -20,70 +21,70 @@ async fn walk(store: &berth_meta::MetaStore, page: u32) -> anyhow::Result<Vec<Re
     }
 }
 
-#[tokio::test]
-async fn a_repository_appears_only_once_something_is_committed() -> anyhow::Result<()> {
-    let t = TestStore::new().await?;
-    let app = repo("app");
-    assert!(t.store.list_repositories(None, 100).await?.is_empty());
-    assert!(!t.store.repository_exists(&app).await?);
+engine_tests! {
+    async fn a_repository_appears_only_once_something_is_committed(t) {
+        let app = repo("app");
+        assert!(t.store.list_repositories(None, 100).await?.is_empty());
+        assert!(!t.store.repository_exists(&app).await?);
 
-    // An upload session alone does not create the repository.
-    t.store
-        .create_upload(&UploadSession {
-            id: UploadId::generate(),
-            repository: app.clone(),
-            offset: 0,
-            hash_state: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        })
-        .await?;
-    assert!(!t.store.repository_exists(&app).await?);
-    assert!(t.store.list_repositories(None, 100).await?.is_empty());
+        // An upload session alone does not create the repository.
+        t.store
+            .create_upload(&UploadSession {
+                id: UploadId::generate(),
+                repository: app.clone(),
+                offset: 0,
+                hash_state: None,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            })
+            .await?;
+        assert!(!t.store.repository_exists(&app).await?);
+        assert!(t.store.list_repositories(None, 100).await?.is_empty());
 
-    // A blob link does.
-    t.store.link_blob(&app, &blob(1)).await?;
-    assert!(t.store.repository_exists(&app).await?);
-    assert_eq!(t.store.list_repositories(None, 100).await?, vec![app.clone()]);
+        // A blob link does.
+        t.store.link_blob(&app, &blob(1)).await?;
+        assert!(t.store.repository_exists(&app).await?);
+        assert_eq!(t.store.list_repositories(None, 100).await?, vec![app.clone()]);
 
-    // So does a manifest (one without references).
-    let other = repo("other");
-    t.store.put_manifest(&image(&other, 2, &[])).await?;
-    assert!(t.store.repository_exists(&other).await?);
-    assert_eq!(t.store.list_repositories(None, 100).await?, vec![app, other]);
-    Ok(())
+        // So does a manifest (one without references).
+        let other = repo("other");
+        t.store.put_manifest(&image(&other, 2, &[])).await?;
+        assert!(t.store.repository_exists(&other).await?);
+        assert_eq!(t.store.list_repositories(None, 100).await?, vec![app, other]);
+        Ok(())
+    }
 }
 
-#[tokio::test]
-async fn catalog_pages_follow_byte_order() -> anyhow::Result<()> {
-    let t = TestStore::new().await?;
-    // Separators sort before digits, digits before '_', '_' before letters (byte order).
-    let names = [
-        "b", "a", "a/b", "a-b", "a.b", "a_b", "ab", "0x", "a/b/c", "a__b", "z9", "a--b",
-    ];
-    for (n, name) in (0u64..).zip(names) {
-        t.store.link_blob(&repo(name), &blob(n)).await?;
-    }
-    let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    expected.sort(); // String order is byte order.
-    let expected: Vec<RepositoryName> = expected.iter().map(|name| repo(name)).collect();
+engine_tests! {
+    async fn catalog_pages_follow_byte_order(t) {
+        // Separators sort before digits, digits before '_', '_' before letters (byte order).
+        let names = [
+            "b", "a", "a/b", "a-b", "a.b", "a_b", "ab", "0x", "a/b/c", "a__b", "z9", "a--b",
+        ];
+        for (n, name) in (0u64..).zip(names) {
+            t.store.link_blob(&repo(name), &blob(n)).await?;
+        }
+        let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        expected.sort(); // String order is byte order.
+        let expected: Vec<RepositoryName> = expected.iter().map(|name| repo(name)).collect();
 
-    assert_eq!(t.store.list_repositories(None, 100).await?, expected);
-    assert_eq!(t.store.list_repositories(None, 3).await?, expected[..3]);
-    assert!(t.store.list_repositories(None, 0).await?.is_empty());
-    // Strictly after an existing name.
-    assert_eq!(t.store.list_repositories(Some(&expected[4]), 2).await?, expected[5..7]);
-    // After a name that is not in the catalog.
-    assert_eq!(
-        t.store.list_repositories(Some(&repo("a/a")), 2).await?,
-        vec![repo("a/b"), repo("a/b/c")]
-    );
-    // After the last name.
-    assert!(t.store.list_repositories(expected.last(), 10).await?.is_empty());
-    for page in [1, 2, 5, 100] {
-        assert_eq!(walk(&t.store, page).await?, expected, "page size {page}");
+        assert_eq!(t.store.list_repositories(None, 100).await?, expected);
+        assert_eq!(t.store.list_repositories(None, 3).await?, expected[..3]);
+        assert!(t.store.list_repositories(None, 0).await?.is_empty());
+        // Strictly after an existing name.
+        assert_eq!(t.store.list_repositories(Some(&expected[4]), 2).await?, expected[5..7]);
+        // After a name that is not in the catalog.
+        assert_eq!(
+            t.store.list_repositories(Some(&repo("a/a")), 2).await?,
+            vec![repo("a/b"), repo("a/b/c")]
+        );
+        // After the last name.
+        assert!(t.store.list_repositories(expected.last(), 10).await?.is_empty());
+        for page in [1, 2, 5, 100] {
+            assert_eq!(walk(&t.store, page).await?, expected, "page size {page}");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[tokio::test]

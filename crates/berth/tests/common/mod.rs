@@ -102,6 +102,14 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
     out
 }
 
+/// Whether `BERTH_TEST_HARNESS_POSTGRES=1` asks for every [`Harness`] server to keep its
+/// metadata in a fresh PostgreSQL database (on the server of `BERTH_TEST_POSTGRES_URL`):
+/// the HTTP-level suites then run on the PostgreSQL backend. Tests that reach the data
+/// directory's database with the CLI (`Harness::cli`) do not follow.
+pub fn harness_on_postgres() -> bool {
+    std::env::var("BERTH_TEST_HARNESS_POSTGRES").is_ok_and(|v| v == "1")
+}
+
 /// The `berth` binary built for these tests.
 pub fn berth_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
@@ -114,6 +122,8 @@ pub struct EnvProcess {
     base_url: String,
     data_dir: PathBuf,
     _temp: tempfile::TempDir,
+    /// The PostgreSQL database under `BERTH_TEST_HARNESS_POSTGRES=1`, dropped after the process.
+    _database: Option<berth_testkit::postgres::TestDatabase>,
 }
 
 impl Drop for EnvProcess {
@@ -149,12 +159,35 @@ fn client() -> reqwest::Client {
 
 impl Harness {
     /// Starts a fresh registry with its own temporary data directory.
+    /// (Its metadata in PostgreSQL under `BERTH_TEST_HARNESS_POSTGRES=1`.)
     pub fn start() -> Harness {
+        if harness_on_postgres()
+            && let Some(h) = Harness::start_on_postgres()
+        {
+            return h;
+        }
+        Harness::start_on_sqlite()
+    }
+
+    /// Starts a fresh registry whose metadata is the SQLite file of its data directory,
+    /// whatever `BERTH_TEST_HARNESS_POSTGRES` says (for tests that edit that file).
+    pub fn start_on_sqlite() -> Harness {
         let process = BerthProcess::start(berth_binary()).expect("start berth");
         Harness {
             process: Process::Testkit(process),
             http: client(),
         }
+    }
+
+    /// Starts a fresh registry whose metadata database is a fresh PostgreSQL database (blobs
+    /// in a temporary data directory); `None` after a loud SKIP line when
+    /// `BERTH_TEST_POSTGRES_URL` is not set (a panic under `BERTH_REQUIRE_ALL=1`).
+    pub fn start_on_postgres() -> Option<Harness> {
+        let process = BerthProcess::start_on_postgres(berth_binary()).expect("start berth on PostgreSQL")?;
+        Some(Harness {
+            process: Process::Testkit(process),
+            http: client(),
+        })
     }
 
     /// Starts a fresh registry with environment variables set on the process (e.g.
@@ -179,6 +212,17 @@ impl Harness {
         for (key, value) in env {
             command.env(key, value);
         }
+        let database = if harness_on_postgres() {
+            berth_testkit::postgres::TestDatabase::create(
+                "BERTH_TEST_HARNESS_POSTGRES=1 runs every server on PostgreSQL",
+            )
+            .expect("create a PostgreSQL database")
+        } else {
+            None
+        };
+        if let Some(database) = &database {
+            command.env("BERTH_DATABASE__URL", database.url());
+        }
         let mut child = command.spawn().expect("spawn berth");
         let stdout = child.stdout.take().expect("berth stdout");
         let mut line = String::new();
@@ -194,6 +238,7 @@ impl Harness {
                 base_url,
                 data_dir,
                 _temp: temp,
+                _database: database,
             }),
             http: client(),
         }
@@ -201,8 +246,29 @@ impl Harness {
 
     /// Runs the CLI `berth ARGS --data <this registry's data directory>` with `stdin`; panics
     /// unless it succeeds; returns its standard output.
+    /// On PostgreSQL, the command uses the server's database.
     pub fn cli(&self, args: &[&str], stdin: &str) -> String {
-        berth_testkit::cmd::berth_cli(berth_binary(), &self.data_dir(), args, stdin)
+        match self.database_url() {
+            Some(url) => berth_testkit::cmd::berth_cli_with_env(
+                berth_binary(),
+                &self.data_dir(),
+                &[("BERTH_DATABASE__URL", url)],
+                args,
+                stdin,
+            ),
+            None => berth_testkit::cmd::berth_cli(berth_binary(), &self.data_dir(), args, stdin),
+        }
+    }
+
+    /// The PostgreSQL database URL of a server on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        match &self.process {
+            Process::Testkit(process) => process.database_url(),
+            Process::Env(process) => process
+                ._database
+                .as_ref()
+                .map(berth_testkit::postgres::TestDatabase::url),
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
