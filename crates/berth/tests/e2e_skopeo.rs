@@ -10,47 +10,13 @@ use std::path::Path;
 use berth_testkit::cmd::{cmd, run_expect_failure, run_ok};
 use berth_testkit::e2e::{SecuredRegistry, TestRegistry};
 use berth_testkit::http::Http;
-use berth_testkit::names::{unique_repo, unique_suffix, unique_tag};
-use berth_testkit::oci::{Descriptor, OciLayout, Platform, REF_NAME_ANNOTATION, TarEntry, media, sha256_digest};
+use berth_testkit::names::{unique_repo, unique_tag};
+use berth_testkit::oci::{Descriptor, OciLayout, media, sha256_digest, write_multi_arch_layout};
 use berth_testkit::require_tool;
 use serde_json::Value;
 
 fn berth_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-/// Writes a layout holding one index (tagged `tag`) over two single-layer images whose layers
-/// differ (so that resolving the wrong platform shows). Returns (index, [amd64, arm64]).
-fn write_multi_arch_layout(layout: &OciLayout, tag: &str) -> (Descriptor, Vec<Descriptor>) {
-    let token = unique_suffix();
-    let mut children = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let hello = format!("hello from {arch}, run {token}\n");
-        let files = [
-            TarEntry {
-                path: "etc/",
-                data: b"",
-                mode: 0o755,
-            },
-            TarEntry {
-                path: "etc/berth-e2e.txt",
-                data: hello.as_bytes(),
-                mode: 0o644,
-            },
-        ];
-        children.push(
-            layout
-                .add_image(&Platform::linux(arch), &files, &["/bin/true"])
-                .expect("add image"),
-        );
-    }
-    let mut index = layout.add_index(&children).expect("add index");
-    index.annotations.insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
-    layout
-        .write_index(std::slice::from_ref(&index))
-        .expect("write index.json");
-    index.annotations.clear();
-    (index, children)
 }
 
 fn skopeo_json(args: &[&str]) -> Value {

@@ -133,4 +133,9 @@ async fn move_and_serve(target_url: &str) {
         catalog["repositories"],
         serde_json::json!(["team/app", "team/tools/lint"])
     );
+    // New writes go on after the copied rows (ids continue past the copied ones).
+    let moved = Harness::over(common::Process::Testkit(moved));
+    moved.push_image("team/app", Some("v3")).await;
+    moved.push_image("team/new", Some("v1")).await;
+    moved.get_manifest("team/app", "v1").await.expect_status(200);
 }

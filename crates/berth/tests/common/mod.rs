@@ -139,6 +139,14 @@ pub enum Process {
     Testkit(BerthProcess),
     /// Started with extra environment variables.
     Env(EnvProcess),
+    /// Not started here: a registry (or a proxy in front of replicas) at this URL, over this
+    /// data directory.
+    External {
+        /// `http://127.0.0.1:PORT`.
+        base_url: String,
+        /// Its data directory.
+        data_dir: PathBuf,
+    },
 }
 
 /// A registry process and an HTTP client for it.
@@ -188,6 +196,15 @@ impl Harness {
             process: Process::Testkit(process),
             http: client(),
         })
+    }
+
+    /// A harness on a process started elsewhere (`Process::Testkit` of a replica, or
+    /// `Process::External` for a proxy).
+    pub fn over(process: Process) -> Harness {
+        Harness {
+            process,
+            http: client(),
+        }
     }
 
     /// Starts a fresh registry with environment variables set on the process (e.g.
@@ -268,6 +285,7 @@ impl Harness {
                 ._database
                 .as_ref()
                 .map(berth_testkit::postgres::TestDatabase::url),
+            Process::External { .. } => None,
         }
     }
 
@@ -276,6 +294,7 @@ impl Harness {
         match &self.process {
             Process::Testkit(process) => process.base_url(),
             Process::Env(process) => process.base_url.clone(),
+            Process::External { base_url, .. } => base_url.clone(),
         }
     }
 
@@ -284,6 +303,7 @@ impl Harness {
         match &self.process {
             Process::Testkit(process) => process.data_dir().to_owned(),
             Process::Env(process) => process.data_dir.clone(),
+            Process::External { data_dir, .. } => data_dir.clone(),
         }
     }
 
@@ -291,7 +311,7 @@ impl Harness {
     pub fn berth(&mut self) -> &mut BerthProcess {
         match &mut self.process {
             Process::Testkit(process) => process,
-            Process::Env(_) => panic!("this harness was started with start_with_env"),
+            Process::Env(_) | Process::External { .. } => panic!("this harness did not start its process"),
         }
     }
 
