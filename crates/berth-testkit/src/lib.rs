@@ -25,6 +25,7 @@ pub mod e2e;
 pub mod http;
 pub mod names;
 pub mod oci;
+pub mod s3;
 
 /// The prefix of the line `berth serve` prints on stdout once it accepts connections.
 pub const LISTENING_PREFIX: &str = "berth listening on http://";
