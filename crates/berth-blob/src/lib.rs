@@ -260,6 +260,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Checks that the storage is reachable and writable (for `/readyz`).
     async fn check_ready(&self) -> Result<(), BlobError>;
 
+    /// Whether a committed blob's key names its digest, so that two commits of one digest
+    /// share one key (the filesystem: `true`). Object storage keeps each commit where its upload
+    /// wrote it (`false`): the caller then drops a copy that another commit recorded first, and
+    /// garbage collection matches listed keys with recorded ones.
+    fn content_addressed(&self) -> bool {
+        true
+    }
+
     /// Whether [`BlobStore::presigned_get`] can give URLs (object storage can; the filesystem
     /// cannot).
     fn can_presign(&self) -> bool {

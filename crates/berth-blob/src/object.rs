@@ -703,6 +703,10 @@ impl BlobStore for ObjectBlobStore {
         Ok(())
     }
 
+    fn content_addressed(&self) -> bool {
+        false
+    }
+
     fn can_presign(&self) -> bool {
         self.signer.is_some()
     }

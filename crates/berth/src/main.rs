@@ -140,7 +140,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check(args)) => {
             let config = cli.global.load(args.listen)?;
-            print!("{}", toml::to_string_pretty(&config)?);
+            print!("{}", toml::to_string_pretty(&config.redacted())?);
             Ok(())
         }
         Command::User(command) => run_admin(&cli.global, AdminCommand::User(command)),
@@ -204,8 +204,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_failures: config.auth.max_login_failures.max(1),
         window: Duration::from_secs(config.auth.lockout_secs),
     };
-    let registry = berth_core::Registry::with_access_and_throttle(blobs, meta, access, throttle)
+    let mut registry = berth_core::Registry::with_access_and_throttle(blobs, meta, access, throttle)
         .with_gc_defaults(config.gc.options());
+    if config.storage.redirect {
+        registry = registry.with_blob_redirects(config.storage.redirect_expiry);
+    }
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
             signer: tokens::load_signer(&config.token_key_file())?,

@@ -34,6 +34,7 @@ async fn a_repository_appears_only_once_something_is_committed() -> anyhow::Resu
             repository: app.clone(),
             offset: 0,
             hash_state: None,
+            storage_state: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         })

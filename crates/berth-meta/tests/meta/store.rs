@@ -100,6 +100,7 @@ async fn reopening_the_file_keeps_everything() -> anyhow::Result<()> {
             version: 1,
             bytes: vec![1, 2, 3],
         }),
+        storage_state: None,
         created_at_ms: 5,
         updated_at_ms: 6,
     };
