@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use berth_types::{Digest, UploadId};
 use bytes::Bytes;
 
-use crate::{AppendOutcome, BlobError, BlobStore, ByteStream, ListedBlob, StorageKey};
+use crate::{AppendOutcome, BlobError, BlobStore, ByteStream, ListedBlob, StorageKey, UploadState};
 
 /// Name of the directory, under the root, that holds upload session files.
 const UPLOADS_DIR: &str = "uploads";
@@ -235,6 +235,7 @@ fn list_blobs_blocking(blobs: &Path, after: Option<&str>, limit: usize) -> Resul
                 }
                 page.push(ListedBlob {
                     digest: Digest::parse(&format!("{algorithm}:{hex}")).ok(),
+                    upload: None,
                     key: StorageKey(key),
                     size: metadata.len(),
                     modified: metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
@@ -445,15 +446,27 @@ impl BlobStore for FilesystemBlobStore {
         .await
     }
 
-    async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
+    async fn append_upload(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        _state: Option<&UploadState>,
+        body: ByteStream,
+    ) -> AppendOutcome {
         append::append(self.upload_path(id), id, offset, body, self.append_mode(true)).await
     }
 
-    async fn append_upload_unsynced(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome {
+    async fn append_upload_unsynced(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        _state: Option<&UploadState>,
+        body: ByteStream,
+    ) -> AppendOutcome {
         append::append(self.upload_path(id), id, offset, body, self.append_mode(false)).await
     }
 
-    async fn upload_length(&self, id: &UploadId) -> Result<Option<u64>, BlobError> {
+    async fn upload_length(&self, id: &UploadId, _state: Option<&UploadState>) -> Result<Option<u64>, BlobError> {
         match tokio::fs::metadata(self.upload_path(id)).await {
             Ok(metadata) => Ok(Some(metadata.len())),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -501,7 +514,13 @@ impl BlobStore for FilesystemBlobStore {
     /// When the upload file is missing but the blob path holds `length` bytes, an earlier
     /// commit of this upload renamed it and its caller never recorded it (the process was
     /// killed between the rename and the metadata update): the commit succeeds again.
-    async fn commit_upload(&self, id: &UploadId, length: u64, digest: &Digest) -> Result<StorageKey, BlobError> {
+    async fn commit_upload(
+        &self,
+        id: &UploadId,
+        length: u64,
+        _state: Option<&UploadState>,
+        digest: &Digest,
+    ) -> Result<StorageKey, BlobError> {
         let key = FilesystemBlobStore::key_for(digest);
         let blob_path = self.blob_path(&key)?;
         let upload_path = self.upload_path(id);
@@ -513,7 +532,7 @@ impl BlobStore for FilesystemBlobStore {
         Ok(key)
     }
 
-    async fn delete_upload(&self, id: &UploadId) -> Result<(), BlobError> {
+    async fn delete_upload(&self, id: &UploadId, _state: Option<&UploadState>) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.upload_path(id)).await {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -5,6 +5,10 @@
 //!   pushes a blob (distribution-spec §Pushing blobs);
 //! - **blobs**: immutable content named by [`Digest`], readable whole or by byte range.
 //!
+//! Two backends: [`FilesystemBlobStore`] (files under a data directory) and [`ObjectBlobStore`]
+//! (S3-compatible object storage, Google Cloud Storage or Azure Blob Storage, on the
+//! `object_store` crate).
+//!
 //! The store knows nothing of repositories, SQL or HTTP. Hashing and digest verification are
 //! done by the caller (`berth-core`) over the same bytes that are written; the store only
 //! guarantees that [`BlobStore::commit_upload`] makes the bytes durable before they become
@@ -20,10 +24,12 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod fs;
+pub mod object;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use fs::{FilesystemBlobStore, FilesystemOptions};
+pub use object::{ObjectBlobStore, ObjectStoreOptions};
 
 /// A stream of body bytes, as received from a client or read from storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
@@ -64,6 +70,19 @@ pub enum BlobError {
         /// Blob size in bytes.
         size: u64,
     },
+    /// The backend cannot do this (e.g. read back an upload in progress from object storage,
+    /// where multipart parts are not readable before completion).
+    #[error("not supported by this storage backend: {0}")]
+    Unsupported(String),
+    /// The backend's upload state handed back by the caller does not describe this upload
+    /// (corrupt, from another backend, or for another length).
+    #[error("upload {id} has an unusable storage state: {reason}")]
+    BadUploadState {
+        /// The upload session id.
+        id: UploadId,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The backing storage has no space left (ENOSPC / EDQUOT).
     #[error("storage is full")]
     StorageFull(#[source] io::Error),
@@ -90,7 +109,18 @@ pub struct AppendOutcome {
     pub appended: u64,
     /// Why the append stopped before the end of the body, if it did.
     pub error: Option<AppendError>,
+    /// The backend's state of the upload after the append (covering `offset + appended`
+    /// bytes), which the caller must store with the new offset and hand back on the next call;
+    /// `None` for backends that keep no state (the filesystem) or when nothing changed.
+    pub state: Option<UploadState>,
 }
+
+/// A backend's own record of an upload in progress, as opaque bytes that the caller persists in
+/// the upload session next to its offset, so that any replica can continue the upload. For
+/// object storage: the multipart upload id, the parts put so far (their ids and sizes), and how
+/// many bytes wait in the staging object. The filesystem backend keeps none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState(pub Vec<u8>);
 
 /// Why an append stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +145,12 @@ pub struct StorageKey(pub String);
 pub struct ListedBlob {
     /// Where it is stored.
     pub key: StorageKey,
-    /// The digest its key names, or `None` when the key does not name one (a stray object,
-    /// which garbage collection leaves alone).
+    /// The digest its key names, or `None` when the key does not name one.
     pub digest: Option<Digest>,
+    /// The upload session whose commit wrote it, when its key names one instead of a digest
+    /// (object storage: `blobs/<upload id>`). Garbage collection then compares the key with the
+    /// recorded storage keys. A key naming neither is a stray object, left alone.
+    pub upload: Option<UploadId>,
     /// Its size in bytes.
     pub size: u64,
     /// When it was last written (committed), for a grace period.
@@ -133,30 +166,46 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Appends `body` to the upload at byte `offset`.
     ///
-    /// `offset` is the length the caller has recorded as durable. Any stored bytes beyond it
+    /// `offset` is the length the caller has recorded as durable, and `state` the
+    /// [`AppendOutcome::state`] recorded with it (`None` before the first append). Any stored bytes beyond it
     /// (left by an append that was interrupted before the caller recorded its outcome) are
     /// discarded first. Errors before anything is written ([`BlobError::UploadNotFound`],
     /// [`BlobError::UploadTruncated`]) come back in `error` with `appended == 0`.
     ///
     /// When this returns, the first `appended` bytes are durable (fsync'd).
-    async fn append_upload(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome;
+    async fn append_upload(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        state: Option<&UploadState>,
+        body: ByteStream,
+    ) -> AppendOutcome;
 
     /// Like [`BlobStore::append_upload`], but the appended bytes need not be durable yet: for an
     /// append that [`BlobStore::commit_upload`] follows at once (which makes them durable), so
     /// the bytes reach the disk once instead of twice. A caller that records the new length
     /// instead must call [`BlobStore::sync_upload`] first.
-    async fn append_upload_unsynced(&self, id: &UploadId, offset: u64, body: ByteStream) -> AppendOutcome;
+    async fn append_upload_unsynced(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        state: Option<&UploadState>,
+        body: ByteStream,
+    ) -> AppendOutcome;
 
     /// How many bytes the upload holds, or `None` when it has no storage (never written to,
-    /// committed, or deleted).
-    async fn upload_length(&self, id: &UploadId) -> Result<Option<u64>, BlobError>;
+    /// committed, or deleted). `state` is the recorded [`AppendOutcome::state`].
+    async fn upload_length(&self, id: &UploadId, state: Option<&UploadState>) -> Result<Option<u64>, BlobError>;
 
     /// Makes every byte stored in the upload durable.
     ///
     /// Errors: [`BlobError::UploadNotFound`], or the storage failure.
     async fn sync_upload(&self, id: &UploadId) -> Result<(), BlobError>;
 
-    /// Streams the upload's bytes `0..length` back, for re-hashing.
+    /// Streams the upload's bytes `0..length` back, for re-hashing (needed only when the
+    /// caller lost its hash state, or for a digest algorithm it does not hash as bytes arrive).
+    /// Errors: [`BlobError::Unsupported`] on object storage, where parts cannot be read before
+    /// the upload completes.
     async fn read_upload(&self, id: &UploadId, length: u64) -> Result<ByteStream, BlobError>;
 
     /// Turns the first `length` bytes of the upload into the blob `digest`, atomically and
@@ -167,10 +216,22 @@ pub trait BlobStore: Send + Sync + 'static {
     /// caller recorded it) can be redone: when the upload's storage is gone but the blob is
     /// stored with `length` bytes, this succeeds with the blob's key. Otherwise a missing upload
     /// is [`BlobError::UploadNotFound`].
-    async fn commit_upload(&self, id: &UploadId, length: u64, digest: &Digest) -> Result<StorageKey, BlobError>;
+    ///
+    /// `state` is the recorded [`AppendOutcome::state`] for `length` bytes. The key returned need
+    /// not name the digest (object storage keeps a blob where its upload wrote it, so nothing is
+    /// ever copied): the caller records it.
+    async fn commit_upload(
+        &self,
+        id: &UploadId,
+        length: u64,
+        state: Option<&UploadState>,
+        digest: &Digest,
+    ) -> Result<StorageKey, BlobError>;
 
-    /// Removes an upload's storage. Idempotent: a missing upload is not an error.
-    async fn delete_upload(&self, id: &UploadId) -> Result<(), BlobError>;
+    /// Removes an upload's storage (for object storage: aborts its multipart upload, known
+    /// from `state`, and deletes its staging objects). Idempotent: a missing upload is not an
+    /// error.
+    async fn delete_upload(&self, id: &UploadId, state: Option<&UploadState>) -> Result<(), BlobError>;
 
     /// Lists the ids of all uploads that have storage, for purging orphans.
     async fn list_uploads(&self) -> Result<Vec<UploadId>, BlobError>;
@@ -198,4 +259,30 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Checks that the storage is reachable and writable (for `/readyz`).
     async fn check_ready(&self) -> Result<(), BlobError>;
+
+    /// Whether a committed blob's key names its digest, so that two commits of one digest
+    /// share one key (the filesystem: `true`). Object storage keeps each commit where its upload
+    /// wrote it (`false`): the caller then drops a copy that another commit recorded first, and
+    /// garbage collection matches listed keys with recorded ones.
+    fn content_addressed(&self) -> bool {
+        true
+    }
+
+    /// Whether [`BlobStore::presigned_get`] can give URLs (object storage can; the filesystem
+    /// cannot).
+    fn can_presign(&self) -> bool {
+        false
+    }
+
+    /// A URL from which anyone holding it may `GET` the blob at `key` (ranges included) for
+    /// `expires_in`, straight from the storage service: for answering a blob `GET` with a
+    /// redirect. `None` when the backend cannot presign.
+    async fn presigned_get(
+        &self,
+        key: &StorageKey,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        let _ = (key, expires_in);
+        Ok(None)
+    }
 }

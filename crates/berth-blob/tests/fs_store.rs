@@ -33,6 +33,14 @@ mod buffered_suite {
     berth_blob::blob_store_suite!(super::fresh_buffered_store);
 }
 
+/// Two stores on one directory (two processes sharing it) continue each other's uploads.
+#[tokio::test]
+async fn upload_continued_by_another_instance() {
+    let (first, dir) = fresh_store().await;
+    let second = FilesystemBlobStore::open(dir.path()).await.expect("open again");
+    berth_blob::testsuite::continued_by_another_instance(&first, &second).await;
+}
+
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read_dir")
@@ -51,7 +59,7 @@ async fn open_creates_the_layout_and_reopens() {
     assert!(root.join("uploads").is_dir());
     assert!(root.join("blobs").is_dir());
 
-    let id = upload_with(&store, b"persisted", 3).await;
+    let id = upload_with(&store, b"persisted", 3).await.id;
     drop(store);
     let reopened = FilesystemBlobStore::open(&root).await.expect("reopen");
     assert_eq!(reopened.list_uploads().await.expect("list"), vec![id.clone()]);
@@ -74,12 +82,12 @@ async fn open_fails_on_a_regular_file() {
 async fn uploads_and_blobs_use_the_documented_layout() {
     let (store, dir) = fresh_store().await;
     let content = random_bytes(5000);
-    let id = upload_with(&store, &content, 1000).await;
+    let id = upload_with(&store, &content, 1000).await.id;
     let upload_file = dir.path().join("uploads").join(id.as_str());
     assert_eq!(std::fs::read(&upload_file).expect("upload file"), content);
 
     let digest = sha256_digest(&content);
-    let key = store.commit_upload(&id, 5000, &digest).await.expect("commit");
+    let key = store.commit_upload(&id, 5000, None, &digest).await.expect("commit");
     let hex = digest.hex();
     assert_eq!(key, StorageKey(format!("blobs/sha256/{}/{hex}", &hex[..2])));
     assert_eq!(std::fs::read(dir.path().join(&key.0)).expect("blob file"), content);
@@ -97,9 +105,9 @@ async fn sha512_blobs_go_under_their_algorithm() {
     use sha2::Digest as _;
     let (store, dir) = fresh_store().await;
     let content = random_bytes(777);
-    let id = upload_with(&store, &content, 100).await;
+    let id = upload_with(&store, &content, 100).await.id;
     let digest = Digest::from_hash(DigestAlgorithm::Sha512, &sha2::Sha512::digest(&content)).expect("hash");
-    let key = store.commit_upload(&id, 777, &digest).await.expect("commit");
+    let key = store.commit_upload(&id, 777, None, &digest).await.expect("commit");
     let hex = digest.hex();
     assert_eq!(key.0, format!("blobs/sha512/{}/{hex}", &hex[..2]));
     assert_eq!(std::fs::read(dir.path().join(&key.0)).expect("blob"), content);
@@ -110,7 +118,7 @@ async fn sha512_blobs_go_under_their_algorithm() {
 #[tokio::test]
 async fn torn_tail_from_an_interrupted_append_is_discarded() {
     let (store, dir) = fresh_store().await;
-    let id = upload_with(&store, b"recorded", 8).await;
+    let id = upload_with(&store, b"recorded", 8).await.id;
     // Simulate an append that wrote bytes but whose outcome was never recorded.
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -120,7 +128,7 @@ async fn torn_tail_from_an_interrupted_append_is_discarded() {
     drop(file);
 
     let outcome = store
-        .append_upload(&id, 8, body(vec![Bytes::from_static(b"+next")]))
+        .append_upload(&id, 8, None, body(vec![Bytes::from_static(b"+next")]))
         .await;
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     assert_eq!(outcome.appended, 5);
@@ -131,7 +139,7 @@ async fn torn_tail_from_an_interrupted_append_is_discarded() {
 #[tokio::test]
 async fn keys_escaping_blobs_are_rejected() {
     let (store, dir) = fresh_store().await;
-    let victim = upload_with(&store, b"do not touch", 4).await;
+    let victim = upload_with(&store, b"do not touch", 4).await.id;
     let digest = sha256_digest(b"x");
     let bad_keys = [
         format!("blobs/../uploads/{victim}"),
@@ -196,7 +204,7 @@ async fn check_ready_fails_when_blobs_is_gone() {
 #[tokio::test]
 async fn create_upload_keeps_existing_data() {
     let (store, _dir) = fresh_store().await;
-    let id = upload_with(&store, b"abc", 3).await;
+    let id = upload_with(&store, b"abc", 3).await.id;
     store.create_upload(&id).await.expect("create again");
     assert_eq!(collect(store.read_upload(&id, 3).await.expect("read")).await, b"abc");
 }
@@ -206,12 +214,15 @@ async fn commit_replaces_an_existing_blob_atomically() {
     let (store, dir) = fresh_store().await;
     let content = random_bytes(4096);
     let digest = sha256_digest(&content);
-    let first = upload_with(&store, &content, 4096).await;
-    let key = store.commit_upload(&first, 4096, &digest).await.expect("commit");
+    let first = upload_with(&store, &content, 4096).await.id;
+    let key = store.commit_upload(&first, 4096, None, &digest).await.expect("commit");
     // A reader holding the blob open keeps reading the complete content across a second commit.
     let mut reader = store.read_blob(&key, &digest, None).await.expect("open");
-    let second = upload_with(&store, &content, 100).await;
-    store.commit_upload(&second, 4096, &digest).await.expect("commit again");
+    let second = upload_with(&store, &content, 100).await.id;
+    store
+        .commit_upload(&second, 4096, None, &digest)
+        .await
+        .expect("commit again");
     let mut read = Vec::new();
     while let Some(chunk) = futures::StreamExt::next(&mut reader).await {
         read.extend_from_slice(&chunk.expect("chunk"));
@@ -234,7 +245,7 @@ async fn enospc_is_reported_as_storage_full() {
     let id = UploadId::generate();
     std::os::unix::fs::symlink(dev_full, dir.path().join("uploads").join(id.as_str())).expect("symlink");
     let outcome = store
-        .append_upload(&id, 0, body(vec![Bytes::from(random_bytes(10_000))]))
+        .append_upload(&id, 0, None, body(vec![Bytes::from(random_bytes(10_000))]))
         .await;
     assert_eq!(outcome.appended, 0);
     assert!(

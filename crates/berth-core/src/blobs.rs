@@ -22,8 +22,11 @@ pub struct BlobRead {
     pub size: u64,
     /// The half-open byte range being sent, when a `Range` was honoured (`206`).
     pub range: Option<std::ops::Range<u64>>,
-    /// The bytes of `range` (or the whole blob); `None` for `HEAD`.
+    /// The bytes of `range` (or the whole blob); `None` for `HEAD` and redirects.
     pub body: Option<ByteStream>,
+    /// A presigned URL of the blob store to redirect the client to (`307`), instead of a
+    /// body, with [`Registry::with_blob_redirects`]. The client re-sends its `Range` there.
+    pub redirect: Option<String>,
 }
 
 /// What a mount request did (distribution-spec §Mounting a blob from another repository).
@@ -61,8 +64,16 @@ impl Registry {
             Some(RangeRequest::Partial(range)) => Some(range),
             Some(RangeRequest::Unsatisfiable) => return Err(RegistryError::RangeNotSatisfiable { size: record.size }),
         };
+        let mut redirect = None;
         let body = if head {
             None
+        } else if let (Some(expires_in), false) = (self.blob_redirect, record.storage_key == INLINE_STORAGE_KEY) {
+            let key = StorageKey(record.storage_key.clone());
+            redirect = self.blobs.presigned_get(&key, expires_in).await?;
+            match redirect {
+                Some(_) => None,
+                None => Some(self.blobs.read_blob(&key, digest, range.clone()).await?),
+            }
         } else if record.storage_key == INLINE_STORAGE_KEY {
             let Some(content) = self.meta.inline_blob_content(digest).await? else {
                 tracing::error!(%digest, "blob recorded as kept in the database has no content row");
@@ -91,6 +102,7 @@ impl Registry {
             size: record.size,
             range,
             body,
+            redirect,
         })
     }
 

@@ -140,6 +140,10 @@ pub enum RegistryError {
     /// A `last` pagination marker is not a valid tag or repository name (400).
     #[error("invalid pagination marker {0:?}")]
     InvalidPageMarker(String),
+    /// The storage backend cannot do what the request needs (400, UNSUPPORTED), e.g. verify a
+    /// sha512 digest of an upload on object storage, whose parts cannot be read back.
+    #[error("{0}")]
+    Unsupported(String),
     /// Storage has no space left (507).
     #[error("storage is full")]
     StorageFull(#[source] BlobError),
@@ -155,6 +159,9 @@ impl From<BlobError> for RegistryError {
     fn from(error: BlobError) -> Self {
         match error {
             BlobError::StorageFull(_) => RegistryError::StorageFull(error),
+            BlobError::Unsupported(what) => {
+                RegistryError::Unsupported(format!("the registry's blob storage does not support {what}"))
+            }
             other => RegistryError::Storage(other),
         }
     }

@@ -10,7 +10,8 @@
 //!    ([`DigestLocks`]) which upload commits of the same digest also take, so a commit that
 //!    relies on the stored bytes can never see them deleted under it;
 //! 4. stored bytes that no record names (a crash between a commit and its record), older than
-//!    the grace period;
+//!    the grace period; on object storage, whose keys name the upload that wrote them, keys
+//!    that no record names and whose upload has no session;
 //! 5. upload sessions idle longer than the upload time-to-live.
 //!
 //! Manifests that step 1 orphans (children of a deleted index, referrers of a deleted subject)
@@ -236,9 +237,28 @@ impl Registry {
                 return Ok(());
             };
             after = Some(last.key.clone());
-            let old: Vec<_> = page
+            let old: Vec<_> = page.into_iter().filter(|blob| blob.modified < stored_before).collect();
+            // Keys naming uploads (object storage): no record names the key and the upload
+            // has no session (a session whose commit is on its way to its record owns it).
+            let by_upload: Vec<(String, berth_types::UploadId)> = old
+                .iter()
+                .filter(|blob| blob.digest.is_none())
+                .filter_map(|blob| Some((blob.key.0.clone(), blob.upload.clone()?)))
+                .collect();
+            for key in self.meta.unrecorded_storage_keys(&by_upload).await? {
+                let Some(blob) = old.iter().find(|blob| blob.key.0 == key) else {
+                    continue;
+                };
+                if !dry_run {
+                    tracing::info!(key = %blob.key.0, "deleting stored blob that no record names");
+                    self.blobs.delete_blob(&blob.key).await?;
+                }
+                report.unrecorded_blobs += 1;
+                report.unrecorded_bytes += blob.size;
+            }
+            // Keys naming digests (the filesystem).
+            let old: Vec<_> = old
                 .into_iter()
-                .filter(|blob| blob.modified < stored_before)
                 .filter_map(|blob| Some((blob.digest.clone()?, blob)))
                 .collect();
             let digests: Vec<Digest> = old.iter().map(|(digest, _)| digest.clone()).collect();

@@ -47,6 +47,8 @@ pub struct Registry {
     digest_locks: Arc<gc::DigestLocks>,
     gc_running: Arc<tokio::sync::Mutex<()>>,
     gc_defaults: GcOptions,
+    /// Blob `GET`s answer with a presigned URL valid this long (`[storage] redirect`).
+    blob_redirect: Option<std::time::Duration>,
     pulls: Arc<pulls::PullLog>,
     access: Arc<access::AccessControl>,
     audit: Arc<audit::AuditLog>,
@@ -81,6 +83,7 @@ impl Registry {
             digest_locks: Arc::default(),
             gc_running: Arc::default(),
             gc_defaults: GcOptions::default(),
+            blob_redirect: None,
             pulls,
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
@@ -96,6 +99,15 @@ impl Registry {
     /// ([`Management::collect_garbage`], the background schedule).
     pub fn with_gc_defaults(mut self, options: GcOptions) -> Registry {
         self.gc_defaults = options;
+        self
+    }
+
+    /// Answers blob `GET`s (not `HEAD`s, nor blobs kept in the database) with a redirect to a
+    /// presigned URL of the blob store, valid for `expires_in`, so that the bytes flow straight
+    /// from the object store ([`BlobRead::redirect`]). Only for a blob store that can presign
+    /// ([`berth_blob::BlobStore::can_presign`]); the caller checks that at start-up.
+    pub fn with_blob_redirects(mut self, expires_in: std::time::Duration) -> Registry {
+        self.blob_redirect = Some(expires_in);
         self
     }
 

@@ -50,8 +50,13 @@ impl Registry {
             }
             Err(error) => return Err(error.into()),
         };
-        // An earlier attempt (a PUT refused for its digest) may have created storage.
-        self.blobs.delete_upload(&session.id).await?;
+        // An earlier attempt (a PUT refused for its digest) may have created storage. On object
+        // storage, removing it costs a listing: done only when an attempt left a state (a bare
+        // marker object left otherwise is removed by the purge of upload data without session).
+        if self.blobs.content_addressed() || session.storage_state.is_some() {
+            let state = session.storage_state.clone().map(berth_blob::UploadState);
+            self.blobs.delete_upload(&session.id, state.as_ref()).await?;
+        }
         Ok(record)
     }
 }

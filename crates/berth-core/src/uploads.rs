@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use berth_blob::{AppendError, ByteStream};
+use berth_blob::{AppendError, ByteStream, UploadState};
 use berth_meta::{BlobRecord, MetaError, UploadSession};
 use berth_types::{Digest, DigestAlgorithm, RepositoryName, UploadId};
 use futures::StreamExt;
@@ -88,6 +88,7 @@ impl Registry {
                 repository: repository.clone(),
                 offset: 0,
                 hash_state: Some(hashing::save(&Sha256::new())),
+                storage_state: None,
                 created_at_ms: now,
                 updated_at_ms: now,
             })
@@ -113,7 +114,7 @@ impl Registry {
             let session = self.session(repository, id).await?;
             if self
                 .blobs
-                .upload_length(id)
+                .upload_length(id, storage_state(&session).as_ref())
                 .await?
                 .is_none_or(|stored| stored < session.offset)
             {
@@ -197,7 +198,13 @@ impl Registry {
                 let hash_state = session.hash_state.as_ref();
                 if !self
                     .meta
-                    .update_upload(&session.id, recorded_offset, session.offset, hash_state)
+                    .update_upload(
+                        &session.id,
+                        recorded_offset,
+                        session.offset,
+                        hash_state,
+                        session.storage_state.as_deref(),
+                    )
                     .await?
                 {
                     return Err(RegistryError::UploadUnknown { id: session.id.clone() });
@@ -208,10 +215,11 @@ impl Registry {
                 actual,
             });
         }
-        if session.offset == 0 {
+        if session.offset == 0 && session.storage_state.is_none() {
             // An empty blob: its upload may have no storage yet.
             self.blobs.create_upload(&session.id).await?;
         }
+        let state = storage_state(&session);
         // Refused before a file is moved into place; the write below checks again, in its
         // transaction (the inline path of small blobs only there).
         self.refuse_over_quota(&session, repository, digest, session.offset)
@@ -220,11 +228,15 @@ impl Registry {
         let _digest_guard = self.digest_locks.lock(digest).await;
         let (record, committed) = match self.meta.find_blob(digest).await? {
             Some(existing) if self.blob_present(&existing).await? => {
-                self.blobs.delete_upload(&session.id).await?;
+                // A duplicate: dropped (on object storage its multipart upload is aborted).
+                self.blobs.delete_upload(&session.id, state.as_ref()).await?;
                 (existing, None)
             }
             _ => {
-                let key = self.blobs.commit_upload(&session.id, session.offset, digest).await?;
+                let key = self
+                    .blobs
+                    .commit_upload(&session.id, session.offset, state.as_ref(), digest)
+                    .await?;
                 let record = BlobRecord {
                     digest: digest.clone(),
                     size: session.offset,
@@ -234,7 +246,10 @@ impl Registry {
             }
         };
         match self.meta.complete_upload(&session.id, repository, &record).await {
-            Ok(()) => Ok(record),
+            Ok(()) => match committed {
+                Some(key) if !self.blobs.content_addressed() => self.keep_recorded_copy(digest, key, record).await,
+                _ => Ok(record),
+            },
             Err(refused @ MetaError::QuotaExceeded(_)) => {
                 // A concurrent push into the project took the room after the check above.
                 if let Some(key) = committed {
@@ -243,6 +258,27 @@ impl Registry {
                 Err(self.end_refused_upload(&session, refused.into()).await)
             }
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// After committing `key` on a backend whose keys do not name digests: when another
+    /// process recorded the digest first (its record is kept), drops this commit's copy and
+    /// returns the recorded one, so no duplicate stays stored. Called with the digest's lock.
+    async fn keep_recorded_copy(
+        &self,
+        digest: &Digest,
+        key: berth_blob::StorageKey,
+        record: BlobRecord,
+    ) -> Result<BlobRecord, RegistryError> {
+        match self.meta.find_blob(digest).await? {
+            Some(recorded) if recorded.storage_key != key.0 => {
+                tracing::info!(%digest, key = %key.0, "another upload recorded this digest first; dropping this copy");
+                if let Err(error) = self.blobs.delete_blob(&key).await {
+                    tracing::warn!(%digest, %error, "dropping a duplicate copy failed; garbage collection removes it");
+                }
+                Ok(recorded)
+            }
+            _ => Ok(record),
         }
     }
 
@@ -272,25 +308,30 @@ impl Registry {
         if let Err(error) = self.meta.delete_upload(&session.id).await {
             tracing::warn!(upload = %session.id, %error, "removing a refused upload session failed");
         }
-        if let Err(error) = self.blobs.delete_upload(&session.id).await {
+        if let Err(error) = self
+            .blobs
+            .delete_upload(&session.id, storage_state(session).as_ref())
+            .await
+        {
             tracing::warn!(upload = %session.id, %error, "removing a refused upload's data failed");
         }
         refused
     }
 
     /// Removes the blob file a refused completion moved into place at `key`, unless a record of
-    /// `digest` exists (another push recorded the same bytes, which then stay). Called with the
+    /// `digest` names this key (another push recorded the same bytes, which then stay). Called with the
     /// digest's lock held (`gc::DigestLocks`), so no other commit of the digest can be between
     /// moving the same file into place and recording it.
     async fn remove_refused_blob(&self, digest: &Digest, key: &berth_blob::StorageKey) {
         match self.meta.find_blob(digest).await {
-            Ok(None) => {
+            // No record, or another upload's copy is recorded (object storage): unused.
+            Ok(recorded) if recorded.as_ref().is_none_or(|recorded| recorded.storage_key != key.0) => {
                 tracing::info!(%digest, "removing the file of a blob the quota refused after it was moved into place");
                 if let Err(error) = self.blobs.delete_blob(key).await {
                     tracing::warn!(%digest, %error, "removing the file of a blob the quota refused failed");
                 }
             }
-            Ok(Some(_)) => {}
+            Ok(_) => {}
             Err(error) => tracing::warn!(%digest, %error, "cannot tell whether a refused blob's file is in use; kept"),
         }
     }
@@ -316,7 +357,9 @@ impl Registry {
         let _guard = self.upload_locks.lock(id).await;
         let session = self.session(repository, id).await?;
         self.meta.delete_upload(&session.id).await?;
-        self.blobs.delete_upload(&session.id).await?;
+        self.blobs
+            .delete_upload(&session.id, storage_state(&session).as_ref())
+            .await?;
         Ok(())
     }
 
@@ -349,8 +392,9 @@ impl Registry {
                 .collect();
             for (id, _guard) in &locked {
                 if still_stale.contains(*id) {
+                    let state = self.meta.upload_storage_state(id).await?.map(UploadState);
                     self.meta.delete_upload(id).await?;
-                    self.blobs.delete_upload(id).await?;
+                    self.blobs.delete_upload(id, state.as_ref()).await?;
                     removed += 1;
                 }
             }
@@ -358,7 +402,7 @@ impl Registry {
         for id in self.blobs.list_uploads().await? {
             if !self.meta.upload_exists(&id).await? {
                 tracing::info!(upload = %id, "removing upload data that has no session");
-                self.blobs.delete_upload(&id).await?;
+                self.blobs.delete_upload(&id, None).await?;
             }
         }
         Ok(removed)
@@ -399,7 +443,13 @@ impl Registry {
             return Ok(hasher);
         }
         tracing::info!(upload = %session.id, offset = session.offset, "re-hashing upload data");
-        let stream = self.blobs.read_upload(&session.id, session.offset).await?;
+        let stream = match self.blobs.read_upload(&session.id, session.offset).await {
+            Ok(stream) => stream,
+            // Object storage cannot read an upload back: without its hash state (lost with a
+            // storage failure in the middle of a PATCH) the session cannot continue.
+            Err(berth_blob::BlobError::Unsupported(_)) => return Err(self.abandon_lost_upload(session).await),
+            Err(error) => return Err(error.into()),
+        };
         let (hasher, length) =
             hashing::extend_sha256(Sha256::new(), stream)
                 .await
@@ -443,10 +493,11 @@ impl Registry {
             }
             None => chunk.length,
         };
-        if session.offset == 0 {
+        if session.offset == 0 && session.storage_state.is_none() {
             // The first append creates the upload's storage (see `start_upload`).
             self.blobs.create_upload(&session.id).await?;
         }
+        let state = storage_state(session);
         let hasher = self.sha256_state(session).await?;
         let hashing = Arc::new(Mutex::new((hasher, 0u64)));
         let observer = Arc::clone(&hashing);
@@ -463,13 +514,22 @@ impl Registry {
             }
         }));
         let outcome = match mode {
-            ChunkMode::Resumable => self.blobs.append_upload(&session.id, session.offset, body).await,
+            ChunkMode::Resumable => {
+                self.blobs
+                    .append_upload(&session.id, session.offset, state.as_ref(), body)
+                    .await
+            }
             ChunkMode::BeforeCommit => {
                 self.blobs
-                    .append_upload_unsynced(&session.id, session.offset, body)
+                    .append_upload_unsynced(&session.id, session.offset, state.as_ref(), body)
                     .await
             }
         };
+        // The backend's state for the new offset (unchanged when it gave none).
+        let new_storage_state = outcome
+            .state
+            .map(|UploadState(bytes)| bytes)
+            .or_else(|| session.storage_state.clone());
         let (hasher, hashed) = hashing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -482,6 +542,7 @@ impl Registry {
             if whole_chunk && !overflowed && hash_state.is_some() {
                 session.offset = new_offset;
                 session.hash_state = hash_state;
+                session.storage_state = new_storage_state;
                 return Ok(true);
             }
             if outcome.appended > 0 {
@@ -491,13 +552,20 @@ impl Registry {
         if outcome.appended > 0 || hash_state.is_none() {
             let updated = self
                 .meta
-                .update_upload(&session.id, session.offset, new_offset, hash_state.as_ref())
+                .update_upload(
+                    &session.id,
+                    session.offset,
+                    new_offset,
+                    hash_state.as_ref(),
+                    new_storage_state.as_deref(),
+                )
                 .await?;
             if !updated {
                 return Err(RegistryError::UploadUnknown { id: session.id.clone() });
             }
             session.offset = new_offset;
             session.hash_state = hash_state;
+            session.storage_state = new_storage_state;
         }
         match outcome.error {
             None => {}
@@ -527,6 +595,11 @@ impl Registry {
         }
         Ok(false)
     }
+}
+
+/// The blob store's state recorded in `session`.
+fn storage_state(session: &UploadSession) -> Option<UploadState> {
+    session.storage_state.clone().map(UploadState)
 }
 
 /// How [`Registry::append_chunk`] treats a chunk.

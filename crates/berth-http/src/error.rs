@@ -142,6 +142,7 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BlobUnknown, message)
                     .with_header("content-range", &format!("bytes */{size}"))
             }
+            RegistryError::Unsupported(_) => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message),
             RegistryError::InvalidPageMarker(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, message)
             }

@@ -14,7 +14,7 @@
 //! Every delete re-checks its condition inside its transaction, so a push that references
 //! something between the listing and the delete keeps it.
 
-use berth_types::{Digest, RepositoryName};
+use berth_types::{Digest, RepositoryName, UploadId};
 use sqlx::AnyConnection;
 
 use crate::convert::{now_ms, stored_digest, stored_u64, to_bigint};
@@ -196,6 +196,29 @@ impl MetaStore {
             }
         }
         Ok(recorded)
+    }
+
+    /// Which of `blobs` (a storage key and the upload whose commit wrote it) no blob record
+    /// names and no upload session owns: stored bytes left by a crash between an object-storage
+    /// commit and its record. A live session still owns its blob (its commit may be on its way
+    /// to the record); both are checked in one statement, since a commit records the blob and
+    /// deletes the session in one transaction.
+    pub async fn unrecorded_storage_keys(&self, blobs: &[(String, UploadId)]) -> Result<Vec<String>, MetaError> {
+        let mut unrecorded = Vec::new();
+        for (key, upload) in blobs {
+            let (owners,): (i64,) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM blobs WHERE storage_key = $1) \
+                 + (SELECT COUNT(*) FROM uploads WHERE id = $2)",
+            )
+            .bind(key.as_str())
+            .bind(upload.as_str())
+            .fetch_one(&self.reader)
+            .await?;
+            if owners == 0 {
+                unrecorded.push(key.clone());
+            }
+        }
+        Ok(unrecorded)
     }
 
     /// What garbage collection at `collection` would delete now, without deleting anything:

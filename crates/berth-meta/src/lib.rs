@@ -94,6 +94,9 @@ pub struct UploadSession {
     pub offset: u64,
     /// SHA-256 state over bytes `0..offset`; `None` when it must be recomputed from storage.
     pub hash_state: Option<HashState>,
+    /// The blob store's state of the upload at `offset` (`berth_blob::UploadState` bytes;
+    /// `None` for backends that keep none, or before the first append).
+    pub storage_state: Option<Vec<u8>>,
     /// Creation time, unix milliseconds.
     pub created_at_ms: i64,
     /// Last change, unix milliseconds.

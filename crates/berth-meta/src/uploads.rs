@@ -10,8 +10,8 @@ use crate::writer::Durability;
 use crate::{BlobRecord, HashState, MetaError, MetaStore, UploadSession};
 
 /// Columns of an upload row after its id and repository: offset, hash state, hash state
-/// version, created, updated.
-type UploadRow = (i64, Option<Vec<u8>>, Option<i64>, i64, i64);
+/// version, storage state, created, updated.
+type UploadRow = (i64, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>, i64, i64);
 
 impl MetaStore {
     /// Records a new upload session. Does not create the repository (nothing is committed yet).
@@ -25,14 +25,15 @@ impl MetaStore {
                     let (state, version) = hash_state_columns(session.hash_state.as_ref());
                     sqlx::query(
                         "INSERT INTO uploads \
-                         (id, repository, byte_offset, hash_state, hash_state_version, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         (id, repository, byte_offset, hash_state, hash_state_version, storage_state, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(session.id.as_str())
                     .bind(session.repository.as_str())
                     .bind(to_bigint("upload offset", session.offset)?)
                     .bind(state)
                     .bind(version)
+                    .bind(session.storage_state.as_deref())
                     .bind(session.created_at_ms)
                     .bind(session.updated_at_ms)
                     .execute(conn)
@@ -61,14 +62,14 @@ impl MetaStore {
         id: &UploadId,
     ) -> Result<Option<UploadSession>, MetaError> {
         let row: Option<UploadRow> = sqlx::query_as(
-            "SELECT byte_offset, hash_state, hash_state_version, created_at, updated_at \
+            "SELECT byte_offset, hash_state, hash_state_version, storage_state, created_at, updated_at \
              FROM uploads WHERE id = $1 AND repository = $2",
         )
         .bind(id.as_str())
         .bind(repository.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        let Some((offset, state, version, created_at_ms, updated_at_ms)) = row else {
+        let Some((offset, state, version, storage_state, created_at_ms, updated_at_ms)) = row else {
             return Ok(None);
         };
         let Some(offset) = stored_u64("uploads", id.as_str(), "byte_offset", offset) else {
@@ -83,14 +84,26 @@ impl MetaStore {
             repository: repository.clone(),
             offset,
             hash_state,
+            storage_state,
             created_at_ms,
             updated_at_ms,
         }))
     }
 
+    /// The blob store's state recorded for session `id` (`None` when it has none or the
+    /// session is unknown), for removing its storage.
+    pub async fn upload_storage_state(&self, id: &UploadId) -> Result<Option<Vec<u8>>, MetaError> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT storage_state FROM uploads WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.and_then(|(state,)| state))
+    }
+
     /// Moves a session from `expected_offset` to `new_offset` and stores the hash state for the
-    /// new offset (`None` clears it: it must then be recomputed from the uploaded bytes). Also
-    /// sets the update time to now.
+    /// new offset (`None` clears it: it must then be recomputed from the uploaded bytes) and the
+    /// blob store's state for it (`None` clears it), in one statement. Also sets the update time
+    /// to now.
     ///
     /// Conditional: returns `false`, changing nothing, when the session does not exist or its
     /// offset is not `expected_offset` (another request, possibly on another replica, moved it
@@ -101,8 +114,10 @@ impl MetaStore {
         expected_offset: u64,
         new_offset: u64,
         hash_state: Option<&HashState>,
+        storage_state: Option<&[u8]>,
     ) -> Result<bool, MetaError> {
         let (id, hash_state) = (id.clone(), hash_state.cloned());
+        let storage_state = storage_state.map(<[u8]>::to_vec);
         let new_offset = to_bigint("upload offset", new_offset)?;
         let expected_offset = to_bigint("upload offset", expected_offset)?;
         self.writes
@@ -111,7 +126,7 @@ impl MetaStore {
                     let (state, version) = hash_state_columns(hash_state.as_ref());
                     let result = sqlx::query(
                         "UPDATE uploads SET byte_offset = $1, hash_state = $2, hash_state_version = $3, \
-                         updated_at = $4 WHERE id = $5 AND byte_offset = $6",
+                         updated_at = $4, storage_state = $7 WHERE id = $5 AND byte_offset = $6",
                     )
                     .bind(new_offset)
                     .bind(state)
@@ -119,6 +134,7 @@ impl MetaStore {
                     .bind(now_ms())
                     .bind(id.as_str())
                     .bind(expected_offset)
+                    .bind(storage_state)
                     .execute(conn)
                     .await?;
                     Ok(result.rows_affected() > 0)

@@ -27,6 +27,7 @@ pub mod http;
 pub mod names;
 pub mod oci;
 pub mod postgres;
+pub mod s3;
 
 /// The prefix of the line `berth serve` prints on stdout once it accepts connections.
 pub const LISTENING_PREFIX: &str = "berth listening on http://";

@@ -36,6 +36,157 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How the server is reached.
     pub server: ServerConfig,
+    /// Where blobs are stored.
+    pub storage: StorageConfig,
+}
+
+/// Where blobs are stored (`[storage]`); see docs/deploy/object-storage.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `filesystem` (default: under `data_dir`), `s3` (`[storage.s3]`), `gcs`
+    /// (`[storage.gcs]`) or `azure` (`[storage.azure]`).
+    pub kind: StorageKind,
+    /// Answer blob `GET`s with `307 Temporary Redirect` to a presigned URL of the object store,
+    /// so the bytes flow straight from it (`HEAD` is still answered locally). Object storage
+    /// only: refused at start-up with the filesystem. Default `false`.
+    pub redirect: bool,
+    /// How long a redirect's presigned URL stays valid. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub redirect_expiry: Duration,
+    /// Object storage: bytes per multipart part, at least 5 MiB (5242880), which is also the
+    /// most an upload request holds in memory. Default 8 MiB (8388608).
+    pub part_size: u64,
+    /// S3 and S3-compatible services (`kind = "s3"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+    /// Google Cloud Storage (`kind = "gcs"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsConfig>,
+    /// Azure Blob Storage (`kind = "azure"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureConfig>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: StorageKind::Filesystem,
+            redirect: false,
+            redirect_expiry: Duration::from_secs(300),
+            part_size: 8 << 20,
+            s3: None,
+            gcs: None,
+            azure: None,
+        }
+    }
+}
+
+/// The blob storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Files under `data_dir` (`blobs/`, `uploads/`).
+    Filesystem,
+    /// Amazon S3 or an S3-compatible service (MinIO, Ceph RGW, Garage, …).
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage.
+    Azure,
+}
+
+/// `[storage.s3]`. Credentials left out come from the usual AWS sources (`AWS_*` environment
+/// variables, the instance's or task's role).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The service URL, for S3-compatible services (`http://minio:9000`); default AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The region (`us-east-1`; S3-compatible services usually accept any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The bucket (required; it must exist).
+    pub bucket: String,
+    /// Key prefix for everything Berth stores (`registry/`); default the bucket's root.
+    pub prefix: String,
+    /// The access key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The secret access key (or `secret_access_key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// A file holding the secret access key (read at start-up; surrounding whitespace ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style
+    /// (`bucket.endpoint/key`); most S3-compatible services need it. Default `false`.
+    pub path_style: bool,
+    /// Allow a plain-HTTP endpoint (loopback test servers). Default `false`.
+    pub allow_http: bool,
+}
+
+/// `[storage.gcs]`. Without a key file, credentials come from the environment
+/// (`GOOGLE_APPLICATION_CREDENTIALS`, the metadata server); presigned redirects need a service
+/// account key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcsConfig {
+    /// The bucket (required).
+    pub bucket: String,
+    /// Key prefix for everything Berth stores.
+    pub prefix: String,
+    /// A service account's JSON key file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_key_file: Option<PathBuf>,
+}
+
+/// `[storage.azure]`. Without an access key, credentials come from the environment
+/// (`AZURE_*`, managed identity); presigned redirects need the access key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureConfig {
+    /// The storage account (required).
+    pub account: String,
+    /// The container (required).
+    pub container: String,
+    /// The account's access key (or `access_key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    /// A file holding the access key (read at start-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_file: Option<PathBuf>,
+    /// The service URL, e.g. Azurite's `http://127.0.0.1:10000/devstoreaccount1`; default
+    /// `https://<account>.blob.core.windows.net`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Key prefix for everything Berth stores.
+    pub prefix: String,
+    /// Allow a plain-HTTP endpoint (Azurite). Default `false`.
+    pub allow_http: bool,
+}
+
+/// What `berth config check` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// The configuration with its secrets (`storage.s3.secret_access_key`,
+    /// `storage.azure.access_key`) replaced by [`REDACTED`], for printing.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        if let Some(s3) = &mut config.storage.s3
+            && s3.secret_access_key.is_some()
+        {
+            s3.secret_access_key = Some(REDACTED.to_owned());
+        }
+        if let Some(azure) = &mut config.storage.azure
+            && azure.access_key.is_some()
+        {
+            azure.access_key = Some(REDACTED.to_owned());
+        }
+        config
+    }
 }
 
 /// The metadata database (`[database]`).
@@ -250,6 +401,7 @@ impl Default for Config {
                 lockout_secs: 300,
             },
             server: ServerConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -278,6 +430,7 @@ const ENV_KEYS: [&str; 10] = [
     "shutdown_grace_secs",
     "auth",
     "server",
+    "storage",
 ];
 
 impl Config {
@@ -518,6 +671,50 @@ mod tests {
                 Config::load(None, &Overrides::default()).is_err(),
                 "an unknown mode is refused"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn storage_settings_load_and_secrets_are_redacted() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.storage.kind, StorageKind::Filesystem);
+            assert!(!config.storage.redirect);
+            assert_eq!(config.storage.redirect_expiry, Duration::from_secs(300));
+            assert_eq!(config.storage.part_size, 8 << 20);
+            jail.create_file(
+                "berth.toml",
+                "[storage]\nkind = \"s3\"\nredirect = true\nredirect_expiry = \"2m\"\n\
+                 [storage.s3]\nbucket = \"registry\"\nendpoint = \"http://127.0.0.1:9000\"\n\
+                 access_key_id = \"AKIA\"\nsecret_access_key = \"very-secret\"\npath_style = true\n\
+                 [storage.azure]\naccount = \"a\"\ncontainer = \"c\"\naccess_key = \"also-secret\"\n",
+            )?;
+            jail.set_env("BERTH_STORAGE__S3__PREFIX", "berth");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.storage.kind, StorageKind::S3);
+            assert!(config.storage.redirect);
+            assert_eq!(config.storage.redirect_expiry, Duration::from_secs(120));
+            let s3 = config.storage.s3.clone().expect("s3 table");
+            assert_eq!(
+                (s3.bucket.as_str(), s3.prefix.as_str(), s3.path_style, s3.allow_http),
+                ("registry", "berth", true, false)
+            );
+            let printed = toml::to_string_pretty(&config.redacted()).map_err(|e| e.to_string())?;
+            assert!(
+                !printed.contains("very-secret") && !printed.contains("also-secret"),
+                "{printed}"
+            );
+            assert!(printed.contains(REDACTED) && printed.contains("AKIA"), "{printed}");
+            jail.create_file("bad.toml", "[storage]\nkind = \"ftp\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
+            jail.create_file("bad2.toml", "[storage.s3]\nbuckett = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).is_err());
             Ok(())
         });
     }

@@ -309,8 +309,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_failures: config.auth.max_login_failures.max(1),
         window: Duration::from_secs(config.auth.lockout_secs),
     };
-    let registry = berth_core::Registry::with_access_and_throttle(blobs, meta.clone(), access, throttle)
+    let mut registry = berth_core::Registry::with_access_and_throttle(blobs, meta.clone(), access, throttle)
         .with_gc_defaults(config.gc.options());
+    if config.storage.redirect {
+        registry = registry.with_blob_redirects(config.storage.redirect_expiry);
+    }
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
             signer: tokens::load_signer(&config.token_key_file())?,

@@ -104,7 +104,11 @@ pub(super) async fn append(
         (None, None) => None,
     };
     tracing::debug!(upload = %id, offset, appended, direct, failed = error.is_some(), "append finished");
-    AppendOutcome { appended, error }
+    AppendOutcome {
+        appended,
+        error,
+        state: None,
+    }
 }
 
 impl AppendOutcome {
@@ -112,6 +116,7 @@ impl AppendOutcome {
         AppendOutcome {
             appended: 0,
             error: Some(error),
+            state: None,
         }
     }
 }

@@ -11,7 +11,9 @@ use super::{ApiResult, empty_response, header, set};
 use crate::headers;
 
 /// `GET`/`HEAD` a blob: `200` (or `206` for a `Range`) with `Content-Length`,
-/// `Docker-Content-Digest`, `Accept-Ranges: bytes` and `Content-Type: application/octet-stream`.
+/// `Docker-Content-Digest`, `Accept-Ranges: bytes` and `Content-Type: application/octet-stream`;
+/// or, for a `GET` with blob redirects on, `307 Temporary Redirect` to a presigned URL of the
+/// object store (distribution-spec §Pulling blobs allows a redirect to the blob's location).
 pub async fn get_blob(
     registry: &Registry,
     repository: &RepositoryName,
@@ -21,6 +23,16 @@ pub async fn get_blob(
 ) -> ApiResult {
     let range = header(request_headers, "range");
     let read = registry.read_blob(repository, digest, range, head).await?;
+    if let Some(location) = &read.redirect {
+        // `[storage] redirect`: the object store serves the bytes (and the client's `Range`).
+        return Ok(empty_response(
+            StatusCode::TEMPORARY_REDIRECT,
+            &[
+                ("location", location.as_str()),
+                (headers::CONTENT_DIGEST, read.digest.as_str()),
+            ],
+        ));
+    }
     let (status, length) = match &read.range {
         Some(range) => (StatusCode::PARTIAL_CONTENT, range.end - range.start),
         None => (StatusCode::OK, read.size),

@@ -34,6 +34,7 @@ engine_tests! {
                 repository: app.clone(),
                 offset: 0,
                 hash_state: None,
+                storage_state: None,
                 created_at_ms: 0,
                 updated_at_ms: 0,
             })

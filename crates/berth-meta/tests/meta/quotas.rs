@@ -22,6 +22,7 @@ fn session(repository: &RepositoryName) -> UploadSession {
         repository: repository.clone(),
         offset: 0,
         hash_state: None,
+        storage_state: None,
         created_at_ms: 1,
         updated_at_ms: 1,
     }

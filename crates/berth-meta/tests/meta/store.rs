@@ -106,6 +106,7 @@ engine_tests! {
                 version: 1,
                 bytes: vec![1, 2, 3],
             }),
+            storage_state: None,
             created_at_ms: 5,
             updated_at_ms: 6,
         };

@@ -12,6 +12,7 @@ fn session(repository: &RepositoryName, offset: u64, updated_at_ms: i64) -> Uplo
         repository: repository.clone(),
         offset,
         hash_state: None,
+        storage_state: None,
         created_at_ms: updated_at_ms,
         updated_at_ms,
     }
@@ -48,10 +49,10 @@ engine_tests! {
         t.store.create_upload(&created).await?;
 
         // Wrong expected offset: nothing changes.
-        assert!(!t.store.update_upload(&created.id, 10, 20, Some(&state(1, 1))).await?);
+        assert!(!t.store.update_upload(&created.id, 10, 20, Some(&state(1, 1)), None).await?);
         assert_eq!(t.store.get_upload(&app, &created.id).await?, Some(created.clone()));
 
-        assert!(t.store.update_upload(&created.id, 0, 10, Some(&state(1, 1))).await?);
+        assert!(t.store.update_upload(&created.id, 0, 10, Some(&state(1, 1)), None).await?);
         let updated = t.store.get_upload(&app, &created.id).await?.expect("session exists");
         assert_eq!(updated.offset, 10);
         assert_eq!(updated.hash_state, Some(state(1, 1)));
@@ -63,13 +64,13 @@ engine_tests! {
         );
 
         // A replay of the same update now fails.
-        assert!(!t.store.update_upload(&created.id, 0, 10, Some(&state(1, 1))).await?);
+        assert!(!t.store.update_upload(&created.id, 0, 10, Some(&state(1, 1)), None).await?);
         // No hash state clears the stored one.
-        assert!(t.store.update_upload(&created.id, 10, 25, None).await?);
+        assert!(t.store.update_upload(&created.id, 10, 25, None, None).await?);
         let updated = t.store.get_upload(&app, &created.id).await?.expect("session exists");
         assert_eq!((updated.offset, updated.hash_state), (25, None));
         // Unknown session.
-        assert!(!t.store.update_upload(&UploadId::generate(), 0, 1, None).await?);
+        assert!(!t.store.update_upload(&UploadId::generate(), 0, 1, None, None).await?);
         Ok(())
     }
 }
@@ -85,7 +86,7 @@ engine_tests! {
             let id = created.id.clone();
             tasks.push(tokio::spawn(async move {
                 store
-                    .update_upload(&id, 0, 100 + u64::from(n), Some(&state(1, n)))
+                    .update_upload(&id, 0, 100 + u64::from(n), Some(&state(1, n)), None)
                     .await
             }));
         }
@@ -111,7 +112,7 @@ engine_tests! {
         t.store.delete_upload(&created.id).await?;
         assert!(!t.store.upload_exists(&created.id).await?);
         assert_eq!(t.store.get_upload(&app, &created.id).await?, None);
-        assert!(!t.store.update_upload(&created.id, 3, 4, None).await?);
+        assert!(!t.store.update_upload(&created.id, 3, 4, None, None).await?);
         // Deleting again is not an error.
         t.store.delete_upload(&created.id).await?;
         Ok(())
@@ -180,8 +181,62 @@ engine_tests! {
         assert_eq!(t.store.list_uploads_updated_before(100).await?, vec![older.id.clone()]);
         assert!(t.store.list_uploads_updated_before(50).await?.is_empty());
         // An update makes a session recent.
-        assert!(t.store.update_upload(&older.id, 0, 1, None).await?);
+        assert!(t.store.update_upload(&older.id, 0, 1, None, None).await?);
         assert_eq!(t.store.list_uploads_updated_before(250).await?, vec![old.id]);
+        Ok(())
+    }
+}
+
+engine_tests! {
+    async fn storage_state_is_saved_with_the_offset(t) {
+        let app = repo("app");
+        let created = session(&app, 0, 1000);
+        t.store.create_upload(&created).await?;
+        let first = br#"{"staged":10}"#.as_slice();
+        assert!(t.store.update_upload(&created.id, 0, 10, None, Some(first)).await?);
+        let updated = t.store.get_upload(&app, &created.id).await?.expect("session");
+        assert_eq!(updated.storage_state.as_deref(), Some(first));
+        // A refused (stale) update leaves both the offset and the state.
+        assert!(!t.store.update_upload(&created.id, 0, 99, None, Some(b"other")).await?);
+        let second = br#"{"multipart":"m","parts":[{"id":"e","size":5242880}],"staged":3}"#.as_slice();
+        assert!(
+            t.store
+                .update_upload(&created.id, 10, 5_242_883, None, Some(second))
+                .await?
+        );
+        let updated = t.store.get_upload(&app, &created.id).await?.expect("session");
+        assert_eq!(
+            (updated.offset, updated.storage_state.as_deref()),
+            (5_242_883, Some(second))
+        );
+        Ok(())
+    }
+}
+
+engine_tests! {
+    /// Object-storage keys are unrecorded when neither a blob record names them nor the upload
+    /// that wrote them still has a session.
+    async fn unrecorded_storage_keys_skip_recorded_keys_and_live_uploads(t) {
+        let app = repo("app");
+        let live = session(&app, 0, 1000);
+        t.store.create_upload(&live).await?;
+        let committed = session(&app, 0, 1000);
+        t.store.create_upload(&committed).await?;
+        let recorded = berth_meta::BlobRecord {
+            storage_key: format!("blobs/{}", committed.id),
+            ..blob(7)
+        };
+        t.store.complete_upload(&committed.id, &app, &recorded).await?;
+        let crashed = UploadId::generate();
+        let candidates = vec![
+            (format!("blobs/{}", live.id), live.id.clone()),
+            (recorded.storage_key.clone(), committed.id.clone()),
+            (format!("blobs/{crashed}"), crashed.clone()),
+        ];
+        assert_eq!(
+            t.store.unrecorded_storage_keys(&candidates).await?,
+            vec![format!("blobs/{crashed}")]
+        );
         Ok(())
     }
 }
