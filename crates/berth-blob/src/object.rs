@@ -585,7 +585,8 @@ impl BlobStore for ObjectBlobStore {
         Ok(ObjectBlobStore::blob_key(id))
     }
 
-    /// Aborts the multipart upload that `state` names and deletes the upload's objects.
+    /// Aborts the multipart upload that `state` names (a failure is logged, not returned) and
+    /// deletes the upload's objects.
     async fn delete_upload(&self, id: &UploadId, state: Option<&UploadState>) -> Result<(), BlobError> {
         // A state that does not decode names no multipart upload to abort.
         if let Ok(State {
@@ -596,7 +597,11 @@ impl BlobStore for ObjectBlobStore {
             match self.multipart.abort_multipart(&self.blob_path(id), &multipart).await {
                 Ok(()) => {}
                 Err(error) if is_not_found(&error) => {}
-                Err(error) => return Err(storage_error(format!("aborting the multipart upload of {id}"), error)),
+                // Not fatal: the session goes anyway, and the bucket's lifecycle rule aborts
+                // incomplete multipart uploads (docs/deploy/object-storage.md).
+                Err(error) => {
+                    tracing::warn!(upload = %id, %error, "aborting a multipart upload failed; the bucket's lifecycle rule must remove it");
+                }
             }
         }
         self.remove_upload_objects(id).await

@@ -434,3 +434,37 @@ async fn docker_push_and_pull_through_redirects() {
         "the big layer is not an object: {blobs:?}"
     );
 }
+
+/// A `sha512` digest cannot be verified on object storage (the upload cannot be read back):
+/// refused with `UNSUPPORTED`, leaving no object; small blobs, verified in memory, still work.
+#[tokio::test]
+async fn sha512_digests_of_stored_uploads_are_refused() {
+    let Some(S3Registry { h, store }) = start(false, &[]).await else {
+        return;
+    };
+    let repo = common::repo("s3-sha512");
+    let content = random_bytes(200_000);
+    let digest = common::sha512(&content);
+    let resp = send(
+        h.rb(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(content),
+    )
+    .await;
+    resp.expect_status(400);
+    assert!(resp.text().contains("UNSUPPORTED"), "{}", resp.report());
+    assert!(stored_blobs(&store).await.is_empty());
+    assert!(store.list_uploads().await.expect("list uploads").is_empty());
+    let small = b"small enough to be verified in memory";
+    let small_digest = common::sha512(small);
+    let resp = send(
+        h.rb(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={small_digest}"),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(small.to_vec()),
+    )
+    .await;
+    resp.expect_status(201);
+}
