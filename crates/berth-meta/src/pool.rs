@@ -31,7 +31,7 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 pub struct StoreOptions {
     /// PostgreSQL: most connections of this process's pool (reads and writes share it), so
     /// `replicas × max_connections` must stay below the server's `max_connections`. Ignored by
-    /// SQLite (one writer connection and [`SQLITE_READERS`] readers). Default 16.
+    /// SQLite (one writer connection and 8 readers). Default 16; at least 1.
     pub max_connections: u32,
 }
 
@@ -138,7 +138,7 @@ pub(crate) async fn schema_version(pool: &AnyPool) -> Result<i64, MetaError> {
 /// lock, so replicas starting together apply them once).
 async fn open_postgres(url: &str, options: StoreOptions) -> Result<Pools, MetaError> {
     let pool = AnyPoolOptions::new()
-        .max_connections(options.max_connections.max(2))
+        .max_connections(options.max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await?;
