@@ -172,9 +172,11 @@ pub const REDACTED: &str = "<redacted>";
 
 impl Config {
     /// The configuration with its secrets (`storage.s3.secret_access_key`,
-    /// `storage.azure.access_key`) replaced by [`REDACTED`], for printing.
+    /// `storage.azure.access_key`) replaced by [`REDACTED`] and the password of the database
+    /// URL by `REDACTED`, for printing (`berth config check`).
     pub fn redacted(&self) -> Config {
         let mut config = self.clone();
+        config.database.url = config.database.url.as_deref().map(redact_url_password);
         if let Some(s3) = &mut config.storage.s3
             && s3.secret_access_key.is_some()
         {
@@ -419,7 +421,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 10] = [
+const ENV_KEYS: [&str; 11] = [
     "listen",
     "data_dir",
     "database",
@@ -483,14 +485,6 @@ impl Config {
         berth_meta::StoreOptions {
             max_connections: self.database.max_connections.max(1),
         }
-    }
-
-    /// This configuration with its secrets hidden, for printing (`berth config check`): the
-    /// password of the database URL.
-    pub fn redacted(&self) -> Config {
-        let mut config = self.clone();
-        config.database.url = config.database.url.as_deref().map(redact_url_password);
-        config
     }
 }
 

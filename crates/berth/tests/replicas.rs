@@ -35,6 +35,16 @@ const REPLICAS: usize = 3;
 /// Layers bigger than the 64 KiB kept in the database, so that they live in the object store.
 const LAYER_BYTES: usize = 96 << 10;
 
+/// A runtime for a test's requests. The deployment is created and dropped outside it (the
+/// PostgreSQL test database is created and dropped with a blocking client).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// nginx running docs/deploy/nginx.conf in front of the replicas. Stopped on drop.
 struct Nginx {
     child: Child,
@@ -42,8 +52,9 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM (a fast shutdown that also ends the workers; SIGKILL would orphan them).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
 }
@@ -284,52 +295,54 @@ async fn pull_and_verify(h: &Harness, image: &Pushed) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_upload_continues_on_other_replicas_chunk_by_chunk() {
+#[test]
+fn an_upload_continues_on_other_replicas_chunk_by_chunk() {
     let Some(deployment) = Deployment::start("an upload spread over three replicas", false) else {
         return;
     };
-    let [a, b, c] = [
-        &deployment.replicas[0],
-        &deployment.replicas[1],
-        &deployment.replicas[2],
-    ];
-    let repo = unique_repo("spread");
-    // Chunks larger and smaller than a multipart part (8 MiB by default, 5 MiB at least).
-    let chunks = [random_bytes(9 << 20), random_bytes(300 << 10), random_bytes(6 << 20)];
-    let whole: Vec<u8> = chunks.concat();
-    let digest = sha256(&whole);
+    runtime().block_on(async {
+        let [a, b, c] = [
+            &deployment.replicas[0],
+            &deployment.replicas[1],
+            &deployment.replicas[2],
+        ];
+        let repo = unique_repo("spread");
+        // Chunks larger and smaller than a multipart part (8 MiB by default, 5 MiB at least).
+        let chunks = [random_bytes(9 << 20), random_bytes(300 << 10), random_bytes(6 << 20)];
+        let whole: Vec<u8> = chunks.concat();
+        let digest = sha256(&whole);
 
-    let started = a.start_upload(&repo).await;
-    started.expect_status(202);
-    let mut location = started.require_header("location").to_owned();
-    let mut offset = 0;
-    for (chunk, replica) in chunks.iter().zip([b, c, a]) {
-        let end = offset + chunk.len() - 1;
-        let patched = common::send(
-            replica
-                .rb(Method::PATCH, &location)
-                .header("content-type", "application/octet-stream")
-                .header("content-range", format!("{offset}-{end}"))
-                .body(chunk.clone()),
-        )
-        .await;
-        patched.expect_status(202);
-        assert_eq!(patched.require_header("range"), format!("0-{end}"));
-        location = patched.require_header("location").to_owned();
-        offset = end + 1;
-    }
-    // The session's progress as another replica sees it.
-    let status = b.get(&location).await;
-    status.expect_status(204);
-    assert_eq!(status.require_header("range"), format!("0-{}", whole.len() - 1));
-    let put = common::send(c.rb(Method::PUT, &common::with_query(&location, "digest", &digest))).await;
-    put.expect_status(201);
-    for replica in [a, b, c] {
-        let got = replica.get(&format!("/v2/{repo}/blobs/{digest}")).await;
-        got.expect_status(200);
-        assert_eq!(sha256(&got.body), digest, "bytes served by {}", replica.base());
-    }
+        let started = a.start_upload(&repo).await;
+        started.expect_status(202);
+        let mut location = started.require_header("location").to_owned();
+        let mut offset = 0;
+        for (chunk, replica) in chunks.iter().zip([b, c, a]) {
+            let end = offset + chunk.len() - 1;
+            let patched = common::send(
+                replica
+                    .rb(Method::PATCH, &location)
+                    .header("content-type", "application/octet-stream")
+                    .header("content-range", format!("{offset}-{end}"))
+                    .body(chunk.clone()),
+            )
+            .await;
+            patched.expect_status(202);
+            assert_eq!(patched.require_header("range"), format!("0-{end}"));
+            location = patched.require_header("location").to_owned();
+            offset = end + 1;
+        }
+        // The session's progress as another replica sees it.
+        let status = b.get(&location).await;
+        status.expect_status(204);
+        assert_eq!(status.require_header("range"), format!("0-{}", whole.len() - 1));
+        let put = common::send(c.rb(Method::PUT, &common::with_query(&location, "digest", &digest))).await;
+        put.expect_status(201);
+        for replica in [a, b, c] {
+            let got = replica.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+            got.expect_status(200);
+            assert_eq!(sha256(&got.body), digest, "bytes served by {}", replica.base());
+        }
+    });
 }
 
 fn docker_ready(why: &str) -> bool {
@@ -340,8 +353,8 @@ fn docker<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Comma
     cmd("docker", args)
 }
 
-#[tokio::test]
-async fn docker_pushes_through_one_replica_and_pulls_through_another() {
+#[test]
+fn docker_pushes_through_one_replica_and_pulls_through_another() {
     let why = "docker push and pull across replicas";
     if !docker_ready(why) {
         return;
@@ -349,47 +362,49 @@ async fn docker_pushes_through_one_replica_and_pulls_through_another() {
     let Some(deployment) = Deployment::start(why, true) else {
         return;
     };
-    let host = |h: &Harness| h.base().trim_start_matches("http://").to_owned();
-    let repo = unique_repo("replicated");
-    let tag = unique_tag();
-    let pushed_ref = format!("{}/{repo}:{tag}", host(&deployment.replicas[0]));
-    let mut cleanup = Cleanup::new();
-    cleanup.defer(docker(["rmi", "-f", pushed_ref.as_str()]));
+    runtime().block_on(async {
+        let host = |h: &Harness| h.base().trim_start_matches("http://").to_owned();
+        let repo = unique_repo("replicated");
+        let tag = unique_tag();
+        let pushed_ref = format!("{}/{repo}:{tag}", host(&deployment.replicas[0]));
+        let mut cleanup = Cleanup::new();
+        cleanup.defer(docker(["rmi", "-f", pushed_ref.as_str()]));
 
-    // Two layers over 64 KiB each, so both go to the object store.
-    let ctx = tempfile::tempdir().expect("tempdir");
-    std::fs::write(ctx.path().join("one"), random_bytes(200 << 10)).expect("write layer file");
-    std::fs::write(
-        ctx.path().join("two"),
-        format!("run {}\n", unique_suffix()).repeat(10_000),
-    )
-    .expect("write");
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY one /one\nCOPY two /two\n",
-    )
-    .expect("Dockerfile");
-    run_ok(docker(["build", "-q", "-t", pushed_ref.as_str()]).arg(ctx.path())).expect("docker build");
-    let pushed = run_ok(&mut docker(["push", pushed_ref.as_str()])).expect("docker push through replica 0");
-    let digest = pushed
-        .stdout
-        .split_whitespace()
-        .find(|word| word.starts_with("sha256:"))
-        .expect("pushed digest")
-        .to_owned();
-    run_ok(&mut docker(["rmi", pushed_ref.as_str()])).expect("docker rmi");
+        // Two layers over 64 KiB each, so both go to the object store.
+        let ctx = tempfile::tempdir().expect("tempdir");
+        std::fs::write(ctx.path().join("one"), random_bytes(200 << 10)).expect("write layer file");
+        std::fs::write(
+            ctx.path().join("two"),
+            format!("run {}\n", unique_suffix()).repeat(10_000),
+        )
+        .expect("write");
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY one /one\nCOPY two /two\n",
+        )
+        .expect("Dockerfile");
+        run_ok(docker(["build", "-q", "-t", pushed_ref.as_str()]).arg(ctx.path())).expect("docker build");
+        let pushed = run_ok(&mut docker(["push", pushed_ref.as_str()])).expect("docker push through replica 0");
+        let digest = pushed
+            .stdout
+            .split_whitespace()
+            .find(|word| word.starts_with("sha256:"))
+            .expect("pushed digest")
+            .to_owned();
+        run_ok(&mut docker(["rmi", pushed_ref.as_str()])).expect("docker rmi");
 
-    let proxy = deployment.through_proxy();
-    for puller in [&deployment.replicas[1], &deployment.replicas[2], &proxy] {
-        let pulled_ref = format!("{}/{repo}@{digest}", host(puller));
-        cleanup.defer(docker(["rmi", "-f", pulled_ref.as_str()]));
-        run_ok(&mut docker(["pull", pulled_ref.as_str()])).expect("docker pull through another replica");
-        run_ok(&mut docker(["rmi", pulled_ref.as_str()])).expect("docker rmi");
-    }
+        let proxy = deployment.through_proxy();
+        for puller in [&deployment.replicas[1], &deployment.replicas[2], &proxy] {
+            let pulled_ref = format!("{}/{repo}@{digest}", host(puller));
+            cleanup.defer(docker(["rmi", "-f", pulled_ref.as_str()]));
+            run_ok(&mut docker(["pull", pulled_ref.as_str()])).expect("docker pull through another replica");
+            run_ok(&mut docker(["rmi", pulled_ref.as_str()])).expect("docker rmi");
+        }
+    });
 }
 
-#[tokio::test]
-async fn skopeo_copies_a_multi_arch_image_through_the_proxy_digest_for_digest() {
+#[test]
+fn skopeo_copies_a_multi_arch_image_through_the_proxy_digest_for_digest() {
     let why = "skopeo copies across replicas";
     if !require_tool("skopeo", &["--version"], why) {
         return;
@@ -397,61 +412,63 @@ async fn skopeo_copies_a_multi_arch_image_through_the_proxy_digest_for_digest() 
     let Some(deployment) = Deployment::start(why, true) else {
         return;
     };
-    let proxy = deployment.through_proxy();
-    let host = proxy.base().trim_start_matches("http://").to_owned();
-    let temp = tempfile::tempdir().expect("tempdir");
-    let layout = OciLayout::create(&temp.path().join("layout")).expect("layout");
-    let tag = unique_tag();
-    let (index, children) = write_multi_arch_layout(&layout, &tag);
-    let repo = unique_repo("multi");
-    let source = format!("oci:{}:{tag}", layout.dir().display());
-    let target = format!("docker://{host}/{repo}:{tag}");
-    run_ok(&mut cmd(
-        "skopeo",
-        [
-            "copy",
-            "--all",
-            "--dest-tls-verify=false",
-            source.as_str(),
-            target.as_str(),
-        ],
-    ))
-    .expect("skopeo copy to the proxy");
-    // Every replica answers with the same digests (index and both platforms).
-    for replica in &deployment.replicas {
-        let raw = run_ok(&mut cmd(
+    runtime().block_on(async {
+        let proxy = deployment.through_proxy();
+        let host = proxy.base().trim_start_matches("http://").to_owned();
+        let temp = tempfile::tempdir().expect("tempdir");
+        let layout = OciLayout::create(&temp.path().join("layout")).expect("layout");
+        let tag = unique_tag();
+        let (index, children) = write_multi_arch_layout(&layout, &tag);
+        let repo = unique_repo("multi");
+        let source = format!("oci:{}:{tag}", layout.root().display());
+        let target = format!("docker://{host}/{repo}:{tag}");
+        run_ok(&mut cmd(
             "skopeo",
             [
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                &format!("docker://{}/{repo}:{tag}", replica.base().trim_start_matches("http://")),
+                "copy",
+                "--all",
+                "--dest-tls-verify=false",
+                source.as_str(),
+                target.as_str(),
             ],
         ))
-        .expect("skopeo inspect");
-        assert_eq!(sha256(raw.stdout.as_bytes()), index.digest);
-        for child in &children {
-            let got = replica.get_manifest(&repo, &child.digest).await;
-            got.expect_status(200);
-            assert_eq!(sha256(&got.body), child.digest);
+        .expect("skopeo copy to the proxy");
+        // Every replica answers with the same digests (index and both platforms).
+        for replica in &deployment.replicas {
+            let raw = run_ok(&mut cmd(
+                "skopeo",
+                [
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    &format!("docker://{}/{repo}:{tag}", replica.base().trim_start_matches("http://")),
+                ],
+            ))
+            .expect("skopeo inspect");
+            assert_eq!(sha256(raw.stdout.as_bytes()), index.digest);
+            for child in &children {
+                let got = replica.get_manifest(&repo, &child.digest).await;
+                got.expect_status(200);
+                assert_eq!(sha256(&got.body), child.digest);
+            }
         }
-    }
-    // And back out through the proxy, into a new layout: the same index digest.
-    let back = temp.path().join("back");
-    run_ok(&mut cmd(
-        "skopeo",
-        [
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            target.as_str(),
-            &format!("oci:{}:{tag}", back.display()),
-        ],
-    ))
-    .expect("skopeo copy back");
-    let index_json: Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).expect("index.json")).expect("index JSON");
-    assert_eq!(index_json["manifests"][0]["digest"], index.digest.as_str());
+        // And back out through the proxy, into a new layout: the same index digest.
+        let back = temp.path().join("back");
+        run_ok(&mut cmd(
+            "skopeo",
+            [
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+                target.as_str(),
+                &format!("oci:{}:{tag}", back.display()),
+            ],
+        ))
+        .expect("skopeo copy back");
+        let index_json: Value =
+            serde_json::from_slice(&std::fs::read(back.join("index.json")).expect("index.json")).expect("index JSON");
+        assert_eq!(index_json["manifests"][0]["digest"], index.digest.as_str());
+    });
 }
 
 /// Runs pushers (one per entry of `targets`, each through that replica) until `stop`, keeping
@@ -490,131 +507,135 @@ fn start_pushers(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replica_killed_mid_push_loses_nothing_acknowledged_and_the_others_carry_on() {
+#[test]
+fn a_replica_killed_mid_push_loses_nothing_acknowledged_and_the_others_carry_on() {
     let Some(mut deployment) = Deployment::start("kill -9 of a replica during pushes", false) else {
         return;
     };
-    let repo = unique_repo("killed");
-    let shared: Arc<Vec<Vec<u8>>> = Arc::new((0..3).map(|_| random_bytes(LAYER_BYTES)).collect());
-    let stop = Arc::new(AtomicBool::new(false));
-    let pushed = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let replicas: Vec<Harness> = std::mem::take(&mut deployment.replicas);
-    let replicas: Vec<Arc<Harness>> = replicas.into_iter().map(Arc::new).collect();
-    let pushers = start_pushers(replicas.clone(), &repo, &stop, &pushed, &failures, &shared);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let before_kill = pushed.lock().await.len();
-    // SIGKILL the middle replica while its pusher is mid-push.
-    let victim = replicas[1].clone();
-    let Process::Testkit(process) = &victim.process else {
-        panic!("replicas are testkit processes");
-    };
-    let pid = process.pid().expect("replica 1 runs");
-    run_ok(&mut cmd("kill", ["-9", &pid.to_string()])).expect("kill -9 replica 1");
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::Relaxed);
-    for pusher in pushers {
-        pusher.await.expect("pusher task");
-    }
-    let pushed = pushed.lock().await.clone();
-    let failures = failures.lock().await.clone();
-    // Only the killed replica's pusher may fail (connection refused or cut).
-    let others: Vec<&(usize, String)> = failures.iter().filter(|(n, _)| *n != 1).collect();
-    assert!(others.is_empty(), "pushes through live replicas failed: {others:?}");
-    assert!(before_kill > 0, "nothing was pushed before the kill");
-    let after_kill = pushed.len() - before_kill;
-    assert!(after_kill > 0, "the live replicas pushed nothing after the kill");
-    // New pushes through the survivors work, and every acknowledged image verifies through
-    // each survivor.
-    push(&replicas[0], &repo, "after", vec![random_bytes(LAYER_BYTES)])
-        .await
-        .expect("push after the kill");
-    for image in &pushed {
-        for survivor in [&replicas[0], &replicas[2]] {
-            pull_and_verify(survivor, image)
-                .await
-                .expect("acknowledged image intact");
+    runtime().block_on(async {
+        let repo = unique_repo("killed");
+        let shared: Arc<Vec<Vec<u8>>> = Arc::new((0..3).map(|_| random_bytes(LAYER_BYTES)).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let pushed = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let replicas: Vec<Harness> = std::mem::take(&mut deployment.replicas);
+        let replicas: Vec<Arc<Harness>> = replicas.into_iter().map(Arc::new).collect();
+        let pushers = start_pushers(replicas.clone(), &repo, &stop, &pushed, &failures, &shared);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let before_kill = pushed.lock().await.len();
+        // SIGKILL the middle replica while its pusher is mid-push.
+        let victim = replicas[1].clone();
+        let Process::Testkit(process) = &victim.process else {
+            panic!("replicas are testkit processes");
+        };
+        let pid = process.pid().expect("replica 1 runs");
+        run_ok(&mut cmd("kill", ["-9", &pid.to_string()])).expect("kill -9 replica 1");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, Ordering::Relaxed);
+        for pusher in pushers {
+            pusher.await.expect("pusher task");
         }
-    }
-    eprintln!(
-        "replicas: {} images acknowledged ({before_kill} before the kill), {} failed pushes on the killed replica",
-        pushed.len(),
-        failures.len()
-    );
+        let pushed = pushed.lock().await.clone();
+        let failures = failures.lock().await.clone();
+        // Only the killed replica's pusher may fail (connection refused or cut).
+        let others: Vec<&(usize, String)> = failures.iter().filter(|(n, _)| *n != 1).collect();
+        assert!(others.is_empty(), "pushes through live replicas failed: {others:?}");
+        assert!(before_kill > 0, "nothing was pushed before the kill");
+        let after_kill = pushed.len() - before_kill;
+        assert!(after_kill > 0, "the live replicas pushed nothing after the kill");
+        // New pushes through the survivors work, and every acknowledged image verifies through
+        // each survivor.
+        push(&replicas[0], &repo, "after", vec![random_bytes(LAYER_BYTES)])
+            .await
+            .expect("push after the kill");
+        for image in &pushed {
+            for survivor in [&replicas[0], &replicas[2]] {
+                pull_and_verify(survivor, image)
+                    .await
+                    .expect("acknowledged image intact");
+            }
+        }
+        eprintln!(
+            "replicas: {} images acknowledged ({before_kill} before the kill), {} failed pushes on the killed replica",
+            pushed.len(),
+            failures.len()
+        );
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn garbage_collection_while_every_replica_takes_pushes_loses_nothing() {
+#[test]
+fn garbage_collection_while_every_replica_takes_pushes_loses_nothing() {
     let Some(mut deployment) = Deployment::start("garbage collection during pushes on three replicas", false) else {
         return;
     };
-    let repo = unique_repo("collected");
-    let replicas: Vec<Arc<Harness>> = std::mem::take(&mut deployment.replicas)
-        .into_iter()
-        .map(Arc::new)
-        .collect();
-    // Images deleted up front: their blobs are garbage from the start.
-    let mut doomed = Vec::new();
-    for n in 0..3 {
-        let image = push(
-            &replicas[n],
-            &repo,
-            &format!("doomed-{n}"),
-            vec![random_bytes(LAYER_BYTES)],
-        )
-        .await
-        .expect("push doomed image");
-        let digest = sha256(&image.manifest);
-        common::send(replicas[0].rb(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}")))
+    runtime().block_on(async {
+        let repo = unique_repo("collected");
+        let replicas: Vec<Arc<Harness>> = std::mem::take(&mut deployment.replicas)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        // Images deleted up front: their blobs are garbage from the start.
+        let mut doomed = Vec::new();
+        for n in 0..3 {
+            let image = push(
+                &replicas[n],
+                &repo,
+                &format!("doomed-{n}"),
+                vec![random_bytes(LAYER_BYTES)],
+            )
             .await
-            .expect_status(202);
-        doomed.push(image);
-    }
-    let shared: Arc<Vec<Vec<u8>>> = Arc::new((0..3).map(|_| random_bytes(LAYER_BYTES)).collect());
-    let stop = Arc::new(AtomicBool::new(false));
-    let pushed = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let pushers = start_pushers(replicas.clone(), &repo, &stop, &pushed, &failures, &shared);
-    // Collections with a 3 s grace period, on every replica in turn, while the pushes go on.
-    let mut collections = 0;
-    let mut freed = 0;
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while Instant::now() < deadline {
-        let collector = &replicas[collections % REPLICAS];
-        let report = common::send(
-            collector
-                .rb(Method::POST, "/api/v1/gc")
-                .json(&json!({ "grace_period_secs": 3 })),
-        )
-        .await;
-        report.expect_status(200);
-        freed += report.json()["blobs"].as_u64().expect("blobs freed");
-        collections += 1;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for pusher in pushers {
-        pusher.await.expect("pusher task");
-    }
-    let failures = failures.lock().await.clone();
-    assert!(failures.is_empty(), "pushes failed during collection: {failures:?}");
-    let pushed = pushed.lock().await.clone();
-    assert!(!pushed.is_empty());
-    for image in &pushed {
-        pull_and_verify(&replicas[2], image)
-            .await
-            .expect("image intact after collection");
-    }
-    // The deleted images' own layers are gone.
-    for image in &doomed {
-        let layer = sha256(image.blobs.last().expect("layer"));
-        let head = replicas[1].head(&format!("/v2/{repo}/blobs/{layer}")).await;
-        head.expect_status(404);
-    }
-    assert!(freed >= doomed.len() as u64, "collections freed only {freed} blobs");
-    eprintln!(
-        "replicas: {collections} collections freed {freed} blobs while {} images were pushed",
-        pushed.len()
-    );
+            .expect("push doomed image");
+            let digest = sha256(&image.manifest);
+            common::send(replicas[0].rb(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}")))
+                .await
+                .expect_status(202);
+            doomed.push(image);
+        }
+        let shared: Arc<Vec<Vec<u8>>> = Arc::new((0..3).map(|_| random_bytes(LAYER_BYTES)).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let pushed = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let pushers = start_pushers(replicas.clone(), &repo, &stop, &pushed, &failures, &shared);
+        // Collections with a 3 s grace period, on every replica in turn, while the pushes go on.
+        let mut collections = 0;
+        let mut freed = 0;
+        let deadline = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < deadline {
+            let collector = &replicas[collections % REPLICAS];
+            let report = common::send(
+                collector
+                    .rb(Method::POST, "/api/v1/gc")
+                    .json(&json!({ "grace_period_secs": 3 })),
+            )
+            .await;
+            report.expect_status(200);
+            freed += report.json()["blobs"].as_u64().expect("blobs freed");
+            collections += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for pusher in pushers {
+            pusher.await.expect("pusher task");
+        }
+        let failures = failures.lock().await.clone();
+        assert!(failures.is_empty(), "pushes failed during collection: {failures:?}");
+        let pushed = pushed.lock().await.clone();
+        assert!(!pushed.is_empty());
+        for image in &pushed {
+            pull_and_verify(&replicas[2], image)
+                .await
+                .expect("image intact after collection");
+        }
+        // The deleted images' own layers are gone.
+        for image in &doomed {
+            let layer = sha256(image.blobs.last().expect("layer"));
+            let head = replicas[1].head(&format!("/v2/{repo}/blobs/{layer}")).await;
+            head.expect_status(404);
+        }
+        assert!(freed >= doomed.len() as u64, "collections freed only {freed} blobs");
+        eprintln!(
+            "replicas: {collections} collections freed {freed} blobs while {} images were pushed",
+            pushed.len()
+        );
+    });
 }
