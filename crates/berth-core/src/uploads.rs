@@ -226,35 +226,49 @@ impl Registry {
             .await?;
         // Garbage collection must not delete the blob between the look-up and the record.
         let _digest_guard = self.digest_locks.lock(digest).await;
-        let (record, committed) = match self.meta.find_blob(digest).await? {
-            Some(existing) if self.blob_present(&existing).await? => {
-                // A duplicate: dropped (on object storage its multipart upload is aborted).
-                self.blobs.delete_upload(&session.id, state.as_ref()).await?;
-                (existing, None)
+        if let Some(existing) = self.meta.find_blob(digest).await?
+            && self.blob_present(&existing).await?
+        {
+            // A duplicate: the recorded blob is linked and this upload's bytes are dropped (on
+            // object storage its multipart upload is aborted), in that order. The link holds
+            // only while the record stands: garbage collection on another replica (which the
+            // digest lock does not reach) may be deleting it, and then this upload's own bytes
+            // are committed below instead.
+            match self
+                .meta
+                .complete_upload_with_recorded_blob(&session.id, repository, &existing)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(error) = self.blobs.delete_upload(&session.id, state.as_ref()).await {
+                        tracing::warn!(upload = %session.id, %error, "dropping a duplicate upload's data failed; garbage collection removes it");
+                    }
+                    return Ok(existing);
+                }
+                Ok(false) => {
+                    tracing::info!(%digest, "the recorded copy was collected meanwhile; committing this upload's bytes");
+                }
+                Err(refused @ MetaError::QuotaExceeded(_)) => {
+                    return Err(self.end_refused_upload(&session, refused.into()).await);
+                }
+                Err(error) => return Err(error.into()),
             }
-            _ => {
-                let key = self
-                    .blobs
-                    .commit_upload(&session.id, session.offset, state.as_ref(), digest)
-                    .await?;
-                let record = BlobRecord {
-                    digest: digest.clone(),
-                    size: session.offset,
-                    storage_key: key.0.clone(),
-                };
-                (record, Some(key))
-            }
+        }
+        let key = self
+            .blobs
+            .commit_upload(&session.id, session.offset, state.as_ref(), digest)
+            .await?;
+        let record = BlobRecord {
+            digest: digest.clone(),
+            size: session.offset,
+            storage_key: key.0.clone(),
         };
         match self.meta.complete_upload(&session.id, repository, &record).await {
-            Ok(()) => match committed {
-                Some(key) if !self.blobs.content_addressed() => self.keep_recorded_copy(digest, key, record).await,
-                _ => Ok(record),
-            },
+            Ok(()) if !self.blobs.content_addressed() => self.keep_recorded_copy(digest, key, record).await,
+            Ok(()) => Ok(record),
             Err(refused @ MetaError::QuotaExceeded(_)) => {
                 // A concurrent push into the project took the room after the check above.
-                if let Some(key) = committed {
-                    self.remove_refused_blob(digest, &key).await;
-                }
+                self.remove_refused_blob(digest, &key).await;
                 Err(self.end_refused_upload(&session, refused.into()).await)
             }
             Err(error) => Err(error.into()),

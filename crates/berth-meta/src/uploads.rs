@@ -170,7 +170,22 @@ impl MetaStore {
         repository: &RepositoryName,
         blob: &BlobRecord,
     ) -> Result<(), MetaError> {
-        self.finish_upload(id, repository, blob, None).await
+        self.finish_upload(id, repository, blob, None, false).await.map(|_| ())
+    }
+
+    /// Like [`MetaStore::complete_upload`] for an upload whose digest is already stored as
+    /// `blob` (the upload's own bytes are then dropped): links `blob` only while its record
+    /// still names `blob.storage_key`, checked in the same transaction. Returns `false`, having
+    /// written nothing, when garbage collection (of any replica) deleted the record meanwhile:
+    /// re-creating it would name bytes that are being deleted, so the caller commits the
+    /// upload's own bytes instead. Errors as for [`MetaStore::complete_upload`].
+    pub async fn complete_upload_with_recorded_blob(
+        &self,
+        id: &UploadId,
+        repository: &RepositoryName,
+        blob: &BlobRecord,
+    ) -> Result<bool, MetaError> {
+        self.finish_upload(id, repository, blob, None, true).await
     }
 
     /// Like [`MetaStore::complete_upload`] for a small blob whose bytes are kept in the database:
@@ -184,23 +199,39 @@ impl MetaStore {
         blob: &BlobRecord,
         content: Vec<u8>,
     ) -> Result<(), MetaError> {
-        self.finish_upload(id, repository, blob, Some(content)).await
+        self.finish_upload(id, repository, blob, Some(content), false)
+            .await
+            .map(|_| ())
     }
 
-    /// The transaction of [`MetaStore::complete_upload`] and
-    /// [`MetaStore::complete_upload_inline`] (with `content`).
+    /// The transaction of [`MetaStore::complete_upload`], [`MetaStore::complete_upload_inline`]
+    /// (with `content`) and, with `recorded`, [`MetaStore::complete_upload_with_recorded_blob`].
+    /// Returns whether it wrote (always, unless `recorded` and the record is gone).
     async fn finish_upload(
         &self,
         id: &UploadId,
         repository: &RepositoryName,
         blob: &BlobRecord,
         content: Option<Vec<u8>>,
-    ) -> Result<(), MetaError> {
+        recorded: bool,
+    ) -> Result<bool, MetaError> {
         let (owned_id, owned_repository, owned_blob) = (id.clone(), repository.clone(), blob.clone());
         let scope = ProjectScope::of_repository(repository);
-        self.writes
+        let wrote = self
+            .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
+                    if recorded {
+                        let still: Option<(i64,)> =
+                            sqlx::query_as("SELECT 1 FROM blobs WHERE digest = $1 AND storage_key = $2")
+                                .bind(owned_blob.digest.as_str())
+                                .bind(owned_blob.storage_key.as_str())
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                        if still.is_none() {
+                            return Ok(false);
+                        }
+                    }
                     // $9 to $12: the project's scope, for the quota probe (which must come
                     // before the link).
                     let script = match &content {
@@ -238,12 +269,14 @@ impl MetaStore {
                     if let Some(limit) = limit_to_enforce(&rows)? {
                         enforce_after_link(&mut *conn, &scope, limit, owned_blob.size).await?;
                     }
-                    Ok(())
+                    Ok(true)
                 })
             })
             .await?;
-        self.repository_changed(repository);
-        Ok(())
+        if wrote {
+            self.repository_changed(repository);
+        }
+        Ok(wrote)
     }
 
     /// Ids of the sessions last updated strictly before `cutoff_ms` (unix milliseconds), oldest

@@ -369,6 +369,41 @@ impl OciLayout {
     }
 }
 
+/// Writes a layout holding one index (tagged `tag`) over two single-layer images whose layers
+/// differ (so that resolving the wrong platform shows). Returns (index, [amd64, arm64]).
+/// Panics when the layout cannot be written (test code).
+pub fn write_multi_arch_layout(layout: &OciLayout, tag: &str) -> (Descriptor, Vec<Descriptor>) {
+    let token = crate::names::unique_suffix();
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let hello = format!("hello from {arch}, run {token}\n");
+        let files = [
+            TarEntry {
+                path: "etc/",
+                data: b"",
+                mode: 0o755,
+            },
+            TarEntry {
+                path: "etc/berth-e2e.txt",
+                data: hello.as_bytes(),
+                mode: 0o644,
+            },
+        ];
+        children.push(
+            layout
+                .add_image(&Platform::linux(arch), &files, &["/bin/true"])
+                .expect("add image"),
+        );
+    }
+    let mut index = layout.add_index(&children).expect("add index");
+    index.annotations.insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
+    layout
+        .write_index(std::slice::from_ref(&index))
+        .expect("write index.json");
+    index.annotations.clear();
+    (index, children)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,39 +461,4 @@ mod tests {
         std::fs::write(layout.blob_path(&index.digest), b"tampered").expect("write");
         assert!(layout.closure(&index).is_err());
     }
-}
-
-/// Writes a layout holding one index (tagged `tag`) over two single-layer images whose layers
-/// differ (so that resolving the wrong platform shows). Returns (index, [amd64, arm64]).
-/// Panics when the layout cannot be written (test code).
-pub fn write_multi_arch_layout(layout: &OciLayout, tag: &str) -> (Descriptor, Vec<Descriptor>) {
-    let token = crate::names::unique_suffix();
-    let mut children = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let hello = format!("hello from {arch}, run {token}\n");
-        let files = [
-            TarEntry {
-                path: "etc/",
-                data: b"",
-                mode: 0o755,
-            },
-            TarEntry {
-                path: "etc/berth-e2e.txt",
-                data: hello.as_bytes(),
-                mode: 0o644,
-            },
-        ];
-        children.push(
-            layout
-                .add_image(&Platform::linux(arch), &files, &["/bin/true"])
-                .expect("add image"),
-        );
-    }
-    let mut index = layout.add_index(&children).expect("add index");
-    index.annotations.insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
-    layout
-        .write_index(std::slice::from_ref(&index))
-        .expect("write index.json");
-    index.annotations.clear();
-    (index, children)
 }

@@ -11,7 +11,7 @@ use berth_testkit::cmd::{cmd, run_expect_failure, run_ok};
 use berth_testkit::e2e::{SecuredRegistry, TestRegistry};
 use berth_testkit::http::Http;
 use berth_testkit::names::{unique_repo, unique_tag};
-use berth_testkit::oci::{Descriptor, OciLayout, media, sha256_digest, write_multi_arch_layout};
+use berth_testkit::oci::{OciLayout, media, sha256_digest, write_multi_arch_layout};
 use berth_testkit::require_tool;
 use serde_json::Value;
 

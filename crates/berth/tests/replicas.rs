@@ -54,7 +54,9 @@ struct Nginx {
 impl Drop for Nginx {
     /// SIGTERM (a fast shutdown that also ends the workers; SIGKILL would orphan them).
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -240,3 +240,37 @@ engine_tests! {
         Ok(())
     }
 }
+
+engine_tests! {
+    /// A duplicate upload links the recorded blob only while its record stands: garbage
+    /// collection (on any replica) may have deleted it, and re-creating it would name bytes that
+    /// are being deleted.
+    async fn a_duplicate_links_the_recorded_blob_only_while_its_record_stands(t) {
+        let (app, other) = (repo("app"), repo("other"));
+        t.store.link_blob(&other, &blob(1)).await?;
+        let first = session(&app, 1001, 0);
+        t.store.create_upload(&first).await?;
+        assert!(t.store.complete_upload_with_recorded_blob(&first.id, &app, &blob(1)).await?);
+        assert_eq!(t.store.blob_in_repository(&app, &digest(1)).await?, Some(blob(1)));
+        assert_eq!(t.store.get_upload(&app, &first.id).await?, None);
+
+        // The record goes (as garbage collection deletes it: links first, then the record).
+        let raw = t.any().await?;
+        sqlx::query("DELETE FROM repository_blobs WHERE blob_digest = $1")
+            .bind(digest(1).as_str())
+            .execute(&raw)
+            .await?;
+        sqlx::query("DELETE FROM blobs WHERE digest = $1")
+            .bind(digest(1).as_str())
+            .execute(&raw)
+            .await?;
+        raw.close().await;
+        let second = session(&app, 1001, 0);
+        t.store.create_upload(&second).await?;
+        assert!(!t.store.complete_upload_with_recorded_blob(&second.id, &app, &blob(1)).await?);
+        // Nothing was written: no record, no link, and the session stays for the real commit.
+        assert_eq!(t.store.find_blob(&digest(1)).await?, None);
+        assert!(t.store.get_upload(&app, &second.id).await?.is_some());
+        Ok(())
+    }
+}
