@@ -1,9 +1,11 @@
-//! Copying a whole metadata database into another (`berth migrate-db`): SQLite to PostgreSQL
+//! Moving a deployment. Copying a whole metadata database into another (`berth migrate-db`):
+//! SQLite to PostgreSQL
 //! when a deployment outgrows one machine, or into a fresh SQLite file. Rows are copied table by
 //! table in an order that respects the foreign keys, in batches of one transaction each, with
 //! `ON CONFLICT DO NOTHING`, so an interrupted copy is finished by running it again. A
 //! verification pass compares every table's row count and a SHA-256 over all its rows in key
-//! order.
+//! order. Moving blobs between blob stores (`berth migrate-storage`): the stored blobs page by
+//! page, and the switch of one blob's record to its new storage key.
 
 use futures::TryStreamExt;
 use sha2::{Digest as _, Sha256};
@@ -82,6 +84,58 @@ pub struct TableCheck {
 }
 
 impl MetaStore {
+    /// One page of the blobs kept in a blob store (not those whose bytes are in the database),
+    /// in digest order: at most `limit` blobs whose digests sort after `after`.
+    pub async fn stored_blobs(&self, after: Option<&str>, limit: u32) -> Result<Vec<crate::BlobRecord>, MetaError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT digest, size, storage_key FROM blobs WHERE digest > $1 AND storage_key <> $2 \
+             ORDER BY digest LIMIT $3",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(crate::INLINE_STORAGE_KEY)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut blobs = Vec::with_capacity(rows.len());
+        for (digest, size, storage_key) in rows {
+            let digest = berth_types::Digest::parse(&digest).map_err(|error| MetaError::Corrupt {
+                table: "blobs",
+                detail: format!("digest {digest:?}: {error}"),
+            })?;
+            blobs.push(crate::BlobRecord {
+                digest,
+                size: u64::try_from(size).unwrap_or(0),
+                storage_key,
+            });
+        }
+        Ok(blobs)
+    }
+
+    /// Points the record of `digest` at `new_key`, if it still names `old_key`. Returns
+    /// whether it did (`false`: the record changed or went meanwhile).
+    pub async fn move_blob(
+        &self,
+        digest: &berth_types::Digest,
+        old_key: &str,
+        new_key: &str,
+    ) -> Result<bool, MetaError> {
+        let (digest, old_key, new_key) = (digest.as_str().to_owned(), old_key.to_owned(), new_key.to_owned());
+        self.writes
+            .write(Durability::Durable, move |conn| {
+                Box::pin(async move {
+                    let moved = sqlx::query("UPDATE blobs SET storage_key = $3 WHERE digest = $1 AND storage_key = $2")
+                        .bind(&digest)
+                        .bind(&old_key)
+                        .bind(&new_key)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    Ok(moved == 1)
+                })
+            })
+            .await
+    }
+
     /// Copies every row of every table in [`COPIED_TABLES`] into `target` (a store opened on
     /// another database, whose schema is therefore up to date), keeping rows the target already
     /// has. Reads stream (memory holds one batch). Errors: [`MetaError::Database`] when a read or

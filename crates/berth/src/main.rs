@@ -104,6 +104,11 @@ enum Command {
     /// every table, keeping what an interrupted earlier run copied. Stop the server first;
     /// afterwards point `[database] url` at the new database.
     MigrateDb(MigrateDbArgs),
+    /// Copy every recorded blob into the blob store of another configuration (e.g. from the
+    /// local disk to S3) and point its record at the new copy; the database is the one of
+    /// --from. Keeps what an interrupted earlier run copied. Stop the server first; afterwards
+    /// run it with the --to configuration.
+    MigrateStorage(MigrateStorageArgs),
     /// Import a CNCF Distribution (`registry:2`) filesystem storage tree: every repository with
     /// its manifests, tags and blobs, into the data directory (no server may run on it).
     ///
@@ -112,6 +117,19 @@ enum Command {
     /// what was pushed since. Entries that cannot be imported are skipped and listed; the exit
     /// status is then 1 unless --allow-partial.
     ImportDistribution(ImportDistributionArgs),
+}
+
+#[derive(Args)]
+struct MigrateStorageArgs {
+    /// The configuration the registry runs with now (its blob store and database).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The configuration with the new blob store.
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+    /// Then read every copied blob back from the target and check its digest.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args)]
@@ -216,6 +234,22 @@ fn main() -> anyhow::Result<()> {
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
         Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
+        Command::MigrateStorage(args) => {
+            let load = |file: &PathBuf| {
+                Config::load(Some(file), &Overrides::default())
+                    .map_err(|e| anyhow::anyhow!("configuration {}: {e}", file.display()))
+            };
+            let (from, to) = (load(&args.from)?, load(&args.to)?);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(migrate::storage::migrate_storage(
+                    &from,
+                    &to,
+                    args.verify,
+                    cli.global.output,
+                ))
+        }
         Command::MigrateDb(args) => {
             let config = cli.global.load(None)?;
             tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,13 @@ use crate::config::{Config, StorageConfig, StorageKind};
 /// setting missing or invalid, a secret file unreadable, `[storage] redirect` with a backend
 /// that cannot presign URLs.
 pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn BlobStore>, berth_meta::MetaStore)> {
+    let blobs = open_blobs(config).await?;
+    let meta = open_metadata(config).await?;
+    Ok((blobs, meta))
+}
+
+/// The blob store of `config`, created on first use. Errors as for [`open`].
+pub async fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let blobs: Arc<dyn BlobStore> = match config.storage.kind {
@@ -35,8 +42,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Arc<dyn BlobStore>, berth_
             "storage.redirect needs object storage (storage.kind = \"s3\", \"gcs\" or \"azure\"); the filesystem cannot presign URLs"
         );
     }
-    let meta = open_metadata(config).await?;
-    Ok((blobs, meta))
+    Ok(blobs)
 }
 
 /// The object-storage backend that `storage` configures (`kind` other than `filesystem`).
