@@ -4,8 +4,9 @@
 //! Layout under the configured prefix:
 //! - `uploads/<id>/created`: an empty marker written when the upload is created, so that
 //!   [`BlobStore::list_uploads`] finds every upload (and orphans can be purged);
-//! - `uploads/<id>/staging/<start>`: the staging object, holding the upload's bytes from offset
-//!   `<start>` (the bytes in completed parts before it) that do not yet fill a part;
+//! - `uploads/<id>/staging/<start>-<random>`: staging objects, each holding the upload's bytes
+//!   from offset `<start>` (the bytes in completed parts before it) that do not yet fill a
+//!   part; the upload's state names the current one;
 //! - `blobs/<id>`: the blob, written by the upload's multipart upload (or one `PUT` when the
 //!   blob is smaller than a part). The key is chosen when the upload starts and never changes:
 //!   the metadata store records which key holds a digest, so nothing is copied or renamed.
@@ -16,10 +17,11 @@
 //! sizes and the staged length are the upload's [`UploadState`], which the caller persists with
 //! the offset: any replica continues from it.
 //!
-//! Staging objects are named by their start offset, so an append whose outcome the caller never
-//! recorded (a crash) cannot spoil the recorded state: it either rewrote the same staging object
-//! with the same first bytes and more after them (only the recorded length is read), or put
-//! parts with numbers past the recorded ones and a staging object under another name. Such an
+//! Every append writes a staging object of its own name, so an append whose outcome the caller
+//! never recorded (a crash, or the loser of two replicas appending at one offset at once)
+//! cannot change the bytes the recorded state names: the recorded staging object is untouched,
+//! and a part it put again under a recorded part number no longer matches the recorded part id
+//! (its ETag), so completing fails instead of storing bytes the recorded hash does not cover. Such an
 //! append may leave an incomplete multipart upload behind (a new one, when none was recorded):
 //! configure the bucket to abort incomplete multipart uploads after a day (see
 //! docs/deploy/object-storage.md).
@@ -96,9 +98,16 @@ struct State {
     /// The parts put, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     parts: Vec<Part>,
-    /// Bytes in the staging object `uploads/<id>/staging/<sum of part sizes>`.
+    /// Bytes in the staging object.
     #[serde(default)]
     staged: u64,
+    /// The staging object's name below `uploads/<id>/staging/`: `<start offset>-<random>`,
+    /// new at every append, so that an append whose state is never recorded (a crash, or the
+    /// loser of two replicas racing at one offset) writes an object of its own and cannot
+    /// change the bytes the recorded state names. Absent in states written before it existed:
+    /// then `<sum of part sizes>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    staging: Option<String>,
 }
 
 /// A part of a multipart upload.
@@ -220,8 +229,13 @@ impl ObjectBlobStore {
         self.upload_dir(id).join("created")
     }
 
-    fn staging_path(&self, id: &UploadId, start: u64) -> Path {
-        self.upload_dir(id).join("staging").join(start.to_string())
+    /// The staging object `state` names.
+    fn staging_path(&self, id: &UploadId, state: &State) -> Path {
+        let name = state
+            .staging
+            .clone()
+            .unwrap_or_else(|| state.parts_length().to_string());
+        self.upload_dir(id).join("staging").join(name)
     }
 
     /// The key of a blob path below the prefix, or `None` when it is not below it.
@@ -264,7 +278,7 @@ impl ObjectBlobStore {
         if state.staged == 0 {
             return Ok(Bytes::new());
         }
-        let path = self.staging_path(id, state.parts_length());
+        let path = self.staging_path(id, state);
         match self.store.get_range(&path, 0..state.staged).await {
             Ok(bytes) if bytes.len() as u64 == state.staged => Ok(bytes),
             Ok(bytes) => Err(BlobError::UploadTruncated {
@@ -370,6 +384,7 @@ impl ObjectBlobStore {
                         break 'body;
                     }
                     state.staged = 0;
+                    state.staging = None;
                 }
             }
         }
@@ -379,10 +394,14 @@ impl ObjectBlobStore {
         if received && !storage_failed {
             let staged = pending_len as u64;
             if staged > 0 {
-                let path = self.staging_path(id, state.parts_length());
+                let name = format!("{}-{}", state.parts_length(), UploadId::generate());
+                let path = self.upload_dir(id).join("staging").join(name.as_str());
                 let payload = PutPayload::from_iter(std::mem::take(&mut pending));
                 match self.store.put(&path, payload).await {
-                    Ok(_) => state.staged = staged,
+                    Ok(_) => {
+                        state.staged = staged;
+                        state.staging = Some(name);
+                    }
                     Err(failure) => {
                         error = Some(AppendError::Storage(storage_error(
                             format!("writing the staged bytes of upload {id}"),
@@ -472,7 +491,7 @@ impl BlobStore for ObjectBlobStore {
         if state.staged == 0 {
             return Ok(self.upload_exists(id).await?.then(|| state.length()));
         }
-        match self.store.head(&self.staging_path(id, state.parts_length())).await {
+        match self.store.head(&self.staging_path(id, &state)).await {
             Ok(meta) => Ok(Some(state.parts_length() + meta.size.min(state.staged))),
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(storage_error(format!("reading the length of upload {id}"), error)),
@@ -765,9 +784,13 @@ mod tests {
         let id = UploadId::generate();
         let store = store("/registry/one/");
         assert_eq!(store.blob_path(&id).as_ref(), format!("registry/one/blobs/{id}"));
+        let state = State {
+            staging: Some("5-x".to_owned()),
+            ..State::default()
+        };
         assert_eq!(
-            store.staging_path(&id, 5).as_ref(),
-            format!("registry/one/uploads/{id}/staging/5")
+            store.staging_path(&id, &state).as_ref(),
+            format!("registry/one/uploads/{id}/staging/5-x")
         );
         assert_eq!(
             store.relative(&store.blob_path(&id)).as_deref(),
@@ -789,6 +812,7 @@ mod tests {
                 size: 5,
             }],
             staged: 3,
+            staging: Some("5-x".to_owned()),
         };
         assert_eq!(State::decode(&id, Some(&state.encode())).expect("decode"), state);
         assert_eq!(state.length(), 8);

@@ -211,3 +211,39 @@ async fn presigned_urls_serve_the_blob() {
     assert_eq!(ranged.status(), 206);
     assert!(ranged.bytes().await.expect("body") == content[100..200]);
 }
+
+/// Two appends at the same offset of one upload (two replicas racing; only one records its
+/// state, the other's request fails to record): committing the recorded state stores exactly
+/// the bytes that state describes, never the racing append's, so a blob never holds bytes its
+/// recorded hash does not cover.
+#[tokio::test]
+async fn a_racing_append_at_the_same_offset_cannot_change_the_recorded_bytes() {
+    let Some(server) = tokio::task::spawn_blocking(server).await.expect("server") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let (first, second) = (store_at(server, &prefix), store_at(server, &prefix));
+    let id = berth_types::UploadId::generate();
+    first.create_upload(&id).await.expect("create");
+    let (recorded_bytes, racing_bytes) = (random_bytes(1000), random_bytes(1000));
+    let recorded = first
+        .append_upload(&id, 0, None, body(vec![Bytes::from(recorded_bytes.clone())]))
+        .await;
+    assert!(recorded.error.is_none(), "{:?}", recorded.error);
+    // The racing append writes after the first one recorded its state.
+    let racing = second
+        .append_upload(&id, 0, None, body(vec![Bytes::from(racing_bytes)]))
+        .await;
+    assert!(racing.error.is_none(), "{:?}", racing.error);
+    let digest = sha256_digest(&recorded_bytes);
+    let key = second
+        .commit_upload(&id, 1000, recorded.state.as_ref(), &digest)
+        .await
+        .expect("the recorded state commits");
+    let stored = berth_blob::testsuite::collect(second.read_blob(&key, &digest, None).await.expect("read")).await;
+    assert_eq!(
+        sha256_digest(&stored),
+        digest,
+        "the blob holds the racing append's bytes"
+    );
+}

@@ -169,6 +169,18 @@ impl MetaStore {
         Ok(report)
     }
 
+    /// How many rows the tables of [`COPIED_TABLES`] hold in all (0: a fresh database).
+    pub async fn copied_table_rows(&self) -> Result<u64, MetaError> {
+        let mut rows = 0;
+        for &(table, _) in COPIED_TABLES {
+            let (count,): (i64,) = sqlx::query_as(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&self.reader)
+                .await?;
+            rows += u64::try_from(count).unwrap_or(0);
+        }
+        Ok(rows)
+    }
+
     /// Compares every table of [`COPIED_TABLES`] between this store and `target`: row counts
     /// and a SHA-256 over every value of every row in key order. Errors: [`MetaError::Database`].
     pub async fn compare_with(&self, target: &MetaStore) -> Result<Vec<TableCheck>, MetaError> {

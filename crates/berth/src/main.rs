@@ -140,6 +140,10 @@ struct MigrateDbArgs {
     /// Then compare every table, row by row (counts and a SHA-256 of all rows).
     #[arg(long)]
     verify: bool,
+    /// Finish an interrupted copy: the target may already hold rows (copied by an earlier
+    /// run from this source); the copy is then always verified.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args)]
@@ -259,6 +263,7 @@ fn main() -> anyhow::Result<()> {
                     &config,
                     &args.to,
                     args.verify,
+                    args.resume,
                     cli.global.output,
                 ))
         }

@@ -65,8 +65,15 @@ async fn move_and_serve(target_url: &str) {
         stdout.contains("manifests") && !stdout.contains("DIFFERENT"),
         "{stdout}"
     );
-    // Running it again copies nothing new and still verifies.
-    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", target_url, "--verify", "--output", "json"]);
+    // Into a database that holds data: refused (rows with the same ids would be skipped and
+    // their children attached to the target's rows), unless finishing a copy (--resume).
+    let (ok, _, stderr) = migrate_db(&data_dir, &["--to", target_url]);
+    assert!(
+        !ok && stderr.contains("--resume"),
+        "copied into a non-empty database: {stderr}"
+    );
+    // Resuming copies nothing new and verifies.
+    let (ok, stdout, stderr) = migrate_db(&data_dir, &["--to", target_url, "--resume", "--output", "json"]);
     assert!(ok, "second run failed: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     let tables = report["tables"].as_array().expect("tables");

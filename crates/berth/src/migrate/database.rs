@@ -11,13 +11,16 @@ use crate::admin::OutputFormat;
 use crate::config::Config;
 use crate::stores::DataDirLock;
 
-/// Copies the metadata of `config` into `target_url`; with `verify`, then compares every
-/// table. Errors: a server holds the data directory; the target is the source; a database
-/// fails; verification finds a difference.
+/// Copies the metadata of `config` into `target_url`, which must be empty unless `resume`
+/// (finishing an interrupted copy into it; then always verified); with `verify`, then compares
+/// every table. Errors: a server holds the data directory; the target is the source; the
+/// target holds data and `resume` is not set (rows with the same ids would be skipped and their
+/// children attached to the target's rows); a database fails; verification finds a difference.
 pub async fn migrate_database(
     config: &Config,
     target_url: &str,
     verify: bool,
+    resume: bool,
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let source_url = config.database_url();
@@ -31,6 +34,14 @@ pub async fn migrate_database(
     let target = MetaStore::open(target_url)
         .await
         .context("opening (and migrating) the target database")?;
+    let existing = target.copied_table_rows().await.context("looking at the target")?;
+    if existing > 0 && !resume {
+        bail!(
+            "the target database already holds {existing} rows: migrate-db copies into an empty database; \
+             to finish an interrupted copy into this one, add --resume"
+        );
+    }
+    let verify = verify || (resume && existing > 0);
     let copied = source.copy_into(&target).await.context("copying")?;
     let checks = if verify {
         Some(source.compare_with(&target).await.context("verifying")?)
