@@ -57,10 +57,15 @@ impl Postgres {
             run(Command::new("chown").arg("postgres:").arg(dir))?;
         }
         let data = dir.join("data");
-        run(as_pg(&format!("{PG_BIN}/initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]))?;
+        run(as_pg(&format!("{PG_BIN}/initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]))?;
         let port = free_port()?;
         run(as_pg(&format!("{PG_BIN}/pg_ctl"))
             .arg("-D")
@@ -70,7 +75,10 @@ impl Postgres {
             .args(["-w", "-t", "60", "-o"])
             .arg(format!("-k /tmp -h 127.0.0.1 -p {port} -c max_connections=200"))
             .arg("start"))?;
-        eprintln!("    PostgreSQL 15: throwaway cluster in {} on 127.0.0.1:{port}", data.display());
+        eprintln!(
+            "    PostgreSQL 15: throwaway cluster in {} on 127.0.0.1:{port}",
+            data.display()
+        );
         Ok(Postgres {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             cluster: Some(data),
@@ -184,7 +192,10 @@ async fn page_through(ctx: &Ctx, kind: Kind, count: usize) -> Result<(Vec<f64>, 
     }
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds()? - cpu0;
-    ensure!(seen == count, "{kind}: paging listed {seen} cat/ repositories, expected {count}");
+    ensure!(
+        seen == count,
+        "{kind}: paging listed {seen} cat/ repositories, expected {count}"
+    );
     server.check_alive()?;
     Ok((lat, seconds, cpu))
 }
@@ -262,7 +273,10 @@ pub async fn catalog_100k_pg(outer: &mut Ctx) -> Result<Vec<Figure>> {
         let t = Instant::now();
         ensure_cat_repos(&mut ctx, kind, count).await?;
         fill[idx(kind)] = t.elapsed().as_secs_f64();
-        eprintln!("    {kind} filled in {:.1} s (load average before: {load})", fill[idx(kind)]);
+        eprintln!(
+            "    {kind} filled in {:.1} s (load average before: {load})",
+            fill[idx(kind)]
+        );
     }
     let mut pages: [Vec<f64>; 2] = Default::default();
     let mut totals: [Vec<f64>; 2] = Default::default();
@@ -302,7 +316,10 @@ pub async fn catalog_100k_pg(outer: &mut Ctx) -> Result<Vec<Figure>> {
          on disk as its mount lays them out",
         count - on_disk
     );
-    let load_note = format!("load average (1/5/15 min) at the start of each measurement: {}", loads.join("; "));
+    let load_note = format!(
+        "load average (1/5/15 min) at the start of each measurement: {}",
+        loads.join("; ")
+    );
     let ms = |v: &[f64], q: f64| quantile(v, q).map(|x| x / 1e3).into_iter().collect::<Vec<_>>();
     let total = Figure::new(
         "catalog_100k_pg_page_all",
@@ -390,7 +407,10 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:1/")?;
         let mut h = http::HeaderMap::new();
         assert!(next_link(&h, &base)?.is_none());
-        h.insert("link", "</v2/_catalog?last=cat%2Fr000999&n=1000>; rel=\"next\"".parse()?);
+        h.insert(
+            "link",
+            "</v2/_catalog?last=cat%2Fr000999&n=1000>; rel=\"next\"".parse()?,
+        );
         assert_eq!(
             next_link(&h, &base)?.map(|u| u.to_string()),
             Some("http://127.0.0.1:1/v2/_catalog?last=cat%2Fr000999&n=1000".to_owned())

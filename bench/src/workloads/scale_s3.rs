@@ -38,6 +38,10 @@ const CHUNK: u64 = 16 * MIB;
 /// Credentials of the throwaway S3 server.
 const ACCESS_KEY: &str = "berthbench";
 const SECRET_KEY: &str = "berthbenchsecret";
+/// An `Authorization` header moto accepts: it does not check signatures, but refuses some
+/// anonymous requests (`DeleteObject`: 403).
+const MOTO_AUTH: &str = "AWS4-HMAC-SHA256 Credential=berthbench/20260101/us-east-1/s3/aws4_request, \
+                         SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000";
 /// Buckets (one per server, same S3 server).
 const BERTH_BUCKET: &str = "berth-bench";
 const REGISTRY_BUCKET: &str = "registry-bench";
@@ -109,6 +113,7 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = crate::workdir::remove_tree(&self.dir);
+        let _ = std::fs::remove_dir_all(format!("/dev/shm/berth-bench-moto-{}", std::process::id()));
     }
 }
 
@@ -128,7 +133,10 @@ fn find_binary(var: &str, cached: &str, name: &str, install: &str) -> Result<Pat
     if Path::new(cached).is_file() {
         return Ok(PathBuf::from(cached));
     }
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output()?;
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()?;
     if found.status.success() {
         return Ok(PathBuf::from(String::from_utf8_lossy(&found.stdout).trim()));
     }
@@ -168,7 +176,8 @@ fn start_s3(dir: &Path, log: &Path) -> Result<S3Server> {
                 "python3 -m venv /work/.cache-moto && /work/.cache-moto/bin/pip install 'moto[server]==5.2.5'",
             )?;
             let mut c = Command::new(bin);
-            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]).env("TMPDIR", dir);
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("TMPDIR", moto_tmp(dir)?);
             c
         }
         other => bail!("BERTH_BENCH_S3_SERVER={other}: expected moto or s3s-fs"),
@@ -190,10 +199,113 @@ fn start_s3(dir: &Path, log: &Path) -> Result<S3Server> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        ensure!(Instant::now() < deadline, "{} did not listen on {addr} within 30 s", server.name);
+        ensure!(
+            Instant::now() < deadline,
+            "{} did not listen on {addr} within 30 s",
+            server.name
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(server)
+}
+
+/// Where moto spools object bodies: a fresh directory in `/dev/shm` when it exists (a registry:2
+/// push of 1 GiB holds about 3 GiB there for a moment: parts, the completed object, its copy),
+/// else `dir`.
+fn moto_tmp(dir: &Path) -> Result<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    let tmp = if shm.is_dir() {
+        shm.join(format!("berth-bench-moto-{}", std::process::id()))
+    } else {
+        dir.join("tmp")
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    Ok(tmp)
+}
+
+/// Every key in `bucket` on moto (unsigned `ListObjectsV2`, following continuation tokens).
+async fn list_keys(client: &Client, s3: &S3Server, bucket: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = Url::parse(&format!("{}/{bucket}", s3.endpoint))?;
+        url.query_pairs_mut().append_pair("list-type", "2");
+        if let Some(t) = &token {
+            url.query_pairs_mut().append_pair("continuation-token", t);
+        }
+        let resp = client.get(url).header("authorization", MOTO_AUTH).send().await?;
+        let body = client::expect_status("ListObjectsV2", resp, StatusCode::OK)
+            .await?
+            .text()
+            .await?;
+        keys.extend(xml_values(&body, "Key"));
+        token = xml_values(&body, "NextContinuationToken").into_iter().next();
+        if token.is_none() {
+            return Ok(keys);
+        }
+    }
+}
+
+/// The texts of every `<tag>…</tag>` in `xml` (XML entities `&amp;` etc. decoded).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        rest = &rest[i + open.len()..];
+        let Some(j) = rest.find(&close) else { break };
+        out.push(
+            rest[..j]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &rest[j + close.len()..];
+    }
+    out
+}
+
+/// Deletes from both buckets every object not in `keep` (bucket, key), outside timing, so that
+/// the S3 server holds at most the two pulled blobs between pushes (the disk is small). The
+/// registries still record the deleted blobs; nothing reads them again.
+async fn purge_except(client: &Client, s3: &S3Server, keep: &[(String, String)]) -> Result<usize> {
+    if s3.name != "moto" {
+        return Ok(0);
+    }
+    let mut deleted = 0;
+    for bucket in [BERTH_BUCKET, REGISTRY_BUCKET] {
+        for key in list_keys(client, s3, bucket).await? {
+            if keep.iter().any(|(b, k)| b == bucket && *k == key) {
+                continue;
+            }
+            let mut url = Url::parse(&format!("{}/{bucket}/", s3.endpoint))?;
+            url.path_segments_mut()
+                .map_err(|()| anyhow::anyhow!("bad endpoint"))?
+                .pop_if_empty()
+                .extend(key.split('/'));
+            let resp = client.delete(url).header("authorization", MOTO_AUTH).send().await?;
+            client::expect_status("DeleteObject", resp, StatusCode::NO_CONTENT).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Every (bucket, key) on moto now.
+async fn all_keys(client: &Client, s3: &S3Server) -> Result<Vec<(String, String)>> {
+    let mut all = Vec::new();
+    if s3.name != "moto" {
+        return Ok(all);
+    }
+    for bucket in [BERTH_BUCKET, REGISTRY_BUCKET] {
+        for key in list_keys(client, s3, bucket).await? {
+            all.push((bucket.to_owned(), key));
+        }
+    }
+    Ok(all)
 }
 
 /// Creates both buckets on moto (`PUT /<bucket>`; moto does not check signatures). s3s-fs's
@@ -287,7 +399,12 @@ struct Run {
     load: String,
 }
 
-async fn measured<F: std::future::Future<Output = Result<()>>>(ctx: &Ctx, kind: Kind, s3: &S3Server, op: F) -> Result<Run> {
+async fn measured<F: std::future::Future<Output = Result<()>>>(
+    ctx: &Ctx,
+    kind: Kind,
+    s3: &S3Server,
+    op: F,
+) -> Result<Run> {
     tokio::process::Command::new("sync").status().await?;
     ctx.settle_all().await?;
     settle_pid(s3.pid()).await?;
@@ -327,7 +444,11 @@ async fn push_chunked(client: &Client, base: &Url, repo: &str, blob: &StreamBlob
             .await?;
         let resp = client::expect_status("PATCH chunk", resp, StatusCode::ACCEPTED).await?;
         let range = resp.headers().get("range").and_then(|v| v.to_str().ok()).unwrap_or("");
-        ensure!(range == format!("0-{}", end - 1), "PATCH: Range {range:?} after bytes 0-{}", end - 1);
+        ensure!(
+            range == format!("0-{}", end - 1),
+            "PATCH: Range {range:?} after bytes 0-{}",
+            end - 1
+        );
         upload = client::location("PATCH chunk", &resp)?;
         offset = end;
     }
@@ -337,7 +458,10 @@ async fn push_chunked(client: &Client, base: &Url, repo: &str, blob: &StreamBlob
 /// GET of a blob that must answer `307` with a `Location`, then GET of that URL (the object
 /// store), body read and counted. Returns the byte count.
 async fn pull_redirected(client: &Client, base: &Url, repo: &str, digest: &str, len: u64) -> Result<u64> {
-    let resp = client.get(base.join(&format!("/v2/{repo}/blobs/{digest}"))?).send().await?;
+    let resp = client
+        .get(base.join(&format!("/v2/{repo}/blobs/{digest}"))?)
+        .send()
+        .await?;
     let resp = client::expect_status("GET blob (redirect)", resp, StatusCode::TEMPORARY_REDIRECT).await?;
     let target = client::location("GET blob (redirect)", &resp)?;
     let resp = client.get(target).send().await?;
@@ -389,7 +513,10 @@ impl Series {
                 s3(0),
                 s3(1)
             ))
-            .note(format!("load average (1/5/15 min) before each run: {}", self.loads.join("; ")));
+            .note(format!(
+                "load average (1/5/15 min) before each run: {}",
+                self.loads.join("; ")
+            ));
         if !with_rss {
             return vec![f];
         }
@@ -401,7 +528,9 @@ impl Series {
             self.rss_mib[0].clone(),
             self.rss_mib[1].clone(),
         )
-        .note(format!("largest VmRSS of the registry process during each {what} (sampled every 10 ms)"));
+        .note(format!(
+            "largest VmRSS of the registry process during each {what} (sampled every 10 ms)"
+        ));
         vec![f, rss]
     }
 }
@@ -426,7 +555,9 @@ pub async fn push_1g_s3(outer: &mut Ctx) -> Result<Vec<Figure>> {
     let size = format!("{} MiB", len / MIB);
     // registry:2 cannot push to s3s-fs (see `s3_server_kind`): only Berth is measured there.
     let kinds: &[Kind] = if s3.name == "s3s-fs" {
-        eprintln!("    s3s-fs: registry:2's s3 driver needs ListMultipartUploads, which s3s-fs lacks: measuring Berth only");
+        eprintln!(
+            "    s3s-fs: registry:2's s3 driver needs ListMultipartUploads, which s3s-fs lacks: measuring Berth only"
+        );
         &[Kind::Berth]
     } else {
         &Kind::ALTERNATION
@@ -434,6 +565,7 @@ pub async fn push_1g_s3(outer: &mut Ctx) -> Result<Vec<Figure>> {
     let mut mono = Series::default();
     let mut chunked = Series::default();
     let mut pulled: [Option<StreamBlob>; 2] = Default::default();
+    let mut keep: Vec<(String, String)> = Vec::new();
     for rep in 0..ctx.scale.reps {
         for &kind in kinds {
             let blob = tokio::task::spawn_blocking(move || StreamBlob::new(len)).await?;
@@ -449,7 +581,13 @@ pub async fn push_1g_s3(outer: &mut Ctx) -> Result<Vec<Figure>> {
             mono.add("push_1g_s3_monolithic", kind, blob.len, &r);
             if pulled[idx(kind)].is_none() {
                 pulled[idx(kind)] = Some(blob);
+            } else {
+                purge_except(&ctx.client, &s3, &keep).await?;
             }
+        }
+        if rep == 0 {
+            // What the first pushes left is what the pulls read: kept; the rest goes.
+            keep = all_keys(&ctx.client, &s3).await?;
         }
     }
     for rep in 0..ctx.scale.reps {
@@ -461,6 +599,7 @@ pub async fn push_1g_s3(outer: &mut Ctx) -> Result<Vec<Figure>> {
                 .await
                 .with_context(|| format!("chunked push to {kind}, rep {rep}"))?;
             chunked.add("push_1g_s3_chunked", kind, blob.len, &r);
+            purge_except(&ctx.client, &s3, &keep).await?;
         }
     }
     let mut pull = Series::default();
@@ -564,13 +703,26 @@ mod tests {
     }
 
     #[test]
+    fn xml_values_decode() {
+        let xml = "<R><Contents><Key>a/b&amp;c</Key></Contents><Contents><Key>d</Key></Contents></R>";
+        assert_eq!(xml_values(xml, "Key"), vec!["a/b&c".to_owned(), "d".to_owned()]);
+        assert!(xml_values(xml, "NextContinuationToken").is_empty());
+    }
+
+    #[test]
     fn both_configs_name_the_same_server() {
         let r = registry_setup("http://127.0.0.1:9", false);
         let yaml = crate::servers::registry_config_with_storage(r.registry_storage.as_deref().unwrap_or(""), 1);
         assert!(yaml.contains("regionendpoint: http://127.0.0.1:9"));
         assert!(yaml.contains("disable: true"));
         let b = berth_setup("http://127.0.0.1:9", true);
-        assert!(b.berth_env.contains(&("BERTH_STORAGE__S3__ENDPOINT".to_owned(), "http://127.0.0.1:9".to_owned())));
-        assert!(b.berth_env.contains(&("BERTH_STORAGE__REDIRECT".to_owned(), "true".to_owned())));
+        assert!(b.berth_env.contains(&(
+            "BERTH_STORAGE__S3__ENDPOINT".to_owned(),
+            "http://127.0.0.1:9".to_owned()
+        )));
+        assert!(
+            b.berth_env
+                .contains(&("BERTH_STORAGE__REDIRECT".to_owned(), "true".to_owned()))
+        );
     }
 }
