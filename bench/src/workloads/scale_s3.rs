@@ -13,7 +13,8 @@
 //! the bytes themselves), then both restarted with redirects on (Berth `[storage] redirect =
 //! true`, registry:2's default) and pulled again with the client following the 307 to s3s-fs.
 //! For every push: MB/s, the registry's CPU-s/GiB, the S3 server's CPU-s/GiB, and the registry's peak
-//! VmRSS sampled every 10 ms.
+//! VmRSS sampled every 10 ms. Between pushes (untimed) every object but the pulled blobs is
+//! deleted from moto, whose spooled bodies live in `/dev/shm`.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
