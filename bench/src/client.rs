@@ -93,7 +93,13 @@ pub async fn start_upload(client: &Client, base: &Url, repo: &str) -> Result<Url
 
 /// Closes an upload with `PUT <upload>?digest=` and `body` (possibly empty); expects 201 with
 /// the digest echoed and a Location.
-async fn finish_upload(client: &Client, upload: &Url, blob_digest: &str, len: u64, body: reqwest::Body) -> Result<()> {
+pub async fn finish_upload(
+    client: &Client,
+    upload: &Url,
+    blob_digest: &str,
+    len: u64,
+    body: reqwest::Body,
+) -> Result<()> {
     let what = "PUT upload";
     let resp = client
         .put(with_digest(upload, blob_digest)?)

@@ -283,7 +283,7 @@ async fn server_phase(
 }
 
 async fn run_workload(ctx: &mut Ctx, name: &str) -> Result<Vec<Figure>> {
-    use workloads::{blobs, gc, images, listing, manifests};
+    use workloads::{blobs, gc, images, listing, manifests, scale_catalog, scale_s3};
     let large = ctx.scale.catalog_large;
     let small = ctx.scale.catalog_small;
     match name {
@@ -300,6 +300,8 @@ async fn run_workload(ctx: &mut Ctx, name: &str) -> Result<Vec<Figure>> {
         "catalog_100k" => listing::catalog(ctx, "catalog_100k", large).await,
         "blob_mount" => manifests::blob_mount(ctx).await,
         "gc" => gc::gc(ctx).await,
+        "catalog_100k_pg" => scale_catalog::catalog_100k_pg(ctx).await,
+        "push_1g_s3" => scale_s3::push_1g_s3(ctx).await,
         other => bail!("no workload {other}"),
     }
 }

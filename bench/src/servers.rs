@@ -79,22 +79,58 @@ pub struct Memory {
     pub hwm_kib: u64,
 }
 
+/// How a server deviates from the default set-up (filesystem storage, Berth on SQLite): extra
+/// `BERTH_*` variables for Berth (e.g. `BERTH_DATABASE__URL`, `BERTH_STORAGE__KIND`), and the
+/// `storage:` driver block for registry:2 (YAML lines indented by 2, replacing the filesystem
+/// driver), used by the scale-out workloads.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Extra environment for Berth: (name, value).
+    pub berth_env: Vec<(String, String)>,
+    /// registry:2's storage driver block instead of `filesystem: {rootdirectory: …}`.
+    pub registry_storage: Option<String>,
+}
+
 /// How long a server may take to become ready before the run fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Server {
     /// Starts `kind` on a free loopback port over a fresh `data_dir` and waits until it answers.
     pub async fn start(kind: Kind, bins: &Binaries, data_dir: &Path, log_path: &Path) -> Result<Server> {
+        Self::start_with(kind, bins, data_dir, log_path, &Setup::default()).await
+    }
+
+    /// [`Server::start`] with a non-default [`Setup`].
+    pub async fn start_with(
+        kind: Kind,
+        bins: &Binaries,
+        data_dir: &Path,
+        log_path: &Path,
+        setup: &Setup,
+    ) -> Result<Server> {
         fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let server = match kind {
             Kind::Berth => {
                 let (bins, data_dir, log_path) = (bins.clone(), data_dir.to_owned(), log_path.to_owned());
-                tokio::task::spawn_blocking(move || start_berth(&bins.berth, &data_dir, &log_path)).await??
+                let env = setup.berth_env.clone();
+                tokio::task::spawn_blocking(move || start_berth(&bins.berth, &data_dir, &log_path, &env)).await??
             }
             Kind::Registry => {
                 let port = free_port()?;
                 let config = registry_config_path(data_dir);
-                let mut child = registry_command(&bins.registry, data_dir, &config, port, log_path)?
+                let mut cmd = match &setup.registry_storage {
+                    None => registry_command(&bins.registry, data_dir, &config, port, log_path)?,
+                    Some(storage) => {
+                        let yaml = registry_config_with_storage(storage, port);
+                        fs::write(&config, yaml).with_context(|| format!("writing {}", config.display()))?;
+                        let mut cmd = registry_serve(&bins.registry, &config, log_path)?;
+                        // aws-sdk-go v1 cannot apply a custom CA bundle to registry:2's HTTP
+                        // transport and panics at start-up; the S3 endpoints here are plain HTTP.
+                        cmd.env_remove("AWS_CA_BUNDLE");
+                        cmd
+                    }
+                };
+                let mut child = cmd
                     .spawn()
                     .with_context(|| format!("starting {}", bins.registry.display()))?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -237,8 +273,9 @@ impl Drop for Server {
 
 /// Starts Berth with `--listen 127.0.0.1:0` and reads its address from the line it prints on
 /// stdout when ready. A thread keeps draining its stdout afterwards.
-fn start_berth(bin: &Path, data_dir: &Path, log_path: &Path) -> Result<Server> {
+fn start_berth(bin: &Path, data_dir: &Path, log_path: &Path, env: &[(String, String)]) -> Result<Server> {
     let mut child = berth_command(bin, data_dir, "127.0.0.1:0", log_path)?
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
@@ -301,6 +338,20 @@ pub fn registry_config(root: &Path, port: u16) -> String {
     )
 }
 
+/// [`registry_config`] with `storage` (a driver block, lines indented by 2) in place of the
+/// filesystem driver; deletes and the in-memory blob-descriptor cache as always.
+pub fn registry_config_with_storage(storage: &str, port: u16) -> String {
+    format!(
+        "version: 0.1\n\
+         log: {{level: warn, accesslog: {{disabled: true}}}}\n\
+         storage:\n{storage}\n  \
+           delete: {{enabled: true}}\n  \
+           cache: {{blobdescriptor: inmemory}}\n\
+         http: {{addr: 127.0.0.1:{port}}}\n",
+        storage = storage.trim_end()
+    )
+}
+
 /// Where the registry:2 configuration for storage root `root` is written (`<root>.yml`).
 pub fn registry_config_path(root: &Path) -> PathBuf {
     root.with_extension("yml")
@@ -309,6 +360,11 @@ pub fn registry_config_path(root: &Path) -> PathBuf {
 /// Writes the registry:2 configuration to `config` and returns the command that serves it.
 pub fn registry_command(bin: &Path, root: &Path, config: &Path, port: u16, log_path: &Path) -> Result<Command> {
     fs::write(config, registry_config(root, port)).with_context(|| format!("writing {}", config.display()))?;
+    registry_serve(bin, config, log_path)
+}
+
+/// The command that serves an already written registry:2 configuration `config`.
+fn registry_serve(bin: &Path, config: &Path, log_path: &Path) -> Result<Command> {
     let log = fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let mut cmd = Command::new(bin);
     cmd.arg("serve")

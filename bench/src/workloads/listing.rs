@@ -64,7 +64,7 @@ pub async fn catalog(ctx: &mut Ctx, name: &str, count: usize) -> Result<Vec<Figu
     Ok(vec![f])
 }
 
-fn repo_names(body: &[u8]) -> Result<Vec<String>> {
+pub fn repo_names(body: &[u8]) -> Result<Vec<String>> {
     let v: serde_json::Value = serde_json::from_slice(body).context("catalog JSON")?;
     Ok(v["repositories"]
         .as_array()
@@ -75,7 +75,7 @@ fn repo_names(body: &[u8]) -> Result<Vec<String>> {
 }
 
 /// Makes sure `cat/r000000`…`cat/r{count-1}` exist on the server of `kind`.
-async fn ensure_cat_repos(ctx: &mut Ctx, kind: Kind, count: usize) -> Result<()> {
+pub async fn ensure_cat_repos(ctx: &mut Ctx, kind: Kind, count: usize) -> Result<()> {
     let have = ctx.state[idx(kind)].cat_repos;
     if have >= count {
         return Ok(());

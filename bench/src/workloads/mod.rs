@@ -6,6 +6,8 @@ pub mod gc;
 pub mod images;
 pub mod listing;
 pub mod manifests;
+pub mod scale_catalog;
+pub mod scale_s3;
 pub mod startup;
 
 use std::future::Future;
@@ -37,12 +39,16 @@ pub const WORKLOADS: &[&str] = &[
     "catalog_100k",
     "blob_mount",
     "gc",
+    "catalog_100k_pg",
+    "push_1g_s3",
     "memory",
 ];
 
 /// Workloads that run only when named in `--only`, never in the default (full) run: `gc`
-/// populates 10,000 images and 100,000 blobs per server (several minutes, a few GiB of disk).
-pub const OPT_IN: &[&str] = &["gc"];
+/// populates 10,000 images and 100,000 blobs per server (several minutes, a few GiB of disk);
+/// the scale-out ones start servers of their own: `catalog_100k_pg` (Berth on PostgreSQL,
+/// 100,000 repositories) and `push_1g_s3` (both on an S3 server; about 13 GiB of disk).
+pub const OPT_IN: &[&str] = &["gc", "catalog_100k_pg", "push_1g_s3"];
 
 /// Sizes, counts and durations: the full run, or scaled down by `--quick`.
 #[derive(Clone, Debug, serde::Serialize)]
