@@ -19,8 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AnyConnection, Connection, Executor};
 use tempfile::TempDir;
 
-/// The variable naming the PostgreSQL server of the tests.
-pub const POSTGRES_URL_ENV: &str = "BERTH_TEST_POSTGRES_URL";
+pub use berth_testkit::postgres::POSTGRES_URL_ENV;
 
 /// The database engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +101,10 @@ impl TestStore {
                     return Ok(None);
                 };
                 let database = create_database(&server).await?;
-                (database_url(&server, &database), Some(database))
+                (
+                    berth_testkit::postgres::database_url(&server, &database),
+                    Some(database),
+                )
             }
         };
         let store = MetaStore::open(&url).await?;
@@ -196,20 +198,6 @@ async fn drop_database(name: &str) -> anyhow::Result<()> {
     .await?;
     conn.close().await?;
     Ok(())
-}
-
-/// `server` (a URL) with its database replaced by `database`.
-pub fn database_url(server: &str, database: &str) -> String {
-    let (base, query) = server.split_once('?').map_or((server, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
 }
 
 /// A sha256 digest derived from `n` (distinct for distinct `n`, ordered like `n`).
