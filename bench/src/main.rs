@@ -283,7 +283,7 @@ async fn server_phase(
 }
 
 async fn run_workload(ctx: &mut Ctx, name: &str) -> Result<Vec<Figure>> {
-    use workloads::{blobs, gc, images, listing, manifests, scale_catalog, scale_s3};
+    use workloads::{blobs, gc, images, listing, manifests, pull_features, scale_catalog, scale_s3};
     let large = ctx.scale.catalog_large;
     let small = ctx.scale.catalog_small;
     match name {
@@ -302,6 +302,7 @@ async fn run_workload(ctx: &mut Ctx, name: &str) -> Result<Vec<Figure>> {
         "gc" => gc::gc(ctx).await,
         "catalog_100k_pg" => scale_catalog::catalog_100k_pg(ctx).await,
         "push_1g_s3" => scale_s3::push_1g_s3(ctx).await,
+        "pull_path_features" => pull_features::pull_path_features(ctx).await,
         other => bail!("no workload {other}"),
     }
 }

@@ -6,6 +6,7 @@ pub mod gc;
 pub mod images;
 pub mod listing;
 pub mod manifests;
+pub mod pull_features;
 pub mod scale_catalog;
 pub mod scale_s3;
 pub mod startup;
@@ -41,14 +42,16 @@ pub const WORKLOADS: &[&str] = &[
     "gc",
     "catalog_100k_pg",
     "push_1g_s3",
+    "pull_path_features",
     "memory",
 ];
 
 /// Workloads that run only when named in `--only`, never in the default (full) run: `gc`
 /// populates 10,000 images and 100,000 blobs per server (several minutes, a few GiB of disk);
 /// the scale-out ones start servers of their own: `catalog_100k_pg` (Berth on PostgreSQL,
-/// 100,000 repositories) and `push_1g_s3` (both on an S3 server; about 13 GiB of disk).
-pub const OPT_IN: &[&str] = &["gc", "catalog_100k_pg", "push_1g_s3"];
+/// 100,000 repositories), `push_1g_s3` (both on an S3 server; about 13 GiB of disk) and
+/// `pull_path_features` (two more Berth servers: pull statistics and rate limiting off and on).
+pub const OPT_IN: &[&str] = &["gc", "catalog_100k_pg", "push_1g_s3", "pull_path_features"];
 
 /// Sizes, counts and durations: the full run, or scaled down by `--quick`.
 #[derive(Clone, Debug, serde::Serialize)]
