@@ -17,6 +17,7 @@ mod manifests;
 mod pulls;
 mod small_blobs;
 mod uploads;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -32,11 +33,12 @@ pub use gc::{GcOptions, GcReport};
 pub use hashing::{digest_bytes, digest_stream};
 pub use listing::{Page, Referrer};
 pub use management::{
-    CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    ProjectSummary, RetentionFailure, RetentionRun, TagMoved,
+    CreatedAccessToken, CreatedRobot, MAX_DELIVERIES_PAGE, MIN_PASSWORD_CHARS, Management, ManagementError,
+    NewCredential, Operator, ProjectSummary, RetentionFailure, RetentionRun, TagMoved,
 };
 pub use manifests::{PushedManifest, StoredManifest};
 pub use uploads::{Chunk, UploadStatus};
+pub use webhooks::{WEBHOOK_EVENT_TYPES, with_request_id};
 
 /// The registry service. Cheap to clone; share one per process.
 #[derive(Clone)]
@@ -52,6 +54,7 @@ pub struct Registry {
     pulls: Arc<pulls::PullLog>,
     access: Arc<access::AccessControl>,
     audit: Arc<audit::AuditLog>,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Registry {
@@ -76,6 +79,7 @@ impl Registry {
     ) -> Registry {
         let audit = Arc::new(audit::AuditLog::start(&meta, mode));
         let pulls = pulls::PullLog::start(&meta);
+        let webhooks = webhooks::Webhooks::start(&meta);
         Registry {
             blobs,
             meta,
@@ -87,6 +91,7 @@ impl Registry {
             pulls,
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
+            webhooks,
         }
     }
 

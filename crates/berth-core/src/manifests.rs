@@ -7,8 +7,12 @@ use berth_meta::{DeleteManifestOutcome, MetaStore, NewManifest};
 use berth_oci::manifest::MAX_MANIFEST_BYTES;
 use berth_types::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
-use crate::hashing;
 use crate::{Registry, RegistryError};
+use crate::{hashing, webhooks};
+
+/// How often a `DELETE` by tag looks the tag up again when it moved between the look-up and
+/// the delete.
+const MAX_TAG_DELETE_TRIES: usize = 10;
 
 /// The result of a manifest push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +95,9 @@ impl Registry {
         content: Vec<u8>,
         pushed_by: &str,
     ) -> Result<PushedManifest, RegistryError> {
-        push_manifest(&self.meta, repository, reference, content_type, content, pushed_by).await
+        let pushed = push_manifest(&self.meta, repository, reference, content_type, content, pushed_by).await?;
+        self.webhook_event_queued(repository, webhooks::PUSH);
+        Ok(pushed)
     }
 
     /// Fetches a manifest by tag or digest. The stored bytes and media type are returned whatever
@@ -116,12 +122,15 @@ impl Registry {
         })
     }
 
-    /// Like [`Registry::get_manifest`], for a pull (`GET`, not `HEAD`): notes when the
-    /// manifest (and the tag, when pulled by tag) was last pulled, for retention policies.
+    /// Like [`Registry::get_manifest`], for a pull (`GET`, not `HEAD`) by `pulled_by` (a login
+    /// name, empty for anonymous): notes when the manifest (and the tag, when pulled by tag)
+    /// was last pulled, for retention policies, and queues the pull event for the project's
+    /// webhooks that want pulls (module `webhooks`).
     pub async fn pull_manifest(
         &self,
         repository: &RepositoryName,
         reference: &Reference,
+        pulled_by: &str,
     ) -> Result<StoredManifest, RegistryError> {
         let manifest = self.get_manifest(repository, reference).await?;
         let tag = match reference {
@@ -129,11 +138,20 @@ impl Registry {
             Reference::Digest(_) => None,
         };
         self.record_pull(repository, &manifest.digest, tag);
+        let subject = webhooks::Subject {
+            repository,
+            tag,
+            digest: &manifest.digest,
+            media_type: &manifest.media_type,
+            size: manifest.content.len(),
+        };
+        self.pulled(&subject, pulled_by);
         Ok(manifest)
     }
 
     /// Deletes by digest (the manifest and its tags) or by tag (only the tag), by `deleted_by`
-    /// (kept in the tags' history).
+    /// (kept in the tags' history), queuing the delete event for the project's webhooks in
+    /// the same transaction.
     /// Errors: [`RegistryError::ManifestUnknown`], [`RegistryError::StillReferenced`] when an
     /// index in the repository lists the manifest, [`RegistryError::TagImmutable`] when the tag
     /// (or one of the manifest's tags) is protected by an immutability rule.
@@ -157,36 +175,89 @@ impl Registry {
                 rule: rule.to_string(),
             });
         }
-        match reference {
-            Reference::Tag(tag) => {
-                if self.meta.delete_tag(repository, tag, deleted_by).await? {
+        let tag = match reference {
+            Reference::Tag(tag) => tag,
+            Reference::Digest(digest) => return self.delete_by_digest(repository, digest, deleted_by, &rules).await,
+        };
+        // The event names the manifest the tag pointed at: the tag is deleted only while it
+        // still points there, else looked up again.
+        for _ in 0..MAX_TAG_DELETE_TRIES {
+            let Some(manifest) = self.meta.get_tagged_manifest(repository, tag).await? else {
+                // No tag, or one whose manifest record is corrupt (its digest does not parse):
+                // that tag can still be deleted, without an event (there is no digest to name).
+                return if self.meta.delete_tag(repository, tag, deleted_by).await? {
                     Ok(())
                 } else {
                     Err(unknown())
-                }
-            }
-            Reference::Digest(digest) => match self
+                };
+            };
+            let subject = webhooks::Subject {
+                repository,
+                tag: Some(tag),
+                digest: &manifest.digest,
+                media_type: &manifest.media_type,
+                size: manifest.content.len(),
+            };
+            let event = webhooks::event(webhooks::DELETE, &subject, deleted_by);
+            if self
                 .meta
-                .delete_manifest(repository, digest, deleted_by, &rules)
+                .delete_tag_with_event(repository, tag, &manifest.digest, deleted_by, &event)
                 .await?
             {
-                DeleteManifestOutcome::Deleted => Ok(()),
-                DeleteManifestOutcome::NotFound => Err(unknown()),
-                DeleteManifestOutcome::ProtectedTag { tag, rule } => Err(RegistryError::TagImmutable {
-                    repository: repository.clone(),
-                    tag,
-                    rule,
-                }),
-                // Only asked of `MetaStore::delete_untagged_manifest`; a tag is a reference too.
-                DeleteManifestOutcome::Tagged(tag) => Err(RegistryError::StillReferenced {
-                    target: digest.clone(),
-                    referenced_by: format!("tag {tag}"),
-                }),
-                DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {
-                    target: digest.clone(),
-                    referenced_by: index,
-                }),
-            },
+                self.webhook_event_queued(repository, webhooks::DELETE);
+                return Ok(());
+            }
+        }
+        Err(unknown())
+    }
+
+    /// The deletion of a manifest by digest, with its tags (see [`Registry::delete_manifest`]).
+    async fn delete_by_digest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        deleted_by: &str,
+        rules: &[ImmutabilityRule],
+    ) -> Result<(), RegistryError> {
+        let unknown = || RegistryError::ManifestUnknown {
+            repository: repository.clone(),
+            reference: digest.to_string(),
+        };
+        let Some(manifest) = self.meta.get_manifest(repository, digest).await? else {
+            return Err(unknown());
+        };
+        let subject = webhooks::Subject {
+            repository,
+            tag: None,
+            digest,
+            media_type: &manifest.media_type,
+            size: manifest.content.len(),
+        };
+        let event = webhooks::event(webhooks::DELETE, &subject, deleted_by);
+        match self
+            .meta
+            .delete_manifest_with_event(repository, digest, deleted_by, rules, &event)
+            .await?
+        {
+            DeleteManifestOutcome::Deleted => {
+                self.webhook_event_queued(repository, webhooks::DELETE);
+                Ok(())
+            }
+            DeleteManifestOutcome::NotFound => Err(unknown()),
+            DeleteManifestOutcome::ProtectedTag { tag, rule } => Err(RegistryError::TagImmutable {
+                repository: repository.clone(),
+                tag,
+                rule,
+            }),
+            // Only asked of `MetaStore::delete_untagged_manifest`; a tag is a reference too.
+            DeleteManifestOutcome::Tagged(tag) => Err(RegistryError::StillReferenced {
+                target: digest.clone(),
+                referenced_by: format!("tag {tag}"),
+            }),
+            DeleteManifestOutcome::ReferencedBy(index) => Err(RegistryError::StillReferenced {
+                target: digest.clone(),
+                referenced_by: index,
+            }),
         }
     }
 }
@@ -228,10 +299,19 @@ pub(crate) async fn push_manifest(
         Some(tag) => immutability_rule_for(meta, repository, tag).await?,
         None => None,
     };
+    let media_type = inspection.kind.media_type();
+    let subject = webhooks::Subject {
+        repository,
+        tag: tag.as_ref(),
+        digest: &digest,
+        media_type,
+        size: content.len(),
+    };
+    let event = webhooks::event(webhooks::PUSH, &subject, pushed_by);
     let manifest = NewManifest {
         repository: repository.clone(),
         digest: digest.clone(),
-        media_type: inspection.kind.media_type().to_owned(),
+        media_type: media_type.to_owned(),
         content,
         artifact_type: inspection.artifact_type,
         subject: inspection.subject.clone(),
@@ -242,8 +322,8 @@ pub(crate) async fn push_manifest(
         pushed_by: pushed_by.to_owned(),
     };
     match &protecting_rule {
-        None => meta.put_manifest(&manifest).await?,
-        Some(rule) => match meta.put_manifest_under_immutable_tag(&manifest).await {
+        None => meta.put_manifest_with_event(&manifest, false, &event).await?,
+        Some(rule) => match meta.put_manifest_with_event(&manifest, true, &event).await {
             Err(berth_meta::MetaError::TagImmutable { tag, .. }) => {
                 return Err(RegistryError::TagImmutable {
                     repository: repository.clone(),

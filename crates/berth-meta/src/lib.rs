@@ -14,8 +14,8 @@
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
 //! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
 //! blobs), `retention` (retention policies and their inventory), `pulls` (pull times), `leases`
-//! (which replica runs each background job), `robots` (robot accounts and access tokens) and
-//! `transfer` (copying a whole database into another), and `pool` holds the engine-specific
+//! (which replica runs each background job), `robots` (robot accounts and access tokens),
+//! `webhooks` (webhooks and the durable queue of their deliveries) and `transfer` (copying a whole database into another), and `pool` holds the engine-specific
 //! connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -42,6 +42,7 @@ mod tags;
 mod transfer;
 mod uploads;
 mod users;
+mod webhooks;
 mod writer;
 
 pub use audit::{AuditEvent, AuditFilter};
@@ -58,6 +59,10 @@ pub use store::MetaStore;
 pub use tags::TagEvent;
 pub use transfer::{COPIED_TABLES, SKIPPED_TABLES, TableCheck, TableCopy};
 pub use users::{NewUser, UserImport, UserRecord};
+pub use webhooks::{
+    ClaimedDelivery, DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING, DeliveryFilter, DeliveryOutcome,
+    WebhookDeliveryRecord, WebhookEvent, WebhookRecord, split_events,
+};
 
 /// The storage key of a blob whose bytes are kept in the database (table `blob_contents`)
 /// rather than in the blob store: small blobs, see [`MetaStore::complete_upload_inline`].

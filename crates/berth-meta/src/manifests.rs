@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Executor, FromRow};
 use crate::convert::{len_to_bigint, now_ms, stored_digest, stored_u64};
 use crate::repositories::repository_id;
 use crate::script::{Script, is_postgres};
+use crate::webhooks::WebhookEvent;
 use crate::writer::Durability;
 use crate::{DeleteManifestOutcome, ManifestRecord, MetaError, MetaStore, NewManifest, ReferrerRecord};
 
@@ -32,7 +33,7 @@ impl MetaStore {
     /// once, in the order given), else [`MetaError::SizeMismatch`] for the first reference whose
     /// stored size differs; nothing is written then.
     pub async fn put_manifest(&self, manifest: &NewManifest) -> Result<(), MetaError> {
-        self.write_manifest(manifest, false).await
+        self.write_manifest(manifest, false, None).await
     }
 
     /// Like [`Self::put_manifest`] for a manifest pushed under an immutable tag: the tag may be
@@ -41,10 +42,27 @@ impl MetaStore {
     /// points at another digest. Checked in the write's transaction, so a concurrent push
     /// cannot slip between the check and the write.
     pub async fn put_manifest_under_immutable_tag(&self, manifest: &NewManifest) -> Result<(), MetaError> {
-        self.write_manifest(manifest, true).await
+        self.write_manifest(manifest, true, None).await
     }
 
-    async fn write_manifest(&self, manifest: &NewManifest, tag_immutable: bool) -> Result<(), MetaError> {
+    /// Like [`Self::put_manifest`] (or [`Self::put_manifest_under_immutable_tag`] when
+    /// `immutable_tag`), queuing `event` for the project's webhooks in the same transaction
+    /// (module `webhooks`): the push and its deliveries commit together or not at all.
+    pub async fn put_manifest_with_event(
+        &self,
+        manifest: &NewManifest,
+        immutable_tag: bool,
+        event: &WebhookEvent,
+    ) -> Result<(), MetaError> {
+        self.write_manifest(manifest, immutable_tag, Some(event.clone())).await
+    }
+
+    async fn write_manifest(
+        &self,
+        manifest: &NewManifest,
+        tag_immutable: bool,
+        event: Option<WebhookEvent>,
+    ) -> Result<(), MetaError> {
         let owned = manifest.clone();
         self.writes
             .write(Durability::Durable, move |conn| {
@@ -60,7 +78,7 @@ impl MetaStore {
                             });
                         }
                     }
-                    store_manifest(conn, &owned).await
+                    store_manifest(conn, &owned, event.as_ref()).await
                 })
             })
             .await?;
@@ -166,7 +184,21 @@ impl MetaStore {
         deleted_by: &str,
         protected: &[ImmutabilityRule],
     ) -> Result<DeleteManifestOutcome, MetaError> {
-        self.remove_manifest_with(repository, digest, deleted_by, protected, false)
+        self.remove_manifest_with(repository, digest, deleted_by, protected, false, None)
+            .await
+    }
+
+    /// Like [`Self::delete_manifest`], queuing `event` for the project's webhooks in the same
+    /// transaction when the manifest is deleted (module `webhooks`).
+    pub async fn delete_manifest_with_event(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        deleted_by: &str,
+        protected: &[ImmutabilityRule],
+        event: &WebhookEvent,
+    ) -> Result<DeleteManifestOutcome, MetaError> {
+        self.remove_manifest_with(repository, digest, deleted_by, protected, false, Some(event.clone()))
             .await
     }
 
@@ -180,7 +212,7 @@ impl MetaStore {
         deleted_by: &str,
         protected: &[ImmutabilityRule],
     ) -> Result<DeleteManifestOutcome, MetaError> {
-        self.remove_manifest_with(repository, digest, deleted_by, protected, true)
+        self.remove_manifest_with(repository, digest, deleted_by, protected, true, None)
             .await
     }
 
@@ -191,6 +223,7 @@ impl MetaStore {
         deleted_by: &str,
         protected: &[ImmutabilityRule],
         untagged_only: bool,
+        event: Option<WebhookEvent>,
     ) -> Result<DeleteManifestOutcome, MetaError> {
         let (owned_repository, owned_digest, deleted_by, protected) = (
             repository.clone(),
@@ -202,15 +235,21 @@ impl MetaStore {
             .writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
-                    remove_manifest(
-                        conn,
+                    let outcome = remove_manifest(
+                        &mut *conn,
                         &owned_repository,
                         &owned_digest,
                         &deleted_by,
                         &protected,
                         untagged_only,
                     )
-                    .await
+                    .await?;
+                    if outcome == DeleteManifestOutcome::Deleted
+                        && let Some(event) = &event
+                    {
+                        crate::webhooks::enqueue(conn, std::slice::from_ref(event)).await?;
+                    }
+                    Ok(outcome)
                 })
             })
             .await?;
@@ -524,13 +563,17 @@ fn manifest_inserts(tagged: bool) -> Vec<String> {
 ///
 /// PostgreSQL aborts a transaction at its first error, so there the write scripts run inside a
 /// savepoint, rolled back to before the second query.
-async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Result<(), MetaError> {
+async fn store_manifest(
+    conn: &mut AnyConnection,
+    manifest: &NewManifest,
+    event: Option<&WebhookEvent>,
+) -> Result<(), MetaError> {
     let references = manifest_references(manifest);
     let savepoint = is_postgres(conn) && !references.is_empty();
     if savepoint {
         conn.execute("SAVEPOINT manifest_write").await?;
     }
-    match write_manifest(&mut *conn, manifest, &references).await {
+    match write_manifest(&mut *conn, manifest, &references, event).await {
         Ok(stored) => check_references(&references, &stored),
         Err(MetaError::Database(error)) if error.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) => {
             if savepoint {
@@ -545,11 +588,13 @@ async fn store_manifest(conn: &mut AnyConnection, manifest: &NewManifest) -> Res
     }
 }
 
-/// The write scripts of [`store_manifest`]; returns the stored sizes of the references.
+/// The write scripts of [`store_manifest`]; returns the stored sizes of the references. The
+/// first script also queues `event` for the project's webhooks.
 async fn write_manifest(
     conn: &mut AnyConnection,
     manifest: &NewManifest,
     references: &[Reference<'_>],
+    event: Option<&WebhookEvent>,
 ) -> Result<StoredSizes, MetaError> {
     let size = len_to_bigint("manifest size", manifest.content.len())?;
     let now = now_ms();
@@ -567,6 +612,13 @@ async fn write_manifest(
         };
         statements.extend(reference_inserts(script, MANIFEST_PARAMETERS + 1));
         statements.extend(size_queries(script, MANIFEST_PARAMETERS + 1));
+        let event = event.filter(|_| index == 0);
+        if event.is_some() {
+            // Its values follow the digests.
+            statements.push(crate::webhooks::enqueue_statement(
+                MANIFEST_PARAMETERS + 1 + script.len(),
+            ));
+        }
         let mut query = Script::new(statements.join("; "))
             .bind(manifest.repository.as_str())
             .bind(now)
@@ -581,6 +633,11 @@ async fn write_manifest(
             .bind(manifest.pushed_by.as_str());
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
+        }
+        if let Some(event) = event {
+            for value in crate::webhooks::event_values(event, now) {
+                query = query.bind(value);
+            }
         }
         collect_sizes(&mut stored, query.fetch_all(&mut *conn).await?)?;
     }

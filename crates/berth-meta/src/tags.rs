@@ -7,6 +7,7 @@ use berth_types::{Digest, RepositoryName, Tag};
 use crate::cache::page_after;
 use crate::convert::now_ms;
 use crate::repositories::repository_id;
+use crate::webhooks::WebhookEvent;
 use crate::writer::Durability;
 use crate::{MetaError, MetaStore};
 
@@ -32,7 +33,7 @@ impl MetaStore {
         tag: &Tag,
         deleted_by: &str,
     ) -> Result<bool, MetaError> {
-        self.remove_tag(repository, tag, None, deleted_by).await
+        self.remove_tag(repository, tag, None, deleted_by, None).await
     }
 
     /// Like [`Self::delete_tag`], only while the tag points at `digest` (checked in the
@@ -45,7 +46,21 @@ impl MetaStore {
         digest: &Digest,
         deleted_by: &str,
     ) -> Result<bool, MetaError> {
-        self.remove_tag(repository, tag, Some(digest), deleted_by).await
+        self.remove_tag(repository, tag, Some(digest), deleted_by, None).await
+    }
+
+    /// Like [`Self::delete_tag_at`], queuing `event` for the project's webhooks in the same
+    /// transaction when the tag is deleted (module `webhooks`).
+    pub async fn delete_tag_with_event(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+        deleted_by: &str,
+        event: &WebhookEvent,
+    ) -> Result<bool, MetaError> {
+        self.remove_tag(repository, tag, Some(digest), deleted_by, Some(event.clone()))
+            .await
     }
 
     async fn remove_tag(
@@ -54,6 +69,7 @@ impl MetaStore {
         tag: &Tag,
         at: Option<&Digest>,
         deleted_by: &str,
+        event: Option<WebhookEvent>,
     ) -> Result<bool, MetaError> {
         let (owned_repository, owned_tag, deleted_by) = (repository.clone(), tag.clone(), deleted_by.to_owned());
         let at = at.map(|digest| digest.as_str().to_owned());
@@ -87,7 +103,11 @@ impl MetaStore {
                     .bind(at.as_deref())
                     .execute(&mut *conn)
                     .await?;
-                    Ok(result.rows_affected() > 0)
+                    let deleted = result.rows_affected() > 0;
+                    if deleted && let Some(event) = &event {
+                        crate::webhooks::enqueue(conn, std::slice::from_ref(event)).await?;
+                    }
+                    Ok(deleted)
                 })
             })
             .await?;

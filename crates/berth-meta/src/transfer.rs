@@ -38,6 +38,8 @@ pub const COPIED_TABLES: &[(&str, &str)] = &[
     ("immutability_rules", "id"),
     ("tag_events", "id"),
     ("retention_policies", "project_id"),
+    ("webhooks", "id"),
+    ("webhook_deliveries", "id"),
 ];
 
 /// The copied tables whose `id` is generated (SQLite rowid alias, PostgreSQL identity).
@@ -51,6 +53,8 @@ const IDENTITY_TABLES: &[&str] = &[
     "audit_events",
     "immutability_rules",
     "tag_events",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 /// Tables that hold state of a running deployment only, not copied.

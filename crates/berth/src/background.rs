@@ -47,6 +47,8 @@ impl BackgroundJobs {
                 stop.clone(),
             )),
             tokio::spawn(run_scheduled_retention(registry.clone(), retention_lease, stop.clone())),
+            // Not a leased job: every replica sends webhook deliveries (each claims its own).
+            crate::webhooks::start(registry, meta, &config.webhooks, stop.clone()),
         ];
         BackgroundJobs { tasks }
     }

@@ -38,6 +38,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where blobs are stored.
     pub storage: StorageConfig,
+    /// Delivering webhook events.
+    pub webhooks: WebhooksConfig,
 }
 
 /// Where blobs are stored (`[storage]`); see docs/deploy/object-storage.md.
@@ -404,6 +406,43 @@ impl Default for Config {
             },
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
+            webhooks: WebhooksConfig::default(),
+        }
+    }
+}
+
+/// Delivering webhook events (`[webhooks]`; docs/webhooks.md). A failed attempt is retried
+/// after `initial_backoff`, then twice as long each time up to `max_backoff` (each wait
+/// shortened by a random part of up to half, so that receivers coming back are not hit by
+/// every retry at once), until `max_attempts` attempts have failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// The wait after the first failed attempt. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Attempts before a delivery is marked failed. Default 10.
+    pub max_attempts: u32,
+    /// How long an attempt may take (connecting, sending, the answer). Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delivered and failed deliveries are deleted this long after their event; `0s` keeps
+    /// them. Default `30days`.
+    #[serde(with = "humantime_serde")]
+    pub keep_deliveries: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+            max_attempts: 10,
+            timeout: Duration::from_secs(10),
+            keep_deliveries: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -421,7 +460,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 11] = [
+const ENV_KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "database",
@@ -433,6 +472,7 @@ const ENV_KEYS: [&str; 11] = [
     "auth",
     "server",
     "storage",
+    "webhooks",
 ];
 
 impl Config {

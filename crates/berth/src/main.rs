@@ -13,6 +13,7 @@ mod migrate;
 mod stores;
 mod tls;
 mod tokens;
+mod webhooks;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
     AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RetentionCommand, RobotCommand,
-    TagCommand, TokenCommand, UserCommand,
+    TagCommand, TokenCommand, UserCommand, WebhookCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
@@ -96,6 +97,9 @@ enum Command {
     /// Run retention policies.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Manage a project's webhooks (POSTs on push, pull and delete) and read their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Delete what nothing references any more (blobs, orphaned manifests, stale uploads) and
     /// report what was freed. The registry stays writable. On the data directory only while no
     /// server runs on it; otherwise through the server with --server (administrators).
@@ -238,6 +242,7 @@ fn main() -> anyhow::Result<()> {
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
         Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
+        Command::Webhook(command) => run_admin(&cli.global, AdminCommand::Webhook(command)),
         Command::MigrateStorage(args) => {
             let load = |file: &PathBuf| {
                 Config::load(Some(file), &Overrides::default())
@@ -439,6 +444,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     background.join().await;
     audit.flush_audit().await;
     audit.flush_pulls().await;
+    audit.flush_webhook_events().await;
     tracing::info!("berth stopped");
     Ok(())
 }

@@ -13,7 +13,7 @@
 //! - only system administrators set a project's storage quota; whoever sees the project sees
 //!   its quota and usage;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
-//!   sees the project may read;
+//!   sees the project may read, and its webhooks, which only they read;
 //! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
 //!   restoring it is a push: developers and up, within the immutability rules;
 //! - a project a user may not see answers like one that does not exist.
@@ -28,6 +28,7 @@ mod projects;
 mod retention;
 mod tags;
 mod users;
+mod webhooks;
 
 use std::net::IpAddr;
 
@@ -40,6 +41,7 @@ pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
 pub use projects::ProjectSummary;
 pub use retention::{RetentionFailure, RetentionRun};
 pub use tags::TagMoved;
+pub use webhooks::MAX_DELIVERIES_PAGE;
 
 /// Shortest password accepted for a new or changed password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;

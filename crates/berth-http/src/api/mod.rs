@@ -26,6 +26,7 @@ mod robots;
 mod tags;
 mod users;
 mod views;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -155,6 +156,9 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
         .routes(routes!(audit::audit_events))
         .routes(routes!(gc::collect_garbage))
         .routes(routes!(gc::background_jobs))
+        .routes(routes!(webhooks::list_webhooks, webhooks::add_webhook))
+        .routes(routes!(webhooks::remove_webhook))
+        .routes(routes!(webhooks::webhook_deliveries))
         .split_for_parts()
 }
 

@@ -14,17 +14,19 @@ use crate::error::ApiError;
 use crate::headers;
 
 /// `GET`/`HEAD` a manifest: the stored bytes with the stored media type as `Content-Type`,
-/// `Content-Length` and `Docker-Content-Digest`. `Accept` is not used to convert anything.
+/// `Content-Length` and `Docker-Content-Digest`. `Accept` is not used to convert anything. A
+/// `GET` is a pull by `pulled_by` (a login name, empty for anonymous).
 pub async fn get_manifest(
     registry: &Registry,
     repository: &RepositoryName,
     reference: &Reference,
     head: bool,
+    pulled_by: &str,
 ) -> ApiResult {
     let manifest = if head {
         registry.get_manifest(repository, reference).await?
     } else {
-        registry.pull_manifest(repository, reference).await?
+        registry.pull_manifest(repository, reference, pulled_by).await?
     };
     let length = manifest.content.len();
     let mut response = if head {

@@ -57,7 +57,12 @@ async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> A
         None
     };
     let (result, denied) = match auth::authorize(state, request.headers(), &caller, endpoint).await {
-        Ok(Authorized::Proceed(endpoint)) => (handle(state, &caller, endpoint, request).await, false),
+        Ok(Authorized::Proceed(endpoint)) => {
+            // Webhook payloads name the request that caused them.
+            let request_id = header(request.headers(), "x-request-id").map(std::sync::Arc::<str>::from);
+            let handled = handle(state, &caller, endpoint, request);
+            (berth_core::with_request_id(request_id, handled).await, false)
+        }
         Ok(Authorized::Respond(response)) => (Ok(response), true),
         Err(error) => (Err(error), true),
     };
@@ -124,7 +129,16 @@ async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: 
             repository,
             reference,
             head,
-        } => manifests::get_manifest(registry, &repository, &reference, head).await,
+        } => {
+            manifests::get_manifest(
+                registry,
+                &repository,
+                &reference,
+                head,
+                &caller.name().unwrap_or_default(),
+            )
+            .await
+        }
         Endpoint::PutManifest { repository, reference } => {
             manifests::put_manifest(
                 registry,

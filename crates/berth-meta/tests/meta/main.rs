@@ -12,3 +12,4 @@ mod store;
 mod tags;
 mod transfer;
 mod uploads;
+mod webhooks;
