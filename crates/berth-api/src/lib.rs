@@ -10,6 +10,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod rate_limits;
+
+pub use rate_limits::{RateLimitChange, RateLimitOverride, RateLimits};
+
 /// The caller of a request, as the server sees it (`GET /api/v1/me`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Me {

@@ -15,6 +15,7 @@ mod listing;
 mod management;
 mod manifests;
 mod pulls;
+mod rate_limit;
 mod small_blobs;
 mod uploads;
 
@@ -33,9 +34,14 @@ pub use hashing::{digest_bytes, digest_stream};
 pub use listing::{Page, Referrer};
 pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    ProjectSummary, RetentionFailure, RetentionRun, TagMoved,
+    ProjectSummary, RateLimitOverride, RateLimitOverview, RateLimitSubject, RetentionFailure, RetentionRun, TagMoved,
 };
+pub use berth_meta::RateLimitScope;
 pub use manifests::{PushedManifest, StoredManifest};
+pub use rate_limit::{
+    LimitClass, OVERRIDES_STALE_AFTER, PullClient, PullDecision, PullLimit, PullLimitError, PullQuota, RateLimitSettings,
+    Window,
+};
 pub use uploads::{Chunk, UploadStatus};
 
 /// The registry service. Cheap to clone; share one per process.
@@ -52,6 +58,8 @@ pub struct Registry {
     pulls: Arc<pulls::PullLog>,
     access: Arc<access::AccessControl>,
     audit: Arc<audit::AuditLog>,
+    /// Pull rate limits (`rate_limit.rs`).
+    rate_limits: Arc<rate_limit::RateLimiter>,
 }
 
 impl Registry {
@@ -76,6 +84,7 @@ impl Registry {
     ) -> Registry {
         let audit = Arc::new(audit::AuditLog::start(&meta, mode));
         let pulls = pulls::PullLog::start(&meta);
+        let rate_limits = Arc::new(rate_limit::RateLimiter::new(meta.clone(), Default::default()));
         Registry {
             blobs,
             meta,
@@ -87,6 +96,7 @@ impl Registry {
             pulls,
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
+            rate_limits,
         }
     }
 

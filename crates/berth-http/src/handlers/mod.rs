@@ -124,7 +124,13 @@ async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: 
             repository,
             reference,
             head,
-        } => manifests::get_manifest(registry, &repository, &reference, head).await,
+        } => {
+            let peer = client_address(&request);
+            let quota =
+                crate::rate_limit::check_pull(state, caller, peer, request.headers(), &repository, head).await?;
+            let result = manifests::get_manifest(registry, &repository, &reference, head).await;
+            crate::rate_limit::with_quota(result, quota)
+        }
         Endpoint::PutManifest { repository, reference } => {
             manifests::put_manifest(
                 registry,
