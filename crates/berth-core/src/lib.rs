@@ -26,6 +26,7 @@ use berth_meta::MetaStore;
 
 pub use access::{AccessMode, Caller, LoginThrottle};
 pub use berth_blob::ByteStream;
+pub use berth_meta::RateLimitScope;
 pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
@@ -36,11 +37,10 @@ pub use management::{
     CreatedAccessToken, CreatedRobot, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
     ProjectSummary, RateLimitOverride, RateLimitOverview, RateLimitSubject, RetentionFailure, RetentionRun, TagMoved,
 };
-pub use berth_meta::RateLimitScope;
 pub use manifests::{PushedManifest, StoredManifest};
 pub use rate_limit::{
-    LimitClass, OVERRIDES_STALE_AFTER, PullClient, PullDecision, PullLimit, PullLimitError, PullQuota, RateLimitSettings,
-    Window,
+    LimitClass, OVERRIDES_STALE_AFTER, PullClient, PullDecision, PullLimit, PullLimitError, PullQuota,
+    RateLimitSettings, Window,
 };
 pub use uploads::{Chunk, UploadStatus};
 

@@ -102,7 +102,9 @@ impl PullLimit {
             .parse()
             .map_err(|_| error("the count is not a whole number"))?;
         if pulls == 0 {
-            return Err(error("the count must be at least 1 (refuse pulls with access rules instead)"));
+            return Err(error(
+                "the count must be at least 1 (refuse pulls with access rules instead)",
+            ));
         }
         let duration = humantime::parse_duration(duration.trim()).map_err(|_| error("the duration does not parse"))?;
         if duration.subsec_nanos() != 0 || duration.is_zero() {
@@ -283,7 +285,9 @@ impl Window {
     /// The window of `window_secs` seconds holding `now_ms`: aligned to multiples of its length
     /// since the unix epoch.
     pub fn at(now_ms: i64, window_secs: u64) -> Window {
-        let length = i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1);
+        let length = i64::try_from(window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX)
+            .max(1);
         let start_ms = now_ms.div_euclid(length).saturating_mul(length);
         Window {
             start_ms,
@@ -585,10 +589,7 @@ impl Registry {
         count: bool,
     ) -> Result<PullDecision, RegistryError> {
         let client = PullClient::of(caller, address);
-        Ok(self
-            .rate_limits
-            .check(&client, &project_of(repository), count)
-            .await?)
+        Ok(self.rate_limits.check(&client, &project_of(repository), count).await?)
     }
 }
 
@@ -617,7 +618,18 @@ mod tests {
             assert_eq!(PullLimit::parse(printed), Ok(limit), "{printed} reads back");
         }
         for bad in [
-            "", "100", "100/", "/6h", "0/1h", "-1/1h", "1.5/1h", "10/0s", "10/1500ms", "10/400d", "10/6x", "lots/1h",
+            "",
+            "100",
+            "100/",
+            "/6h",
+            "0/1h",
+            "-1/1h",
+            "1.5/1h",
+            "10/0s",
+            "10/1500ms",
+            "10/400d",
+            "10/6x",
+            "lots/1h",
         ] {
             assert!(PullLimit::parse(bad).is_err(), "{bad:?} must be refused");
         }
@@ -629,7 +641,13 @@ mod tests {
     fn windows_align_to_multiples_of_their_length() {
         let hour = 3600;
         let window = Window::at(7_200_000 + 1, hour);
-        assert_eq!(window, Window { start_ms: 7_200_000, end_ms: 10_800_000 });
+        assert_eq!(
+            window,
+            Window {
+                start_ms: 7_200_000,
+                end_ms: 10_800_000
+            }
+        );
         assert_eq!(Window::at(10_799_999, hour), window);
         assert_eq!(Window::at(10_800_000, hour).start_ms, 10_800_000);
         // Seconds left round up and never reach zero inside the window.
@@ -641,9 +659,18 @@ mod tests {
         // Six-hour windows start at 00:00, 06:00, 12:00 and 18:00 UTC.
         let day_start = 1_700_006_400_000; // a multiple of 86 400 000
         assert_eq!(day_start % 86_400_000, 0);
-        assert_eq!(Window::at(day_start + 7 * 3_600_000, 21_600).start_ms, day_start + 6 * 3_600_000);
+        assert_eq!(
+            Window::at(day_start + 7 * 3_600_000, 21_600).start_ms,
+            day_start + 6 * 3_600_000
+        );
         // Before 1970 (a clock set back by tests) still aligns downwards.
-        assert_eq!(Window::at(-1, hour), Window { start_ms: -3_600_000, end_ms: 0 });
+        assert_eq!(
+            Window::at(-1, hour),
+            Window {
+                start_ms: -3_600_000,
+                end_ms: 0
+            }
+        );
     }
 
     #[test]
@@ -658,7 +685,10 @@ mod tests {
         );
         assert_ne!(address("2001:db8:1:3::1").bucket(), address("2001:db8:1:2::1").bucket());
         assert_eq!(PullClient::Anonymous(None).bucket(), "ip:unknown");
-        assert_eq!(PullClient::Account("robot$team-a+ci".into()).bucket(), "account:robot$team-a+ci");
+        assert_eq!(
+            PullClient::Account("robot$team-a+ci".into()).bucket(),
+            "account:robot$team-a+ci"
+        );
         assert_eq!(PullClient::of(&Caller::Anonymous, None), PullClient::Anonymous(None));
     }
 
@@ -687,13 +717,24 @@ mod tests {
         overrides.accounts.insert("robot$ci".into(), PullLimit::Unlimited);
         assert_eq!(
             applicable(&settings, &overrides, &anonymous, &team),
-            (LimitClass::Project, limited(5, 60), "project:team-a|ip:192.0.2.7".into())
+            (
+                LimitClass::Project,
+                limited(5, 60),
+                "project:team-a|ip:192.0.2.7".into()
+            )
         );
         assert_eq!(
             applicable(&settings, &overrides, &alice, &team),
-            (LimitClass::Project, limited(5, 60), "project:team-a|account:alice".into())
+            (
+                LimitClass::Project,
+                limited(5, 60),
+                "project:team-a|account:alice".into()
+            )
         );
-        assert_eq!(applicable(&settings, &overrides, &alice, &other).0, LimitClass::Authenticated);
+        assert_eq!(
+            applicable(&settings, &overrides, &alice, &other).0,
+            LimitClass::Authenticated
+        );
         assert_eq!(
             applicable(&settings, &overrides, &ci, &team),
             (LimitClass::Account, PullLimit::Unlimited, "account:robot$ci".into())
@@ -725,7 +766,11 @@ mod tests {
         );
         assert!(matches!(
             decision(LimitClass::Project, 2, 60, None, 5),
-            PullDecision::Refused(PullQuota { remaining: 0, reset_after_secs: 5, .. })
+            PullDecision::Refused(PullQuota {
+                remaining: 0,
+                reset_after_secs: 5,
+                ..
+            })
         ));
     }
 }

@@ -178,8 +178,14 @@ mod tests {
         let chain = forwarded(&["203.0.113.9, 198.51.100.1", "10.0.0.3"]);
         assert_eq!(client_address(ip("10.0.0.2"), &chain, &trusted), ip("198.51.100.1"));
         // Every hop trusted, or nothing forwarded: the last trusted address.
-        assert_eq!(client_address(ip("10.0.0.2"), &forwarded(&["10.0.0.3"]), &trusted), ip("10.0.0.3"));
-        assert_eq!(client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &forwarded(&["10.0.0.3"]), &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
         // A garbled entry stops the walk at the last trusted hop (never further left).
         let garbled = forwarded(&["198.51.100.1, not-an-address, 10.0.0.3"]);
         assert_eq!(client_address(ip("10.0.0.2"), &garbled, &trusted), ip("10.0.0.3"));

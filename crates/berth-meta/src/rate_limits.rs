@@ -53,7 +53,11 @@ type OverrideRow = (String, String, Option<i64>, Option<i64>, i64);
 
 fn override_from_row((scope, name, pulls, window_secs, updated_at_ms): OverrideRow) -> Option<RateLimitOverrideRecord> {
     let Some(scope) = RateLimitScope::parse(&scope) else {
-        tracing::error!(scope, name, "corrupt record: unknown rate-limit override scope; ignored");
+        tracing::error!(
+            scope,
+            name,
+            "corrupt record: unknown rate-limit override scope; ignored"
+        );
         return None;
     };
     let limit = match (pulls, window_secs) {
@@ -61,12 +65,20 @@ fn override_from_row((scope, name, pulls, window_secs, updated_at_ms): OverrideR
         (Some(pulls), Some(window_secs)) => match (u64::try_from(pulls), u64::try_from(window_secs)) {
             (Ok(pulls), Ok(window_secs)) if window_secs > 0 => Some((pulls, window_secs)),
             _ => {
-                tracing::error!(name, pulls, window_secs, "corrupt record: rate-limit override out of range; ignored");
+                tracing::error!(
+                    name,
+                    pulls,
+                    window_secs,
+                    "corrupt record: rate-limit override out of range; ignored"
+                );
                 return None;
             }
         },
         _ => {
-            tracing::error!(name, "corrupt record: rate-limit override with only one of pulls and window; ignored");
+            tracing::error!(
+                name,
+                "corrupt record: rate-limit override with only one of pulls and window; ignored"
+            );
             return None;
         }
     };

@@ -46,10 +46,7 @@ impl Clock {
 
     /// The environment variable that makes a server read this clock.
     fn env(&self) -> (&'static str, &str) {
-        (
-            "BERTH_TEST_CLOCK_OFFSET_FILE",
-            self.file.to_str().expect("utf-8 path"),
-        )
+        ("BERTH_TEST_CLOCK_OFFSET_FILE", self.file.to_str().expect("utf-8 path"))
     }
 
     fn offset(&self) -> i64 {
@@ -192,11 +189,27 @@ async fn basic_registry(clock: &Clock, env: &[(&str, &str)]) -> Harness {
 /// A robot account with pull access everywhere; returns its secret.
 fn create_robot(h: &Harness, name: &str) -> String {
     let output = h.cli(
-        &["robot", "create", "--name", name, "--access", "**:pull", "--output", "json"],
+        &[
+            "robot", "create", "--name", name, "--access", "**:pull", "--output", "json",
+        ],
         "",
     );
     let value: Value = serde_json::from_str(&output).expect("JSON");
     value["secret"].as_str().expect("secret").to_owned()
+}
+
+/// Runs `berth ARGS --server <h>` as `root`; returns its standard output.
+fn cli_on_server(h: &Harness, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    let base = h.base();
+    all.extend(["--server", base.as_str()]);
+    berth_testkit::cmd::berth_cli_with_env(
+        common::berth_binary(),
+        &h.data_dir(),
+        &[("BERTH_USERNAME", "root"), ("BERTH_PASSWORD", PASSWORD)],
+        &all,
+        "",
+    )
 }
 
 #[tokio::test]
@@ -210,7 +223,13 @@ async fn an_anonymous_client_is_refused_after_its_limit_until_the_window_ends() 
     // HEADs show the standing without using a pull; blob downloads are not pulls either.
     for _ in 0..3 {
         expect_allowed(&head(&h, Who::Anonymous, "pub/app").await, "3;w=3600", "2;w=3600");
-        let blob = send(as_who(&h, Who::Anonymous, Method::GET, &format!("/v2/pub/other/blobs/{}", layer.digest))).await;
+        let blob = send(as_who(
+            &h,
+            Who::Anonymous,
+            Method::GET,
+            &format!("/v2/pub/other/blobs/{}", layer.digest),
+        ))
+        .await;
         blob.expect_status(200);
         assert!(blob.header("ratelimit-limit").is_none(), "{}", blob.report());
     }
@@ -238,7 +257,10 @@ async fn an_anonymous_client_is_refused_after_its_limit_until_the_window_ends() 
     // Just before the window ends: still refused. Just after: a full budget again.
     clock.set_server_time(window_end - 2_000);
     let retry_after = expect_refused(&pull(&h, Who::Anonymous, "pub/app").await, "3;w=3600");
-    assert!((1..=3).contains(&retry_after), "Retry-After {retry_after} just before the end");
+    assert!(
+        (1..=3).contains(&retry_after),
+        "Retry-After {retry_after} just before the end"
+    );
     clock.set_server_time(window_end + 1_000);
     expect_allowed(&head(&h, Who::Anonymous, "pub/app").await, "3;w=3600", "3;w=3600");
     expect_allowed(&pull(&h, Who::Anonymous, "pub/app").await, "3;w=3600", "2;w=3600");
@@ -279,13 +301,7 @@ async fn accounts_and_projects_with_overrides_have_their_own_limits() {
     )
     .await
     .expect_status(200);
-    let output = berth_testkit::cmd::berth_cli_with_env(
-        common::berth_binary(),
-        &h.data_dir(),
-        &[("BERTH_USERNAME", "root"), ("BERTH_PASSWORD", PASSWORD)],
-        &["rate-limit", "set", "account", "robot$bulk", "unlimited", "--server", &h.base()],
-        "",
-    );
+    let output = cli_on_server(&h, &["rate-limit", "set", "account", "robot$bulk", "unlimited"]);
     assert!(output.contains("unlimited"), "{output}");
 
     // The anonymous client uses up its budget; the robot with an override is not limited
@@ -294,7 +310,11 @@ async fn accounts_and_projects_with_overrides_have_their_own_limits() {
     expect_allowed(&pull(&h, Who::Anonymous, "pub/app").await, "2;w=3600", "0;w=3600");
     expect_refused(&pull(&h, Who::Anonymous, "pub/app").await, "2;w=3600");
     for remaining in (90..100).rev() {
-        expect_allowed(&pull(&h, ci, "pub/app").await, "100;w=3600", &format!("{remaining};w=3600"));
+        expect_allowed(
+            &pull(&h, ci, "pub/app").await,
+            "100;w=3600",
+            &format!("{remaining};w=3600"),
+        );
     }
     for _ in 0..10 {
         expect_unlimited(&pull(&h, bulk, "pub/app").await);
@@ -302,7 +322,11 @@ async fn accounts_and_projects_with_overrides_have_their_own_limits() {
     }
     // A user without an override has the authenticated class's budget, apart from others'.
     for remaining in ["2", "1", "0"] {
-        expect_allowed(&pull(&h, alice, "pub/app").await, "3;w=3600", &format!("{remaining};w=3600"));
+        expect_allowed(
+            &pull(&h, alice, "pub/app").await,
+            "3;w=3600",
+            &format!("{remaining};w=3600"),
+        );
     }
     expect_refused(&pull(&h, alice, "pub/app").await, "3;w=3600");
 
@@ -316,7 +340,11 @@ async fn accounts_and_projects_with_overrides_have_their_own_limits() {
     .await;
     assert!(seen, "the server did not pick up the project override");
     for remaining in ["3", "2", "1", "0"] {
-        expect_allowed(&pull(&h, Who::Anonymous, "team/app").await, "4;w=3600", &format!("{remaining};w=3600"));
+        expect_allowed(
+            &pull(&h, Who::Anonymous, "team/app").await,
+            "4;w=3600",
+            &format!("{remaining};w=3600"),
+        );
     }
     expect_refused(&pull(&h, Who::Anonymous, "team/app").await, "4;w=3600");
     expect_allowed(&pull(&h, alice, "team/app").await, "4;w=3600", "3;w=3600");
@@ -343,8 +371,9 @@ async fn accounts_and_projects_with_overrides_have_their_own_limits() {
     expect_unlimited(&pull(&h, alice, "team/app").await);
     expect_allowed(&pull(&h, ci, "team/app").await, "100;w=3600", "88;w=3600");
 
-    // The list shows the configuration and every override.
-    let list: Value = serde_json::from_str(&h.cli(&["rate-limit", "list", "--output", "json"], "")).expect("JSON");
+    // The list shows the server's configuration and every override.
+    let list: Value =
+        serde_json::from_str(&cli_on_server(&h, &["rate-limit", "list", "--output", "json"])).expect("JSON");
     assert_eq!(list["anonymous_pulls"], "2/1h");
     assert_eq!(list["authenticated_pulls"], "3/1h");
     let overrides: Vec<(String, String, String)> = list["overrides"]
@@ -378,12 +407,24 @@ async fn only_administrators_read_and_change_rate_limits() {
     api(&h, alice, Method::GET, "/api/v1/rate-limits", None)
         .await
         .expect_status(403);
-    api(&h, alice, Method::PUT, "/api/v1/rate-limits/projects/pub", change.clone())
-        .await
-        .expect_status(403);
-    api(&h, alice, Method::PUT, "/api/v1/rate-limits/accounts/alice", change.clone())
-        .await
-        .expect_status(403);
+    api(
+        &h,
+        alice,
+        Method::PUT,
+        "/api/v1/rate-limits/projects/pub",
+        change.clone(),
+    )
+    .await
+    .expect_status(403);
+    api(
+        &h,
+        alice,
+        Method::PUT,
+        "/api/v1/rate-limits/accounts/alice",
+        change.clone(),
+    )
+    .await
+    .expect_status(403);
     api(&h, Who::Anonymous, Method::GET, "/api/v1/rate-limits", None)
         .await
         .expect_status(401);
@@ -398,7 +439,14 @@ async fn only_administrators_read_and_change_rate_limits() {
     .await
     .expect_status(403);
 
-    let set = api(&h, ROOT, Method::PUT, "/api/v1/rate-limits/accounts/alice", change.clone()).await;
+    let set = api(
+        &h,
+        ROOT,
+        Method::PUT,
+        "/api/v1/rate-limits/accounts/alice",
+        change.clone(),
+    )
+    .await;
     set.expect_status(200);
     assert_eq!(set.json()["pulls"], "1000/1d");
     assert_eq!(set.json()["scope"], "account");
@@ -407,10 +455,18 @@ async fn only_administrators_read_and_change_rate_limits() {
         ("/api/v1/rate-limits/projects/pub", json!({ "pulls": "lots" }), 400),
         ("/api/v1/rate-limits/projects/pub", json!({ "pulls": "0/1h" }), 400),
         ("/api/v1/rate-limits/projects/pub", json!({ "limit": "1/1h" }), 400),
-        ("/api/v1/rate-limits/projects/Not_A_Project", json!({ "pulls": "1/1h" }), 400),
+        (
+            "/api/v1/rate-limits/projects/Not_A_Project",
+            json!({ "pulls": "1/1h" }),
+            400,
+        ),
         ("/api/v1/rate-limits/projects/nowhere", json!({ "pulls": "1/1h" }), 404),
         ("/api/v1/rate-limits/accounts/nobody", json!({ "pulls": "1/1h" }), 404),
-        ("/api/v1/rate-limits/accounts/robot$nobody", json!({ "pulls": "1/1h" }), 404),
+        (
+            "/api/v1/rate-limits/accounts/robot$nobody",
+            json!({ "pulls": "1/1h" }),
+            404,
+        ),
     ] {
         let resp = api(&h, ROOT, Method::PUT, target, Some(body.clone())).await;
         assert_eq!(resp.status, status, "PUT {target} {body}\n{}", resp.report());
@@ -446,8 +502,14 @@ async fn only_administrators_read_and_change_rate_limits() {
             )
         })
         .collect();
-    assert!(outcomes.contains(&("root".to_owned(), "success".to_owned())), "{outcomes:?}");
-    assert!(outcomes.contains(&("alice".to_owned(), "denied".to_owned())), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&("root".to_owned(), "success".to_owned())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("alice".to_owned(), "denied".to_owned())),
+        "{outcomes:?}"
+    );
     let removals = api(&h, ROOT, Method::GET, "/api/v1/audit?action=rate_limit.remove", None).await;
     assert!(!removals.json().as_array().expect("events").is_empty());
 }
@@ -474,15 +536,26 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     // From an untrusted peer the header is ignored: changing it escapes nothing.
     for (n, forwarded) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
         let remaining = format!("{};w=3600", 2 - n);
-        expect_allowed(&pull(&untrusted, Who::Forwarded(forwarded), "library/app").await, "3;w=3600", &remaining);
+        expect_allowed(
+            &pull(&untrusted, Who::Forwarded(forwarded), "library/app").await,
+            "3;w=3600",
+            &remaining,
+        );
     }
-    expect_refused(&pull(&untrusted, Who::Forwarded("198.51.100.4"), "library/app").await, "3;w=3600");
+    expect_refused(
+        &pull(&untrusted, Who::Forwarded("198.51.100.4"), "library/app").await,
+        "3;w=3600",
+    );
     expect_refused(&pull(&untrusted, Who::Anonymous, "library/app").await, "3;w=3600");
 
     // From a trusted proxy each forwarded client has its own budget.
     let first = Who::Forwarded("198.51.100.1");
     for remaining in ["2", "1", "0"] {
-        expect_allowed(&pull(&trusted, first, "library/app").await, "3;w=3600", &format!("{remaining};w=3600"));
+        expect_allowed(
+            &pull(&trusted, first, "library/app").await,
+            "3;w=3600",
+            &format!("{remaining};w=3600"),
+        );
     }
     expect_refused(&pull(&trusted, first, "library/app").await, "3;w=3600");
     // What the client put left of the proxy's entry is not believed.
@@ -492,17 +565,37 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     );
     // Another client, and the proxy's own requests, count apart; a chain through another
     // trusted proxy names the same client.
-    expect_allowed(&pull(&trusted, Who::Forwarded("198.51.100.2"), "library/app").await, "3;w=3600", "2;w=3600");
+    expect_allowed(
+        &pull(&trusted, Who::Forwarded("198.51.100.2"), "library/app").await,
+        "3;w=3600",
+        "2;w=3600",
+    );
     expect_allowed(
         &pull(&trusted, Who::Forwarded("198.51.100.2, 10.1.2.3"), "library/app").await,
         "3;w=3600",
         "1;w=3600",
     );
-    expect_allowed(&pull(&trusted, Who::Anonymous, "library/app").await, "3;w=3600", "2;w=3600");
+    expect_allowed(
+        &pull(&trusted, Who::Anonymous, "library/app").await,
+        "3;w=3600",
+        "2;w=3600",
+    );
     // IPv6 clients count by /64 network.
-    expect_allowed(&pull(&trusted, Who::Forwarded("2001:db8:1:2::a"), "library/app").await, "3;w=3600", "2;w=3600");
-    expect_allowed(&pull(&trusted, Who::Forwarded("2001:db8:1:2::b"), "library/app").await, "3;w=3600", "1;w=3600");
-    expect_allowed(&pull(&trusted, Who::Forwarded("2001:db8:1:3::a"), "library/app").await, "3;w=3600", "2;w=3600");
+    expect_allowed(
+        &pull(&trusted, Who::Forwarded("2001:db8:1:2::a"), "library/app").await,
+        "3;w=3600",
+        "2;w=3600",
+    );
+    expect_allowed(
+        &pull(&trusted, Who::Forwarded("2001:db8:1:2::b"), "library/app").await,
+        "3;w=3600",
+        "1;w=3600",
+    );
+    expect_allowed(
+        &pull(&trusted, Who::Forwarded("2001:db8:1:3::a"), "library/app").await,
+        "3;w=3600",
+        "2;w=3600",
+    );
 }
 
 /// A `berth serve` started with exactly `env` (on whatever database it names). Killed on drop.
@@ -580,7 +673,11 @@ async fn replicas_on_one_postgresql_database_share_the_limit() {
 
     for (n, replica) in [&a, &b, &a, &b].into_iter().enumerate() {
         let remaining = format!("{};w=3600", 3 - n);
-        expect_allowed(&pull(replica, Who::Anonymous, "library/app").await, "4;w=3600", &remaining);
+        expect_allowed(
+            &pull(replica, Who::Anonymous, "library/app").await,
+            "4;w=3600",
+            &remaining,
+        );
     }
     expect_refused(&pull(&a, Who::Anonymous, "library/app").await, "4;w=3600");
     expect_refused(&pull(&b, Who::Anonymous, "library/app").await, "4;w=3600");

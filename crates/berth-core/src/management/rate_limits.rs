@@ -143,13 +143,21 @@ impl Management {
             RateLimitSubject::Project(project) => Some(project),
             RateLimitSubject::User(_) | RateLimitSubject::Robot(_) => None,
         };
-        let change = Change::new("rate_limit.set", project, format!("{} pulls {pulls}", subject.describe()));
+        let change = Change::new(
+            "rate_limit.set",
+            project,
+            format!("{} pulls {pulls}", subject.describe()),
+        );
         self.audited(operator, change, result).await
     }
 
     /// Removes the override of `subject` (its class default applies again). System
     /// administrators only. Errors: `NotFound` when there is none.
-    pub async fn remove_rate_limit(&self, operator: &Operator, subject: &RateLimitSubject) -> Result<(), ManagementError> {
+    pub async fn remove_rate_limit(
+        &self,
+        operator: &Operator,
+        subject: &RateLimitSubject,
+    ) -> Result<(), ManagementError> {
         let result = async {
             Management::require_admin(operator, "removing rate limits")?;
             let removed = self

@@ -39,7 +39,10 @@ fn overview(overview: RateLimitOverview) -> RateLimits {
     responses((status = 200, description = "Done", body = RateLimits),
         (status = 403, description = "Not allowed (DENIED)", body = ErrorBody),
         SignInFailures))]
-pub(crate) async fn list_rate_limits(State(state): State<ManagementState>, Authenticated(operator): Authenticated) -> Answer {
+pub(crate) async fn list_rate_limits(
+    State(state): State<ManagementState>,
+    Authenticated(operator): Authenticated,
+) -> Answer {
     let limits = state.management.rate_limits(&operator).await?;
     Ok(json(StatusCode::OK, &overview(limits)))
 }

@@ -1,9 +1,12 @@
 //! Pull rate limits: overrides per project and account, and the pull counters replicas share
 //! (one atomic statement per counted pull, never past the limit).
 
-use berth_meta::{RateLimitScope, RateLimitOverrideRecord};
+use berth_meta::{RateLimitOverrideRecord, RateLimitScope};
 
 use crate::common::{Engine, engine_tests};
+
+/// An override's scope, name and limit.
+type Listed = (RateLimitScope, String, Option<(u64, u64)>);
 
 engine_tests! {
     async fn overrides_are_set_replaced_listed_and_removed(t) {
@@ -19,7 +22,7 @@ engine_tests! {
             .set_rate_limit_override(RateLimitScope::Project, "team-a", Some((50, 60)))
             .await?;
         assert_eq!(replaced.limit, Some((50, 60)));
-        let listed: Vec<(RateLimitScope, String, Option<(u64, u64)>)> = t
+        let listed: Vec<Listed> = t
             .store
             .rate_limit_overrides()
             .await?
