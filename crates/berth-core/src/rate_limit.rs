@@ -509,22 +509,25 @@ impl RateLimiter {
         Arc::clone(&self.overrides.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Decides a pull of `project` by `client`: counted (and refused when the window's pulls
-    /// are used up) when `count`, else (a `HEAD`) only looked at, never refused.
+    /// Decides a pull from `repository` by `caller` at `address`: counted (and refused when the
+    /// window's pulls are used up) when `count`, else (a `HEAD`) only looked at, never refused.
     pub(crate) async fn check(
         self: &Arc<Self>,
-        client: &PullClient,
-        project: &ProjectName,
+        caller: &Caller,
+        address: Option<IpAddr>,
+        repository: &RepositoryName,
         count: bool,
     ) -> Result<PullDecision, MetaError> {
         let overrides = self.overrides().await;
+        // Nothing limited (the default): nothing more to compute on this hot path.
         if overrides.is_empty()
             && self.settings.anonymous == PullLimit::Unlimited
             && self.settings.authenticated == PullLimit::Unlimited
         {
             return Ok(PullDecision::Unlimited);
         }
-        let (class, limit, bucket) = applicable(&self.settings, &overrides, client, project);
+        let client = PullClient::of(caller, address);
+        let (class, limit, bucket) = applicable(&self.settings, &overrides, &client, &project_of(repository));
         let PullLimit::Limited { pulls, window_secs } = limit else {
             return Ok(PullDecision::Unlimited);
         };
@@ -588,8 +591,7 @@ impl Registry {
         repository: &RepositoryName,
         count: bool,
     ) -> Result<PullDecision, RegistryError> {
-        let client = PullClient::of(caller, address);
-        Ok(self.rate_limits.check(&client, &project_of(repository), count).await?)
+        Ok(self.rate_limits.check(caller, address, repository, count).await?)
     }
 }
 
