@@ -474,6 +474,11 @@ impl RateLimiter {
     /// kept (read again after [`OVERRIDES_STALE_AFTER`]).
     pub(crate) async fn reload(&self) {
         let _one_at_a_time = self.reload_lock.lock().await;
+        self.load().await;
+    }
+
+    /// Reads the overrides (the caller holds `reload_lock`).
+    async fn load(&self) {
         match self.meta.rate_limit_overrides().await {
             Ok(records) => {
                 let mut overrides = Overrides::default();
@@ -496,7 +501,13 @@ impl RateLimiter {
     async fn overrides(self: &Arc<Self>) -> Arc<Overrides> {
         let loaded_at = *self.loaded_at.lock().unwrap_or_else(PoisonError::into_inner);
         match loaded_at {
-            None => self.reload().await,
+            None => {
+                // The first pulls after start wait for one read, not one read each.
+                let _one_at_a_time = self.reload_lock.lock().await;
+                if self.loaded_at.lock().unwrap_or_else(PoisonError::into_inner).is_none() {
+                    self.load().await;
+                }
+            }
             Some(at) if at.elapsed() >= OVERRIDES_STALE_AFTER && !self.refreshing.swap(true, Ordering::AcqRel) => {
                 let limiter = Arc::clone(self);
                 tokio::spawn(async move {
