@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 mod webhooks;
 
 pub use webhooks::{NewWebhook, Webhook, WebhookDelivery};
+mod rate_limits;
+
+pub use rate_limits::{RateLimitChange, RateLimitOverride, RateLimits};
 
 /// The caller of a request, as the server sees it (`GET /api/v1/me`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -15,6 +15,7 @@ mod listing;
 mod management;
 mod manifests;
 mod pulls;
+mod rate_limit;
 mod small_blobs;
 mod uploads;
 mod webhooks;
@@ -26,6 +27,7 @@ use berth_meta::MetaStore;
 
 pub use access::{AccessMode, Caller, LoginThrottle};
 pub use berth_blob::ByteStream;
+pub use berth_meta::RateLimitScope;
 pub use berth_meta::{AuditEvent, AuditFilter};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
@@ -33,10 +35,14 @@ pub use gc::{GcOptions, GcReport};
 pub use hashing::{digest_bytes, digest_stream};
 pub use listing::{Page, Referrer};
 pub use management::{
-    CreatedAccessToken, CreatedRobot, MAX_DELIVERIES_PAGE, MIN_PASSWORD_CHARS, Management, ManagementError,
-    NewCredential, Operator, ProjectSummary, RetentionFailure, RetentionRun, TagMoved,
+    CreatedAccessToken, CreatedRobot, MAX_DELIVERIES_PAGE, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
+    ProjectSummary, RateLimitOverride, RateLimitOverview, RateLimitSubject, RetentionFailure, RetentionRun, TagMoved,
 };
 pub use manifests::{PushedManifest, StoredManifest};
+pub use rate_limit::{
+    LimitClass, OVERRIDES_STALE_AFTER, PullClient, PullDecision, PullLimit, PullLimitError, PullQuota,
+    RateLimitSettings, Window,
+};
 pub use uploads::{Chunk, UploadStatus};
 pub use webhooks::{WEBHOOK_EVENT_TYPES, with_request_id};
 
@@ -55,6 +61,8 @@ pub struct Registry {
     access: Arc<access::AccessControl>,
     audit: Arc<audit::AuditLog>,
     webhooks: Arc<webhooks::Webhooks>,
+    /// Pull rate limits (`rate_limit.rs`).
+    rate_limits: Arc<rate_limit::RateLimiter>,
 }
 
 impl Registry {
@@ -80,6 +88,7 @@ impl Registry {
         let audit = Arc::new(audit::AuditLog::start(&meta, mode));
         let pulls = pulls::PullLog::start(&meta);
         let webhooks = webhooks::Webhooks::start(&meta);
+        let rate_limits = Arc::new(rate_limit::RateLimiter::new(meta.clone(), Default::default()));
         Registry {
             blobs,
             meta,
@@ -92,6 +101,7 @@ impl Registry {
             access: Arc::new(access::AccessControl::new(mode, throttle)),
             audit,
             webhooks,
+            rate_limits,
         }
     }
 

@@ -17,6 +17,7 @@ mod drain;
 mod error;
 mod handlers;
 mod headers;
+mod rate_limit;
 mod token;
 
 use std::future::Future;

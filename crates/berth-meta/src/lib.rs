@@ -14,7 +14,8 @@
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
 //! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
 //! blobs), `retention` (retention policies and their inventory), `pulls` (pull times), `leases`
-//! (which replica runs each background job), `robots` (robot accounts and access tokens),
+//! (which replica runs each background job), `rate_limits` (pull rate-limit overrides and
+//! shared pull counters), `robots` (robot accounts and access tokens),
 //! `webhooks` (webhooks and the durable queue of their deliveries) and `transfer` (copying a whole database into another), and `pool` holds the engine-specific
 //! connection setup and migrations.
 
@@ -33,6 +34,7 @@ mod pool;
 mod projects;
 mod pulls;
 mod quotas;
+mod rate_limits;
 mod repositories;
 mod retention;
 mod robots;
@@ -53,6 +55,7 @@ pub use pool::StoreOptions;
 pub use projects::{MemberRecord, ProjectRecord};
 pub use pulls::PulledManifest;
 pub use quotas::ProjectUsage;
+pub use rate_limits::{RateLimitOverrideRecord, RateLimitScope};
 pub use retention::{InventoryManifest, InventoryReference, InventoryTag, ProjectInventory, RetentionPolicyRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
 pub use store::MetaStore;

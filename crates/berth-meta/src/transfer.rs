@@ -18,7 +18,8 @@ use crate::{MetaError, MetaStore};
 
 /// Every table that holds registry state, parents before children, with the columns of its
 /// primary key (the copy's and the verification's row order). `job_leases` is left out: it
-/// names live processes of the source deployment.
+/// names live processes of the source deployment; so is `rate_limit_counters` (pulls counted
+/// in windows that will have ended).
 pub const COPIED_TABLES: &[(&str, &str)] = &[
     ("repositories", "id"),
     ("blobs", "digest"),
@@ -40,6 +41,7 @@ pub const COPIED_TABLES: &[(&str, &str)] = &[
     ("retention_policies", "project_id"),
     ("webhooks", "id"),
     ("webhook_deliveries", "id"),
+    ("rate_limit_overrides", "scope, name"),
 ];
 
 /// The copied tables whose `id` is generated (SQLite rowid alias, PostgreSQL identity).
@@ -58,7 +60,7 @@ const IDENTITY_TABLES: &[&str] = &[
 ];
 
 /// Tables that hold state of a running deployment only, not copied.
-pub const SKIPPED_TABLES: &[&str] = &["job_leases"];
+pub const SKIPPED_TABLES: &[&str] = &["job_leases", "rate_limit_counters"];
 
 /// Rows per write transaction on the target.
 const ROWS_PER_BATCH: usize = 500;

@@ -40,6 +40,53 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Delivering webhook events.
     pub webhooks: WebhooksConfig,
+    /// Pull rate limits.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Pull rate limits (`[rate_limit]`; docs/rate-limits.md). A pull is a manifest `GET`; limits
+/// are `COUNT/DURATION` per fixed window (`100/6h`, `5000/1d`, `10/30s`) or `unlimited`.
+/// Overrides per project and per account are set with `berth rate-limit` or the management
+/// API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Pulls per window of each anonymous client, counted by address (an IPv6 client by its
+    /// /64 network). Default `unlimited`.
+    pub anonymous_pulls: berth_core::PullLimit,
+    /// Pulls per window of each user or robot account. Default `unlimited`.
+    pub authenticated_pulls: berth_core::PullLimit,
+    /// Reverse proxies (CIDR networks such as `10.0.0.0/8`, or single addresses) whose
+    /// `X-Forwarded-For` names the client; from any other peer the header is ignored. Default
+    /// none.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl RateLimitConfig {
+    /// The registry's settings. Errors: a trusted proxy that is neither a CIDR network nor an
+    /// address.
+    pub fn settings(&self) -> anyhow::Result<berth_core::RateLimitSettings> {
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|network| network.trunc())
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "rate_limit.trusted_proxies: {text:?} is neither a CIDR network (10.0.0.0/8) nor an address"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(berth_core::RateLimitSettings {
+            anonymous: self.anonymous_pulls,
+            authenticated: self.authenticated_pulls,
+            trusted_proxies,
+        })
+    }
 }
 
 /// Where blobs are stored (`[storage]`); see docs/deploy/object-storage.md.
@@ -407,6 +454,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             webhooks: WebhooksConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -460,7 +508,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 12] = [
+const ENV_KEYS: [&str; 13] = [
     "listen",
     "data_dir",
     "database",
@@ -473,6 +521,7 @@ const ENV_KEYS: [&str; 12] = [
     "server",
     "storage",
     "webhooks",
+    "rate_limit",
 ];
 
 impl Config {
@@ -638,6 +687,53 @@ mod tests {
                 Config::load(None, &Overrides::default()).is_err(),
                 "the former variable is refused, not ignored"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn rate_limits_come_from_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let settings = config.rate_limit.settings().map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings,
+                berth_core::RateLimitSettings::default(),
+                "nothing limited by default"
+            );
+            jail.create_file(
+                "berth.toml",
+                "[rate_limit]\nanonymous_pulls = \"100/6h\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n",
+            )?;
+            jail.set_env("BERTH_RATE_LIMIT__AUTHENTICATED_PULLS", "5000/1d");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            let settings = config.rate_limit.settings().map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.anonymous,
+                berth_core::PullLimit::Limited {
+                    pulls: 100,
+                    window_secs: 21_600
+                }
+            );
+            assert_eq!(settings.authenticated.to_string(), "5000/1d");
+            let proxies: Vec<String> = settings.trusted_proxies.iter().map(ToString::to_string).collect();
+            assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32"]);
+            let printed = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+            assert!(printed.contains("anonymous_pulls = \"100/6h\""), "{printed}");
+            jail.create_file("bad.toml", "[rate_limit]\nanonymous_pulls = \"100 per hour\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
+            jail.create_file("proxy.toml", "[rate_limit]\ntrusted_proxies = [\"proxy.internal\"]\n")?;
+            let config =
+                Config::load(Some(Path::new("proxy.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.rate_limit.settings().is_err(), "a host name is not a network");
+            jail.set_env("BERTH_RATE_LIMIT__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.rate_limit.trusted_proxies, ["127.0.0.1/32"]);
             Ok(())
         });
     }

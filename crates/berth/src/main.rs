@@ -25,8 +25,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
-    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RetentionCommand, RobotCommand,
-    TagCommand, TokenCommand, UserCommand, WebhookCommand,
+    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RateLimitCommand, RetentionCommand,
+    RobotCommand, TagCommand, TokenCommand, UserCommand, WebhookCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
@@ -100,6 +100,9 @@ enum Command {
     /// Manage a project's webhooks (POSTs on push, pull and delete) and read their deliveries.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Pull rate limits: class defaults and overrides per project and account (administrators).
+    #[command(subcommand)]
+    RateLimit(RateLimitCommand),
     /// Delete what nothing references any more (blobs, orphaned manifests, stale uploads) and
     /// report what was freed. The registry stays writable. On the data directory only while no
     /// server runs on it; otherwise through the server with --server (administrators).
@@ -243,6 +246,7 @@ fn main() -> anyhow::Result<()> {
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
         Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
         Command::Webhook(command) => run_admin(&cli.global, AdminCommand::Webhook(command)),
+        Command::RateLimit(command) => run_admin(&cli.global, AdminCommand::RateLimit(command)),
         Command::MigrateStorage(args) => {
             let load = |file: &PathBuf| {
                 Config::load(Some(file), &Overrides::default())
@@ -358,6 +362,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.storage.redirect {
         registry = registry.with_blob_redirects(config.storage.redirect_expiry);
     }
+    registry = registry.with_rate_limits(config.rate_limit.settings()?);
     let token = match config.auth.mode {
         AuthMode::Token => Some(berth_http::TokenSettings {
             signer: tokens::load_signer(&config.token_key_file())?,

@@ -16,6 +16,7 @@
 //!   sees the project may read, and its webhooks, which only they read;
 //! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
 //!   restoring it is a push: developers and up, within the immutability rules;
+//! - only system administrators read and change pull rate limits;
 //! - a project a user may not see answers like one that does not exist.
 //!
 //! Operations take parsed names (`berth_auth`) and report [`ManagementError`]s; the HTTP layer
@@ -25,6 +26,7 @@ mod credentials;
 mod gc;
 mod immutability;
 mod projects;
+mod rate_limits;
 mod retention;
 mod tags;
 mod users;
@@ -39,6 +41,7 @@ use crate::now_ms;
 
 pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
 pub use projects::ProjectSummary;
+pub use rate_limits::{RateLimitOverride, RateLimitOverview, RateLimitSubject};
 pub use retention::{RetentionFailure, RetentionRun};
 pub use tags::TagMoved;
 pub use webhooks::MAX_DELIVERIES_PAGE;

@@ -21,6 +21,7 @@ mod audit;
 mod gc;
 mod policies;
 mod projects;
+mod rate_limits;
 mod retention;
 mod robots;
 mod tags;
@@ -94,6 +95,7 @@ enum OperatorSource {
         (name = "repositories", description = "Repositories and their tags"),
         (name = "audit", description = "The audit log"),
         (name = "storage", description = "Garbage collection and background jobs"),
+        (name = "rate-limits", description = "Pull rate limits"),
     )
 )]
 struct ApiDocument;
@@ -159,6 +161,15 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
         .routes(routes!(webhooks::list_webhooks, webhooks::add_webhook))
         .routes(routes!(webhooks::remove_webhook))
         .routes(routes!(webhooks::webhook_deliveries))
+        .routes(routes!(rate_limits::list_rate_limits))
+        .routes(routes!(
+            rate_limits::set_project_rate_limit,
+            rate_limits::remove_project_rate_limit
+        ))
+        .routes(routes!(
+            rate_limits::set_account_rate_limit,
+            rate_limits::remove_account_rate_limit
+        ))
         .split_for_parts()
 }
 

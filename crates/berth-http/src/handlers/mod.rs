@@ -130,14 +130,12 @@ async fn handle(state: &AppState, caller: &Caller, endpoint: Endpoint, request: 
             reference,
             head,
         } => {
-            manifests::get_manifest(
-                registry,
-                &repository,
-                &reference,
-                head,
-                &caller.name().unwrap_or_default(),
-            )
-            .await
+            let peer = client_address(&request);
+            let quota =
+                crate::rate_limit::check_pull(state, caller, peer, request.headers(), &repository, head).await?;
+            let actor = caller.name().unwrap_or_default();
+            let result = manifests::get_manifest(registry, &repository, &reference, head, &actor).await;
+            crate::rate_limit::with_quota(result, quota)
         }
         Endpoint::PutManifest { repository, reference } => {
             manifests::put_manifest(

@@ -64,7 +64,9 @@ impl ApiClient {
     /// first use).
     pub async fn local(config: &Config) -> anyhow::Result<ApiClient> {
         let (blobs, meta) = crate::stores::open(config).await?;
-        let registry = berth_core::Registry::new(blobs, meta.clone()).with_gc_defaults(config.gc.options());
+        let registry = berth_core::Registry::new(blobs, meta.clone())
+            .with_gc_defaults(config.gc.options())
+            .with_rate_limits(config.rate_limit.settings()?);
         let router = berth_http::local_management_router(&registry);
         Ok(ApiClient::Local { router, meta })
     }

@@ -1,5 +1,5 @@
 //! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …`,
-//! `berth tag …`, `berth retention …`, `berth webhook …`, `berth gc` and `berth audit …`:
+//! `berth tag …`, `berth retention …`, `berth rate-limit …`, `berth webhook …`, `berth gc` and `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -11,6 +11,7 @@ mod credentials;
 mod gc;
 mod policies;
 mod projects;
+mod rate_limits;
 mod retention;
 mod tags;
 mod users;
@@ -29,6 +30,7 @@ pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
 pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
+pub use rate_limits::RateLimitCommand;
 pub use retention::RetentionCommand;
 pub use tags::TagCommand;
 pub use users::UserCommand;
@@ -60,6 +62,8 @@ pub enum AdminCommand {
     Retention(RetentionCommand),
     /// `berth webhook …`
     Webhook(WebhookCommand),
+    /// `berth rate-limit …`
+    RateLimit(RateLimitCommand),
     /// `berth gc [--dry-run] [--grace DURATION]`
     Gc {
         /// Only count what would be deleted.
@@ -101,6 +105,7 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Tag(command) => run_tag_command(&client, command, output).await,
         AdminCommand::Retention(command) => retention::run_retention_command(&client, command, output).await,
         AdminCommand::Webhook(command) => webhooks::run_webhook_command(&client, command, output).await,
+        AdminCommand::RateLimit(command) => rate_limits::run_rate_limit_command(&client, command, output).await,
         AdminCommand::Gc { dry_run, grace_period } => gc::run_gc(&client, dry_run, grace_period, output).await,
     };
     client.close().await;
