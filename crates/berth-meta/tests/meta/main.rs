@@ -8,6 +8,7 @@ mod concurrency;
 mod leases;
 mod manifests;
 mod quotas;
+mod statistics;
 mod store;
 mod tags;
 mod transfer;
