@@ -14,6 +14,9 @@
 //!   its quota and usage;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
 //!   sees the project may read, and its webhooks, which only they read;
+//! - repository and tag statistics (pulls, pushes, sizes) may be read by anyone who may pull
+//!   from the repository (system administrators, a project's members, anyone for a public
+//!   project);
 //! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
 //!   restoring it is a push: developers and up, within the immutability rules;
 //! - a project a user may not see answers like one that does not exist.
@@ -26,6 +29,7 @@ mod gc;
 mod immutability;
 mod projects;
 mod retention;
+mod statistics;
 mod tags;
 mod users;
 mod webhooks;
@@ -40,6 +44,7 @@ use crate::now_ms;
 pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
 pub use projects::ProjectSummary;
 pub use retention::{RetentionFailure, RetentionRun};
+pub use statistics::{MAX_STATISTICS_PAGE, PlatformImage, TagStatistics};
 pub use tags::TagMoved;
 pub use webhooks::MAX_DELIVERIES_PAGE;
 
