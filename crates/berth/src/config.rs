@@ -40,6 +40,32 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Delivering webhook events.
     pub webhooks: WebhooksConfig,
+    /// Pull and push statistics.
+    #[serde(default)]
+    pub statistics: StatisticsConfig,
+}
+
+/// Pull and push statistics (`[statistics]`): counts and times per repository and tag,
+/// image sizes (`GET /api/v1/repositories`, `berth repo stats`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsConfig {
+    /// Count pulls and pushes. Default `true`. With `false`, pulls and pushes change no
+    /// counter (the pull times that retention policies read are still recorded).
+    pub enabled: bool,
+    /// How often pulls, counted in memory, are written to the database (also at shutdown):
+    /// the most a crash can lose. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        StatisticsConfig {
+            enabled: true,
+            flush_interval: berth_core::DEFAULT_PULL_FLUSH_INTERVAL,
+        }
+    }
 }
 
 /// Where blobs are stored (`[storage]`); see docs/deploy/object-storage.md.
@@ -406,6 +432,7 @@ impl Default for Config {
             },
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
+            statistics: StatisticsConfig::default(),
             webhooks: WebhooksConfig::default(),
         }
     }

@@ -1,5 +1,6 @@
 //! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …`,
-//! `berth tag …`, `berth retention …`, `berth webhook …`, `berth gc` and `berth audit …`:
+//! `berth tag …`, `berth repo …`, `berth retention …`, `berth webhook …`, `berth gc` and
+//! `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -11,6 +12,7 @@ mod credentials;
 mod gc;
 mod policies;
 mod projects;
+mod repositories;
 mod retention;
 mod tags;
 mod users;
@@ -29,6 +31,7 @@ pub use client::{ApiClient, Credentials};
 pub use credentials::{RobotCommand, TokenCommand};
 pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
+pub use repositories::RepoCommand;
 pub use retention::RetentionCommand;
 pub use tags::TagCommand;
 pub use users::UserCommand;
@@ -56,6 +59,8 @@ pub enum AdminCommand {
     Policy(PolicyCommand),
     /// `berth tag …`
     Tag(TagCommand),
+    /// `berth repo …`
+    Repo(RepoCommand),
     /// `berth retention …`
     Retention(RetentionCommand),
     /// `berth webhook …`
@@ -99,6 +104,7 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
         AdminCommand::Policy(command) => run_policy_command(&client, command, output).await,
         AdminCommand::Tag(command) => run_tag_command(&client, command, output).await,
+        AdminCommand::Repo(command) => repositories::run_repo_command(&client, command, output).await,
         AdminCommand::Retention(command) => retention::run_retention_command(&client, command, output).await,
         AdminCommand::Webhook(command) => webhooks::run_webhook_command(&client, command, output).await,
         AdminCommand::Gc { dry_run, grace_period } => gc::run_gc(&client, dry_run, grace_period, output).await,
