@@ -487,7 +487,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 12] = [
+const ENV_KEYS: [&str; 13] = [
     "listen",
     "data_dir",
     "database",
@@ -500,6 +500,7 @@ const ENV_KEYS: [&str; 12] = [
     "server",
     "storage",
     "webhooks",
+    "statistics",
 ];
 
 impl Config {
@@ -776,6 +777,28 @@ mod tests {
             assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             jail.create_file("bad2.toml", "[storage.s3]\nbuckett = \"x\"\n")?;
             assert!(Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn statistics_settings_come_from_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.statistics.enabled, "on by default");
+            assert_eq!(config.statistics.flush_interval, Duration::from_secs(2));
+            jail.create_file("berth.toml", "[statistics]\nflush_interval = \"500ms\"\n")?;
+            jail.set_env("BERTH_STATISTICS__ENABLED", "false");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.statistics.enabled);
+            assert_eq!(config.statistics.flush_interval, Duration::from_millis(500));
+            jail.create_file("bad.toml", "[statistics]\ncount = true\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             Ok(())
         });
     }
