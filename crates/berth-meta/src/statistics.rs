@@ -298,7 +298,7 @@ impl MetaStore {
             inner_order = order_by(order, "sort_key", "r.name"),
             outer_order = order_by(order, "p.sort_key", "p.name"),
         );
-        let rows = parameters.script(sql).fetch_all(&mut *conn).await?;
+        let rows = parameters.script(sql).fetch_all(&mut conn).await?;
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             let (name, created_at_ms, pulls, last_pulled_at_ms, pushes, last_pushed_at_ms, tags, size) =
@@ -376,7 +376,7 @@ impl MetaStore {
              WHERE t.repository_id = {id} AND {marker_sql} ORDER BY {} LIMIT {limit}",
             order_by(order, key_sql, "t.name")
         );
-        let rows = parameters.script(sql).fetch_all(&mut *conn).await?;
+        let rows = parameters.script(sql).fetch_all(&mut conn).await?;
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             let (name, digest, media_type, pulls, last_pulled_at_ms, pushes, last_pushed_at_ms, image_size) =
@@ -426,7 +426,7 @@ impl MetaStore {
                  WHERE r.name = {name} AND m.image_size IS NOT NULL AND m.digest IN ({})",
                 list.join(", ")
             );
-            for row in parameters.script(sql).fetch_all(&mut *conn).await? {
+            for row in parameters.script(sql).fetch_all(&mut conn).await? {
                 let (digest, size) = <(String, i64)>::from_row(&row)?;
                 let record = format!("{repository}@{digest}");
                 if let (Some(digest), Some(size)) = (

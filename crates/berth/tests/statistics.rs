@@ -323,6 +323,11 @@ async fn pulls_by_several_clients_are_counted_exactly_and_heads_are_not() {
     .await
     .expect_status(400);
     h.get("/api/v1/repositories/none%2Fsuch/tags").await.expect_status(404);
+    // Both listings are in the OpenAPI document.
+    let document = api(&h, "/api/v1/openapi.json").await;
+    for path in ["/api/v1/repositories", "/api/v1/repositories/{repository}/tags"] {
+        assert!(document["paths"][path]["get"].is_object(), "{path} is not described");
+    }
 
     // The CLI over HTTP: a table with the numbers.
     let base = h.base();

@@ -55,9 +55,11 @@ pub(crate) struct ListingQuery {
     /// Only this project's repositories (`GET /api/v1/repositories` only; default: every
     /// repository the caller may pull from).
     project: Option<String>,
-    /// Sort key (default `name`).
+    /// Sort key (default `name`; `time` is `pushed`).
+    #[param(inline)]
     sort: Option<Sort>,
     /// Direction (default: `desc` for counts, sizes and times, `asc` for names).
+    #[param(inline)]
     order: Option<Order>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -158,8 +160,9 @@ pub(crate) async fn list_repositories(
     let after = query
         .last
         .as_deref()
-        .map(|last| RepositoryName::parse(last).map_err(|error| invalid(format!("last: {error}"))))
-        .transpose()?;
+        .map(RepositoryName::parse)
+        .transpose()
+        .map_err(|error| invalid(format!("last: {error}")))?;
     let order = query
         .order(after.as_ref().map(RepositoryName::as_str))
         .map_err(invalid)?;
@@ -201,8 +204,9 @@ pub(crate) async fn list_tags(
     let after = query
         .last
         .as_deref()
-        .map(|last| Tag::parse(last).map_err(|error| invalid(format!("last: {error}"))))
-        .transpose()?;
+        .map(Tag::parse)
+        .transpose()
+        .map_err(|error| invalid(format!("last: {error}")))?;
     let order = query.order(after.as_ref().map(Tag::as_str)).map_err(invalid)?;
     flush_pulls(&state).await;
     let page = state.management.tag_statistics(&operator, &repository, &order).await?;
