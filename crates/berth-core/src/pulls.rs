@@ -69,15 +69,8 @@ impl PullLog {
     /// Starts the task writing the log to `meta` (needs a tokio runtime); it ends with the
     /// last [`Registry`] clone.
     pub(crate) fn start(meta: &MetaStore) -> Arc<PullLog> {
-        let schedule = Arc::new(Schedule {
-            interval_ms: AtomicU64::new(millis(DEFAULT_PULL_FLUSH_INTERVAL)),
-            wake: Notify::new(),
-        });
-        let log = Arc::new(PullLog {
-            pending: Mutex::default(),
-            schedule: schedule.clone(),
-            dropped: AtomicU64::new(0),
-        });
+        let log = Arc::new(PullLog::new());
+        let schedule = log.schedule.clone();
         let (weak, meta) = (Arc::downgrade(&log), meta.clone());
         tokio::spawn(async move {
             loop {
@@ -91,6 +84,18 @@ impl PullLog {
             }
         });
         log
+    }
+
+    /// An empty log, without a writer task.
+    fn new() -> PullLog {
+        PullLog {
+            pending: Mutex::default(),
+            schedule: Arc::new(Schedule {
+                interval_ms: AtomicU64::new(millis(DEFAULT_PULL_FLUSH_INTERVAL)),
+                wake: Notify::new(),
+            }),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     /// Sets the flush interval (at least 1 ms), starting a new interval now.
@@ -200,5 +205,76 @@ impl Registry {
     /// Writes the pulls recorded so far (at shutdown, before reading statistics, and in tests).
     pub async fn flush_pulls(&self) {
         self.pulls.write(&self.meta).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(log: &PullLog) -> HashMap<Pulled, Pending> {
+        log.pending.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn name(n: usize) -> RepositoryName {
+        RepositoryName::parse(&format!("r{n}")).expect("name")
+    }
+
+    fn digest() -> Digest {
+        Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest")
+    }
+
+    /// Whether the writer was woken (a stored permit).
+    async fn woken(log: &PullLog) -> bool {
+        tokio::time::timeout(Duration::from_millis(1), log.schedule.wake.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn pulls_of_one_reference_add_up_and_by_digest_is_its_own() {
+        let log = PullLog::new();
+        let latest = Tag::parse("latest").expect("tag");
+        for _ in 0..3 {
+            log.record(&name(1), &digest(), Some(&latest));
+        }
+        log.record(&name(1), &digest(), None);
+        let pending = pending(&log);
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[&(name(1), digest(), Some(latest))].count, 3);
+        assert_eq!(pending[&(name(1), digest(), None)].count, 1);
+        assert!(!woken(&log).await);
+    }
+
+    #[tokio::test]
+    async fn the_log_wakes_its_writer_early_and_stops_growing_at_its_limit() {
+        let log = PullLog::new();
+        for n in 0..EARLY_FLUSH_ENTRIES {
+            log.record(&name(n), &digest(), None);
+        }
+        assert!(woken(&log).await, "woken at {EARLY_FLUSH_ENTRIES} references");
+        for n in EARLY_FLUSH_ENTRIES..MAX_PENDING_ENTRIES + 10 {
+            log.record(&name(n), &digest(), None);
+        }
+        assert_eq!(pending(&log).len(), MAX_PENDING_ENTRIES);
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 10);
+        // References already pending still count.
+        log.record(&name(0), &digest(), None);
+        assert_eq!(pending(&log)[&(name(0), digest(), None)].count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_keeps_the_pulls_for_the_next() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let meta = MetaStore::open(&format!("sqlite://{}", dir.path().join("meta.db").display())).await?;
+        let log = PullLog::new();
+        log.record(&name(1), &digest(), None);
+        log.record(&name(1), &digest(), None);
+        // A closed store refuses the write: the pulls stay, and later ones add to them.
+        meta.close().await;
+        log.write(&meta).await;
+        log.record(&name(1), &digest(), None);
+        assert_eq!(pending(&log)[&(name(1), digest(), None)].count, 3);
+        Ok(())
     }
 }
