@@ -183,6 +183,13 @@ impl PullLog {
     }
 }
 
+impl Drop for PullLog {
+    /// Ends the writer task now rather than at its next wake-up.
+    fn drop(&mut self) {
+        self.schedule.wake.notify_one();
+    }
+}
+
 /// `duration` in whole milliseconds (saturating).
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
