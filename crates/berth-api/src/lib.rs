@@ -10,8 +10,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod statistics;
 mod webhooks;
 
+pub use statistics::{PlatformSize, RepositoryStatistics, RepositoryStatisticsPage, TagStatistics, TagStatisticsPage};
 pub use webhooks::{NewWebhook, Webhook, WebhookDelivery};
 mod rate_limits;
 

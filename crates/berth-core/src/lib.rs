@@ -28,17 +28,22 @@ use berth_meta::MetaStore;
 pub use access::{AccessMode, Caller, LoginThrottle};
 pub use berth_blob::ByteStream;
 pub use berth_meta::RateLimitScope;
-pub use berth_meta::{AuditEvent, AuditFilter};
+pub use berth_meta::{
+    AuditEvent, AuditFilter, RepositoryStatisticsRecord, SortOrder, StatisticsOrder, StatisticsSort,
+    TagStatisticsRecord,
+};
 pub use blobs::{BlobRead, MountOutcome};
 pub use error::RegistryError;
 pub use gc::{GcOptions, GcReport};
 pub use hashing::{digest_bytes, digest_stream};
 pub use listing::{Page, Referrer};
 pub use management::{
-    CreatedAccessToken, CreatedRobot, MAX_DELIVERIES_PAGE, MIN_PASSWORD_CHARS, Management, ManagementError, NewCredential, Operator,
-    ProjectSummary, RateLimitOverride, RateLimitOverview, RateLimitSubject, RetentionFailure, RetentionRun, TagMoved,
+    CreatedAccessToken, CreatedRobot, MAX_DELIVERIES_PAGE, MAX_STATISTICS_PAGE, MIN_PASSWORD_CHARS, Management,
+    ManagementError, NewCredential, Operator, PlatformImage, ProjectSummary, RateLimitOverride, RateLimitOverview,
+    RateLimitSubject, RetentionFailure, RetentionRun, TagMoved, TagStatistics,
 };
 pub use manifests::{PushedManifest, StoredManifest};
+pub use pulls::DEFAULT_PULL_FLUSH_INTERVAL;
 pub use rate_limit::{
     LimitClass, OVERRIDES_STALE_AFTER, PullClient, PullDecision, PullLimit, PullLimitError, PullQuota,
     RateLimitSettings, Window,

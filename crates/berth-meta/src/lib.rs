@@ -13,10 +13,12 @@
 //! Open a store with [`MetaStore::open`]; the methods are grouped by aggregate in the modules
 //! `repositories`, `blobs`, `uploads`, `manifests`, `tags`, `gc` (garbage collection), `users`,
 //! `projects`, `quotas` (per-project storage quotas, enforced inside the writes that link
-//! blobs), `retention` (retention policies and their inventory), `pulls` (pull times), `leases`
-//! (which replica runs each background job), `rate_limits` (pull rate-limit overrides and
-//! shared pull counters), `robots` (robot accounts and access tokens),
-//! `webhooks` (webhooks and the durable queue of their deliveries) and `transfer` (copying a whole database into another), and `pool` holds the engine-specific
+//! blobs), `retention` (retention policies and their inventory), `pulls` (pulls, recorded in
+//! batches), `statistics` (pull and push statistics, read), `leases` (which replica runs each
+//! background job), `rate_limits` (pull rate-limit overrides and shared
+//! pull counters), `robots` (robot accounts and access tokens), `webhooks` (webhooks and the
+//! durable queue of their deliveries) and `transfer` (copying a whole database into another),
+//! and `pool` holds the engine-specific
 //! connection setup and migrations.
 
 use berth_types::{Digest, RepositoryName, Tag, UploadId};
@@ -39,6 +41,7 @@ mod repositories;
 mod retention;
 mod robots;
 mod script;
+mod statistics;
 mod store;
 mod tags;
 mod transfer;
@@ -58,6 +61,10 @@ pub use quotas::ProjectUsage;
 pub use rate_limits::{RateLimitOverrideRecord, RateLimitScope};
 pub use retention::{InventoryManifest, InventoryReference, InventoryTag, ProjectInventory, RetentionPolicyRecord};
 pub use robots::{NewRobot, NewToken, RobotRecord, TokenRecord};
+pub use statistics::{
+    MAX_SCOPE_PROJECTS, RepositoryScope, RepositoryStatisticsRecord, SortOrder, StatisticsOrder, StatisticsSort,
+    TagStatisticsRecord,
+};
 pub use store::MetaStore;
 pub use tags::TagEvent;
 pub use transfer::{COPIED_TABLES, SKIPPED_TABLES, TableCheck, TableCopy};

@@ -63,7 +63,7 @@ impl MetaStore {
         tag_immutable: bool,
         event: Option<WebhookEvent>,
     ) -> Result<(), MetaError> {
-        let owned = manifest.clone();
+        let (owned, statistics) = (manifest.clone(), self.statistics);
         self.writes
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
@@ -78,7 +78,7 @@ impl MetaStore {
                             });
                         }
                     }
-                    store_manifest(conn, &owned, event.as_ref()).await
+                    store_manifest(conn, &owned, event.as_ref(), statistics).await
                 })
             })
             .await?;
@@ -337,8 +337,8 @@ const DIGESTS_PER_STATEMENT: usize = 500;
 const DIGESTS_PER_SCRIPT: usize = 20 * DIGESTS_PER_STATEMENT;
 
 /// Parameters every write script of [`store_manifest`] binds first, in this order; the
-/// referenced digests follow from `$12`.
-const MANIFEST_PARAMETERS: usize = 11;
+/// referenced digests follow from `$13`.
+const MANIFEST_PARAMETERS: usize = 12;
 
 /// What a manifest reference points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -517,21 +517,27 @@ async fn tagged_digest(
     Ok(row.map(|(digest,)| digest))
 }
 
-/// The statements of the first write script of [`store_manifest`]: the repository if new, the
-/// manifest (an existing row for the digest in the repository stands, its last push renewed)
-/// and its tag.
-fn manifest_inserts(tagged: bool) -> Vec<String> {
-    let mut statements = vec![
-        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned(),
+/// The statements of the first write script of [`store_manifest`]: the repository if new (with
+/// `statistics`, its push counted), the manifest (an existing row for the digest in the
+/// repository stands, its last push renewed) with its image size `$12` (the blobs' part; an
+/// index's children are added by [`INDEX_IMAGE_SIZE`]), and its tag (with `statistics`, the
+/// tag's push counted).
+fn manifest_inserts(tagged: bool, statistics: bool) -> Vec<String> {
+    let mut statements =
+        vec!["INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING".to_owned()];
+    if statistics {
+        statements.push(PUSH_STATISTICS.to_owned());
+    }
+    statements.extend([
         // A push of a stored digest renews it for garbage collection (an orphan's grace period
         // starts again), the stored row otherwise stands.
         "INSERT INTO manifests (repository_id, digest, media_type, content, size, artifact_type, \
-         subject_digest, annotations, created_at) \
-         SELECT id, $3, $4, $5, $6, $7, $8, $9, $2 FROM repositories WHERE name = $1 \
+         subject_digest, annotations, created_at, image_size) \
+         SELECT id, $3, $4, $5, $6, $7, $8, $9, $2, $12 FROM repositories WHERE name = $1 \
          ON CONFLICT (repository_id, digest) DO UPDATE SET last_pushed_at = excluded.created_at, \
          orphaned_at = CASE WHEN manifests.orphaned_at IS NULL THEN NULL ELSE excluded.created_at END"
             .to_owned(),
-    ];
+    ]);
     if tagged {
         // The tag's history first (only when the tag changes), reading what it points at now.
         statements.push(
@@ -542,16 +548,45 @@ fn manifest_inserts(tagged: bool) -> Vec<String> {
              WHERE t.repository_id = r.id AND t.name = $10 AND m.digest = $3)"
                 .to_owned(),
         );
-        statements.push(
-            "INSERT INTO tags (repository_id, name, manifest_id, updated_at) \
-             SELECT m.repository_id, $10, m.id, $2 FROM repositories r, manifests m \
+        // With statistics the tag's pushes are counted (`push_count` 1 for a new tag).
+        let (count, count_update) = if statistics {
+            (1, ", push_count = tags.push_count + 1")
+        } else {
+            (0, "")
+        };
+        statements.push(format!(
+            "INSERT INTO tags (repository_id, name, manifest_id, updated_at, push_count) \
+             SELECT m.repository_id, $10, m.id, $2, {count} FROM repositories r, manifests m \
              WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $3 \
              ON CONFLICT (repository_id, name) DO UPDATE \
-             SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at"
-                .to_owned(),
-        );
+             SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at{count_update}"
+        ));
     }
     statements
+}
+
+/// A push counted in the repository's statistics (`$1` name, `$2` now).
+const PUSH_STATISTICS: &str =
+    "UPDATE repositories SET push_count = push_count + 1, last_pushed_at = $2 WHERE name = $1";
+
+/// The image size of an index (`$1` repository, `$3` digest): `$12` (its blobs, none for an
+/// index proper) plus the image sizes of the manifests it lists, once they are recorded as its
+/// references. Children stored without a size count as 0.
+const INDEX_IMAGE_SIZE: &str = "UPDATE manifests SET image_size = $12 + (\
+     SELECT CAST(COALESCE(SUM(c.image_size), 0) AS BIGINT) FROM manifest_references x \
+     JOIN manifests c ON c.repository_id = x.repository_id AND c.digest = x.child_digest \
+     WHERE x.manifest_id = manifests.id) \
+     WHERE digest = $3 AND repository_id = (SELECT id FROM repositories WHERE name = $1)";
+
+/// The image size of a manifest from its blobs: the sum of the declared sizes of the distinct
+/// blobs it references (config and layers; each checked against the stored size in the same
+/// transaction), saturating at `i64::MAX`.
+fn blobs_size(references: &[Reference<'_>]) -> i64 {
+    let total = references
+        .iter()
+        .filter(|(kind, _, _)| *kind == ReferenceKind::Blob)
+        .fold(0u64, |total, (_, _, size)| total.saturating_add(*size));
+    i64::try_from(total).unwrap_or(i64::MAX)
 }
 
 /// The body of [`MetaStore::put_manifest`], inside the writer's transaction: one script writes
@@ -567,13 +602,14 @@ async fn store_manifest(
     conn: &mut AnyConnection,
     manifest: &NewManifest,
     event: Option<&WebhookEvent>,
+    statistics: bool,
 ) -> Result<(), MetaError> {
     let references = manifest_references(manifest);
     let savepoint = is_postgres(conn) && !references.is_empty();
     if savepoint {
         conn.execute("SAVEPOINT manifest_write").await?;
     }
-    match write_manifest(&mut *conn, manifest, &references, event).await {
+    match write_manifest(&mut *conn, manifest, &references, event, statistics).await {
         Ok(stored) => check_references(&references, &stored),
         Err(MetaError::Database(error)) if error.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) => {
             if savepoint {
@@ -595,8 +631,10 @@ async fn write_manifest(
     manifest: &NewManifest,
     references: &[Reference<'_>],
     event: Option<&WebhookEvent>,
+    statistics: bool,
 ) -> Result<StoredSizes, MetaError> {
     let size = len_to_bigint("manifest size", manifest.content.len())?;
+    let image_size = blobs_size(references);
     let now = now_ms();
     // The manifest goes with the first script (also when it references nothing).
     let mut scripts: Vec<&[Reference<'_>]> = references.chunks(DIGESTS_PER_SCRIPT).collect();
@@ -604,13 +642,18 @@ async fn write_manifest(
         scripts.push(&[]);
     }
     let mut stored = HashMap::with_capacity(references.len());
+    let last = scripts.len() - 1;
+    let lists_manifests = references.iter().any(|(kind, _, _)| *kind == ReferenceKind::Manifest);
     for (index, script) in scripts.into_iter().enumerate() {
         let mut statements = if index == 0 {
-            manifest_inserts(manifest.tag.is_some())
+            manifest_inserts(manifest.tag.is_some(), statistics)
         } else {
             Vec::new()
         };
         statements.extend(reference_inserts(script, MANIFEST_PARAMETERS + 1));
+        if index == last && lists_manifests {
+            statements.push(INDEX_IMAGE_SIZE.to_owned());
+        }
         statements.extend(size_queries(script, MANIFEST_PARAMETERS + 1));
         let event = event.filter(|_| index == 0);
         if event.is_some() {
@@ -630,7 +673,8 @@ async fn write_manifest(
             .bind(manifest.subject.as_ref().map(Digest::as_str))
             .bind(manifest.annotations_json.as_deref())
             .bind(manifest.tag.as_ref().map(Tag::as_str))
-            .bind(manifest.pushed_by.as_str());
+            .bind(manifest.pushed_by.as_str())
+            .bind(image_size);
         for (_, digest, _) in script {
             query = query.bind(digest.as_str());
         }

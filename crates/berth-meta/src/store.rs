@@ -25,6 +25,8 @@ pub struct MetaStore {
     pub(crate) writes: WriteQueue,
     /// The read cache, when this process is the only writer (embedded SQLite).
     pub(crate) cache: Option<Arc<ReadCache>>,
+    /// Whether writes keep pull and push statistics (`statistics.rs`); on by default.
+    pub(crate) statistics: bool,
 }
 
 impl MetaStore {
@@ -55,7 +57,22 @@ impl MetaStore {
             writer: pools.writer,
             reader: pools.reader,
             cache,
+            statistics: true,
         })
+    }
+
+    /// This store with pull and push statistics kept (`true`, the default) or not (`false`:
+    /// manifest pushes and [`MetaStore::record_pulls`] then leave every counter, and the
+    /// repositories' last pull and push times, alone; the pull times of manifests and tags,
+    /// which retention policies read, are still written). Applies to the clones made after.
+    pub fn with_statistics(mut self, enabled: bool) -> MetaStore {
+        self.statistics = enabled;
+        self
+    }
+
+    /// Whether this store keeps pull and push statistics ([`MetaStore::with_statistics`]).
+    pub fn statistics_enabled(&self) -> bool {
+        self.statistics
     }
 
     /// The version of the newest migration applied to the database (e.g. 11 for

@@ -42,7 +42,11 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Pull rate limits.
     pub rate_limit: RateLimitConfig,
+    /// Pull and push statistics.
+    #[serde(default)]
+    pub statistics: StatisticsConfig,
 }
+
 
 /// Pull rate limits (`[rate_limit]`; docs/rate-limits.md). A pull is a manifest `GET`; limits
 /// are `COUNT/DURATION` per fixed window (`100/6h`, `5000/1d`, `10/30s`) or `unlimited`.
@@ -86,6 +90,30 @@ impl RateLimitConfig {
             authenticated: self.authenticated_pulls,
             trusted_proxies,
         })
+
+    }
+}
+
+/// Pull and push statistics (`[statistics]`): counts and times per repository and tag,
+/// image sizes (`GET /api/v1/repositories`, `berth repo stats`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsConfig {
+    /// Count pulls and pushes. Default `true`. With `false`, pulls and pushes change no
+    /// counter (the pull times that retention policies read are still recorded).
+    pub enabled: bool,
+    /// How often pulls, counted in memory, are written to the database (also at shutdown):
+    /// the most a crash can lose. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        StatisticsConfig {
+            enabled: true,
+            flush_interval: berth_core::DEFAULT_PULL_FLUSH_INTERVAL,
+        }
     }
 }
 
@@ -453,6 +481,7 @@ impl Default for Config {
             },
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
+            statistics: StatisticsConfig::default(),
             webhooks: WebhooksConfig::default(),
             rate_limit: RateLimitConfig::default(),
         }
@@ -508,7 +537,7 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "database",
@@ -522,6 +551,7 @@ const ENV_KEYS: [&str; 13] = [
     "storage",
     "webhooks",
     "rate_limit",
+    "statistics",
 ];
 
 impl Config {
@@ -845,6 +875,28 @@ mod tests {
             assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             jail.create_file("bad2.toml", "[storage.s3]\nbuckett = \"x\"\n")?;
             assert!(Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn statistics_settings_come_from_file_or_environment() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.statistics.enabled, "on by default");
+            assert_eq!(config.statistics.flush_interval, Duration::from_secs(2));
+            jail.create_file("berth.toml", "[statistics]\nflush_interval = \"500ms\"\n")?;
+            jail.set_env("BERTH_STATISTICS__ENABLED", "false");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.statistics.enabled);
+            assert_eq!(config.statistics.flush_interval, Duration::from_millis(500));
+            jail.create_file("bad.toml", "[statistics]\ncount = true\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             Ok(())
         });
     }

@@ -25,7 +25,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
-    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RateLimitCommand, RetentionCommand,
+    AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RateLimitCommand, RepoCommand,
+    RetentionCommand,
     RobotCommand, TagCommand, TokenCommand, UserCommand, WebhookCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
@@ -94,6 +95,9 @@ enum Command {
     /// Tags: history, rollback, restore, copy.
     #[command(subcommand)]
     Tag(TagCommand),
+    /// Repositories and tags with their pull and push statistics and sizes.
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Run retention policies.
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -244,6 +248,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(command) => run_admin(&cli.global, AdminCommand::Audit(command)),
         Command::Policy(command) => run_admin(&cli.global, AdminCommand::Policy(command)),
         Command::Tag(command) => run_admin(&cli.global, AdminCommand::Tag(command)),
+        Command::Repo(command) => run_admin(&cli.global, AdminCommand::Repo(command)),
         Command::Retention(command) => run_admin(&cli.global, AdminCommand::Retention(command)),
         Command::Webhook(command) => run_admin(&cli.global, AdminCommand::Webhook(command)),
         Command::RateLimit(command) => run_admin(&cli.global, AdminCommand::RateLimit(command)),
@@ -358,7 +363,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         window: Duration::from_secs(config.auth.lockout_secs),
     };
     let mut registry = berth_core::Registry::with_access_and_throttle(blobs, meta.clone(), access, throttle)
-        .with_gc_defaults(config.gc.options());
+        .with_gc_defaults(config.gc.options())
+        .with_pull_flush_interval(config.statistics.flush_interval);
     if config.storage.redirect {
         registry = registry.with_blob_redirects(config.storage.redirect_expiry);
     }

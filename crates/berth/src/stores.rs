@@ -158,20 +158,22 @@ fn secret(name: &str, inline: Option<&str>, file: Option<&std::path::Path>) -> a
     }
 }
 
-/// The metadata database of `config`, its migrations applied.
+/// The metadata database of `config`, its migrations applied, keeping statistics as `[statistics]`
+/// says.
 pub async fn open_metadata(config: &Config) -> anyhow::Result<berth_meta::MetaStore> {
     if config.database_is_sqlite() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     }
-    berth_meta::MetaStore::open_with(&config.database_url(), config.store_options())
+    let meta = berth_meta::MetaStore::open_with(&config.database_url(), config.store_options())
         .await
         .with_context(|| {
             format!(
                 "opening the metadata database {}",
                 crate::config::redact_url_password(&config.database_url())
             )
-        })
+        })?;
+    Ok(meta.with_statistics(config.statistics.enabled))
 }
 
 /// A lock on `<data_dir>/berth.lock`, held while it lives: shared by each running server,

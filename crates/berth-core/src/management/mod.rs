@@ -14,6 +14,9 @@
 //!   its quota and usage;
 //! - a project's maintainers and owners manage its tag immutability rules, which anyone who
 //!   sees the project may read, and its webhooks, which only they read;
+//! - repository and tag statistics (pulls, pushes, sizes) may be read by anyone who may pull
+//!   from the repository (system administrators, a project's members, anyone for a public
+//!   project);
 //! - the history of a tag may be read by anyone who may see its project; rolling a tag back or
 //!   restoring it is a push: developers and up, within the immutability rules;
 //! - only system administrators read and change pull rate limits;
@@ -28,6 +31,7 @@ mod immutability;
 mod projects;
 mod rate_limits;
 mod retention;
+mod statistics;
 mod tags;
 mod users;
 mod webhooks;
@@ -43,6 +47,7 @@ pub use credentials::{CreatedAccessToken, CreatedRobot, NewCredential};
 pub use projects::ProjectSummary;
 pub use rate_limits::{RateLimitOverride, RateLimitOverview, RateLimitSubject};
 pub use retention::{RetentionFailure, RetentionRun};
+pub use statistics::{MAX_STATISTICS_PAGE, PlatformImage, TagStatistics};
 pub use tags::TagMoved;
 pub use webhooks::MAX_DELIVERIES_PAGE;
 

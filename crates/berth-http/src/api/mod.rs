@@ -24,6 +24,7 @@ mod projects;
 mod rate_limits;
 mod retention;
 mod robots;
+mod statistics;
 mod tags;
 mod users;
 mod views;
@@ -92,7 +93,7 @@ enum OperatorSource {
         (name = "users", description = "User accounts and their access tokens"),
         (name = "projects", description = "Projects, their members and storage quotas"),
         (name = "robots", description = "Robot accounts"),
-        (name = "repositories", description = "Repositories and their tags"),
+        (name = "repositories", description = "Repositories and their tags, with pull and push statistics"),
         (name = "audit", description = "The audit log"),
         (name = "storage", description = "Garbage collection and background jobs"),
         (name = "rate-limits", description = "Pull rate limits"),
@@ -151,6 +152,8 @@ fn routes_and_document() -> (Router<ManagementState>, utoipa::openapi::OpenApi) 
             retention::remove_retention_policy
         ))
         .routes(routes!(retention::run_retention))
+        .routes(routes!(statistics::list_repositories))
+        .routes(routes!(statistics::list_tags))
         .routes(routes!(tags::tag_history))
         .routes(routes!(tags::rollback_tag))
         .routes(routes!(tags::restore_tag))

@@ -9,6 +9,7 @@ mod leases;
 mod manifests;
 mod quotas;
 mod rate_limits;
+mod statistics;
 mod store;
 mod tags;
 mod transfer;

@@ -1,5 +1,6 @@
 //! `berth user …`, `berth project …`, `berth robot …`, `berth token …`, `berth policy …`,
-//! `berth tag …`, `berth retention …`, `berth rate-limit …`, `berth webhook …`, `berth gc` and `berth audit …`:
+//! `berth tag …`, `berth repo …`, `berth retention …`, `berth rate-limit …`, `berth webhook …`,
+//! `berth gc` and `berth audit …`:
 //! managing accounts, projects and credentials through the management API (`/api/v1`), either
 //! in-process on the data directory's database (the default; the same file a running server
 //! uses, which sees changes at once) or on a running server with `--server URL`
@@ -12,6 +13,7 @@ mod gc;
 mod policies;
 mod projects;
 mod rate_limits;
+mod repositories;
 mod retention;
 mod tags;
 mod users;
@@ -31,6 +33,7 @@ pub use credentials::{RobotCommand, TokenCommand};
 pub use policies::PolicyCommand;
 pub use projects::ProjectCommand;
 pub use rate_limits::RateLimitCommand;
+pub use repositories::RepoCommand;
 pub use retention::RetentionCommand;
 pub use tags::TagCommand;
 pub use users::UserCommand;
@@ -58,6 +61,8 @@ pub enum AdminCommand {
     Policy(PolicyCommand),
     /// `berth tag …`
     Tag(TagCommand),
+    /// `berth repo …`
+    Repo(RepoCommand),
     /// `berth retention …`
     Retention(RetentionCommand),
     /// `berth webhook …`
@@ -103,6 +108,7 @@ pub async fn run(target: Target<'_>, command: AdminCommand, output: OutputFormat
         AdminCommand::Audit(command) => audit::run_audit_command(&client, command).await,
         AdminCommand::Policy(command) => run_policy_command(&client, command, output).await,
         AdminCommand::Tag(command) => run_tag_command(&client, command, output).await,
+        AdminCommand::Repo(command) => repositories::run_repo_command(&client, command, output).await,
         AdminCommand::Retention(command) => retention::run_retention_command(&client, command, output).await,
         AdminCommand::Webhook(command) => webhooks::run_webhook_command(&client, command, output).await,
         AdminCommand::RateLimit(command) => rate_limits::run_rate_limit_command(&client, command, output).await,
