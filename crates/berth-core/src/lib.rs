@@ -14,6 +14,7 @@ mod hashing;
 mod listing;
 mod management;
 mod manifests;
+pub mod metrics;
 mod pulls;
 mod small_blobs;
 mod uploads;
