@@ -360,6 +360,47 @@ async fn a_separate_listener_serves_the_metrics_alone() {
     );
     // The metrics listener serves nothing else.
     send(h.http.get(format!("{metrics_base}/v2/"))).await.expect_status(404);
+
+    // Retention: a dry run is not counted; a real run is, with what it deleted.
+    for tag in ["old", "new"] {
+        let config_bytes = format!("{{\"tag\":\"{tag}\"}}").into_bytes();
+        let layer_bytes = random_bytes(500);
+        push_blob(&server, repo, &config_bytes).await.expect_status(201);
+        push_blob(&server, repo, &layer_bytes).await.expect_status(201);
+        let config = Desc::new(OCI_CONFIG, &sha256(&config_bytes), config_bytes.len());
+        let layer = Desc::new(OCI_LAYER, &sha256(&layer_bytes), layer_bytes.len());
+        push_manifest(&server, repo, tag, &config, &[layer]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    as_root(
+        h.rb(Method::PUT, "/api/v1/projects/shop/retention-policy")
+            .header("content-type", "application/json")
+            .body(json!({ "document": "[[rules]]\nkeep_most_recent = 1\n" }).to_string()),
+    )
+    .await
+    .expect_status(200);
+    let mut deletions = Vec::new();
+    for dry_run in [true, false] {
+        let run = as_root(
+            h.rb(Method::POST, "/api/v1/projects/shop/retention-runs")
+                .header("content-type", "application/json")
+                .body(json!({ "dry_run": dry_run }).to_string()),
+        )
+        .await;
+        run.expect_status(200);
+        deletions = run.json()["deletions"].as_array().cloned().unwrap_or_default();
+    }
+    let kind = |wanted: &str| deletions.iter().filter(|item| item["kind"] == wanted).count() as f64;
+    assert_eq!(kind("tag"), 1.0, "{deletions:?}");
+    let retained = scrape(&h.http, &metrics_base).await;
+    assert_eq!(retained.value("berth_retention_runs_total", &[("outcome", "success")]), 1.0);
+    assert_eq!(retained.value("berth_retention_runs_total", &[("outcome", "error")]), 0.0);
+    assert_eq!(retained.value("berth_retention_deleted_tags_total", &[]), 1.0);
+    assert_eq!(retained.value("berth_retention_deleted_manifests_total", &[]), kind("manifest"));
+    assert_eq!(retained.value("berth_retention_failed_deletions_total", &[]), 0.0);
+    as_root(h.rb(Method::GET, &format!("/v2/{repo}/manifests/old")))
+        .await
+        .expect_status(404);
 }
 
 #[tokio::test]
