@@ -412,8 +412,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         writeln!(stdout, "berth listening on {scheme}://{address}")?;
         stdout.flush()?;
         if let Some(metrics_listener) = &metrics_listener {
+            let metrics_address = metrics_listener.local_addr()?;
+            tracing::info!(address = %metrics_address, "metrics served at /metrics on their own listener");
             // Whoever read the first line may have closed stdout since: not an error.
-            let _ = writeln!(stdout, "berth metrics on http://{}", metrics_listener.local_addr()?);
+            let _ = writeln!(stdout, "berth metrics on http://{metrics_address}");
             let _ = stdout.flush();
         }
     }

@@ -393,10 +393,19 @@ async fn a_separate_listener_serves_the_metrics_alone() {
     let kind = |wanted: &str| deletions.iter().filter(|item| item["kind"] == wanted).count() as f64;
     assert_eq!(kind("tag"), 1.0, "{deletions:?}");
     let retained = scrape(&h.http, &metrics_base).await;
-    assert_eq!(retained.value("berth_retention_runs_total", &[("outcome", "success")]), 1.0);
-    assert_eq!(retained.value("berth_retention_runs_total", &[("outcome", "error")]), 0.0);
+    assert_eq!(
+        retained.value("berth_retention_runs_total", &[("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(
+        retained.value("berth_retention_runs_total", &[("outcome", "error")]),
+        0.0
+    );
     assert_eq!(retained.value("berth_retention_deleted_tags_total", &[]), 1.0);
-    assert_eq!(retained.value("berth_retention_deleted_manifests_total", &[]), kind("manifest"));
+    assert_eq!(
+        retained.value("berth_retention_deleted_manifests_total", &[]),
+        kind("manifest")
+    );
     assert_eq!(retained.value("berth_retention_failed_deletions_total", &[]), 0.0);
     as_root(h.rb(Method::GET, &format!("/v2/{repo}/manifests/old")))
         .await
