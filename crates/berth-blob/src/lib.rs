@@ -24,11 +24,13 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod fs;
+pub mod metrics;
 pub mod object;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use fs::{FilesystemBlobStore, FilesystemOptions};
+pub use metrics::MeteredBlobStore;
 pub use object::{ObjectBlobStore, ObjectStoreOptions};
 
 /// A stream of body bytes, as received from a client or read from storage.

@@ -148,9 +148,26 @@ impl Registry {
     /// Runs garbage collection once (see the module documentation). Runs do not overlap: a
     /// second caller waits for the first. Errors: the first storage or database failure (what
     /// was deleted before it stays deleted; the next run continues).
+    ///
+    /// A real run (not a dry run) is counted in the garbage collection metrics, with what it
+    /// deleted before a failure.
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport, RegistryError> {
         let _single = self.gc_running.lock().await;
         let started = std::time::Instant::now();
+        let mut report = GcReport {
+            dry_run: options.dry_run,
+            ..GcReport::default()
+        };
+        let outcome = self.collect_garbage_into(options, &mut report).await;
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if !options.dry_run {
+            crate::metrics::record_gc_run(&report, started.elapsed(), outcome.is_ok());
+        }
+        outcome.map(|()| report)
+    }
+
+    /// The steps of [`Registry::collect_garbage`], counting into `report`.
+    async fn collect_garbage_into(&self, options: GcOptions, report: &mut GcReport) -> Result<(), RegistryError> {
         let grace_ms = i64::try_from(options.grace_period.as_millis()).unwrap_or(i64::MAX);
         let collection = ManifestCollection {
             cutoff_ms: now_ms().saturating_sub(grace_ms),
@@ -159,17 +176,13 @@ impl Registry {
         let stored_before = SystemTime::now()
             .checked_sub(options.grace_period)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut report = GcReport {
-            dry_run: options.dry_run,
-            ..GcReport::default()
-        };
         if options.dry_run {
             let preview = self.meta.garbage_preview(collection).await?;
             report.manifests = preview.manifests.len() as u64;
             report.links = preview.links;
             report.blobs = preview.blobs;
             report.blob_bytes = preview.blob_bytes;
-            self.sweep_unrecorded_blobs(stored_before, true, &mut report).await?;
+            self.sweep_unrecorded_blobs(stored_before, true, report).await?;
             report.uploads = self.stale_uploads(options.upload_ttl).await? as u64;
         } else {
             loop {
@@ -189,12 +202,11 @@ impl Registry {
                     break;
                 }
             }
-            self.delete_unlinked_blobs(&mut report).await?;
-            self.sweep_unrecorded_blobs(stored_before, false, &mut report).await?;
+            self.delete_unlinked_blobs(report).await?;
+            self.sweep_unrecorded_blobs(stored_before, false, report).await?;
             report.uploads = self.purge_stale_uploads(options.upload_ttl).await? as u64;
         }
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
+        Ok(())
     }
 
     /// Step 3: blobs linked nowhere, a batch at a time under their digests' locks.

@@ -14,6 +14,7 @@ mod hashing;
 mod listing;
 mod management;
 mod manifests;
+pub mod metrics;
 mod pulls;
 mod rate_limit;
 mod small_blobs;

@@ -31,6 +31,7 @@ use berth_types::{RepositoryName, Tag};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::handlers::listing;
+use crate::metrics::{AuthFailure, auth_failure};
 
 /// HTTP settings of access control.
 #[derive(Debug, Clone)]
@@ -112,6 +113,7 @@ pub(crate) async fn authenticate(
         return Ok(Caller::Anonymous);
     };
     if values.next().is_some() {
+        auth_failure(AuthFailure::Malformed);
         return Err(unauthorized(
             state,
             headers,
@@ -121,6 +123,7 @@ pub(crate) async fn authenticate(
     }
     if let Some(token_settings) = &state.auth.token {
         let invalid_token = || {
+            auth_failure(AuthFailure::BadToken);
             let challenge = Challenge {
                 scope: None,
                 error: Some("invalid_token"),
@@ -170,7 +173,10 @@ pub(crate) async fn authenticate(
         });
     }
     let invalid = || unauthorized(state, headers, "invalid username or password", Challenge::default());
-    let (name, password) = value.to_str().ok().and_then(basic_credentials).ok_or_else(invalid)?;
+    let Some((name, password)) = value.to_str().ok().and_then(basic_credentials) else {
+        auth_failure(AuthFailure::Malformed);
+        return Err(invalid());
+    };
     match login(state, address, &name, &password).await? {
         Some(caller) => Ok(caller),
         None => {
@@ -203,6 +209,7 @@ pub(crate) async fn login(
     };
     if let Err(retry_after) = registry.login_allowed(address, name) {
         // Not recorded one by one (a locked-out client may keep knocking); the lockout itself is.
+        auth_failure(AuthFailure::LockedOut);
         let seconds = retry_after.as_secs().max(1);
         return Err(ApiError::code(
             ErrorCode::TooManyRequests,
@@ -213,6 +220,7 @@ pub(crate) async fn login(
     let caller = registry.authenticate(name, secret).await?;
     let (delay, locked_now) = registry.record_login(address, name, caller.is_some());
     if caller.is_none() {
+        auth_failure(AuthFailure::BadCredentials);
         // Successful logins are not recorded here: with HTTP Basic every request is one.
         registry.audit(record("failure", None)).await;
         if locked_now {

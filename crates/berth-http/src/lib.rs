@@ -6,17 +6,22 @@
 //!   with its OpenAPI document at `/api/v1/openapi.json` (module `api`);
 //! - `/token`: the token endpoint of the Docker token protocol (`[auth] mode = "token"`);
 //! - `/healthz` (the process answers) and `/readyz` (storage and database reachable);
-//! - request ids (`X-Request-Id`, generated when absent, echoed back) and a tracing span per
-//!   request.
+//! - `/metrics` (Prometheus text format; [`metrics_router`], merged in or served on a listener of
+//!   its own by the binary);
+//! - request ids (`X-Request-Id`, generated when absent, echoed back), a tracing span per
+//!   request, and the observation of every request: HTTP metrics and one access log line
+//!   (modules `metrics` and `access_log`).
 //!
 //! This crate is the one place where errors become responses ([`error::ApiError`]).
 
+mod access_log;
 mod api;
 mod auth;
 mod drain;
 mod error;
 mod handlers;
 mod headers;
+pub mod metrics;
 mod rate_limit;
 mod token;
 
@@ -32,13 +37,13 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use berth_core::Registry;
-use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use api::{local_management_router, openapi_document};
 pub use auth::{AuthSettings, TokenSettings};
 pub use error::ApiError;
+pub use metrics::{MetricsEndpoint, metrics_router};
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -68,6 +73,7 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
+                .layer(metrics::ObserveLayer)
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|request: &axum::http::Request<_>| {
@@ -83,11 +89,9 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
                                 request_id = %request_id,
                             )
                         })
-                        .on_response(
-                            DefaultOnResponse::new()
-                                .level(tracing::Level::INFO)
-                                .latency_unit(LatencyUnit::Micros),
-                        ),
+                        // The access log line (`ObserveLayer`) reports responses and failures.
+                        .on_response(())
+                        .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
@@ -141,14 +145,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Serves `registry` on `listener` (with access-control settings `auth`) until `shutdown` completes, then finishes in-flight requests.
-/// Connections have `TCP_NODELAY` set, so a response never waits for the client's delayed ACK.
+/// Serves `app` (e.g. [`router`]) on `listener` until `shutdown` completes, then finishes
+/// in-flight requests. Connections have `TCP_NODELAY` set, so a response never waits for the
+/// client's delayed ACK.
 ///
 /// Errors: the listener's I/O errors.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    registry: Registry,
-    auth: AuthSettings,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = listener.tap_io(|connection| {
@@ -158,7 +162,7 @@ pub async fn serve(
     });
     axum::serve(
         listener,
-        router(registry, auth).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -25,8 +25,10 @@ use berth_oci::ErrorCode;
 use serde_json::json;
 
 use crate::AppState;
+use crate::access_log::RequestFacts;
 use crate::auth::{self, TokenSettings};
 use crate::error::ApiError;
+use crate::metrics::{AuthFailure, auth_failure};
 
 /// Largest `POST /token` body read, in bytes.
 const MAX_FORM_BYTES: usize = 64 << 10;
@@ -37,7 +39,17 @@ pub(crate) async fn get_token(State(state): State<AppState>, request: Request) -
         .into_owned()
         .collect();
     let address = crate::handlers::client_address(&request);
-    let result = issue(&state, request.headers(), address, &pairs, Credentials::Header, false).await;
+    let facts = RequestFacts::of(request.extensions());
+    let result = issue(
+        &state,
+        request.headers(),
+        address,
+        facts,
+        &pairs,
+        Credentials::Header,
+        false,
+    )
+    .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -45,6 +57,7 @@ pub(crate) async fn get_token(State(state): State<AppState>, request: Request) -
 pub(crate) async fn post_token(State(state): State<AppState>, request: Request) -> Response {
     let address = crate::handlers::client_address(&request);
     let (parts, body) = request.into_parts();
+    let facts = RequestFacts::of(&parts.extensions);
     let result = async {
         let bytes = axum::body::to_bytes(Body::new(body), MAX_FORM_BYTES)
             .await
@@ -70,6 +83,7 @@ pub(crate) async fn post_token(State(state): State<AppState>, request: Request) 
             &state,
             &parts.headers,
             address,
+            facts,
             &pairs,
             Credentials::Form { username, password },
             true,
@@ -111,6 +125,7 @@ async fn issue(
     state: &AppState,
     headers: &HeaderMap,
     address: Option<std::net::IpAddr>,
+    facts: Option<&RequestFacts>,
     pairs: &[(String, String)],
     credentials: Credentials,
     oauth: bool,
@@ -149,11 +164,15 @@ async fn issue(
                 (None, _) => (None, String::new()),
                 (Some(value), None) => {
                     let Some((name, secret)) = value.to_str().ok().and_then(auth::basic_credentials) else {
+                        auth_failure(AuthFailure::Malformed);
                         return Err(refused("invalid username or password"));
                     };
                     (Some(name), secret)
                 }
-                (Some(_), Some(_)) => return Err(refused("send one Authorization header")),
+                (Some(_), Some(_)) => {
+                    auth_failure(AuthFailure::Malformed);
+                    return Err(refused("send one Authorization header"));
+                }
             }
         }
     };
@@ -168,6 +187,9 @@ async fn issue(
             Err(error) => return Err(error.into_response()),
         },
     };
+    if let Some(facts) = facts {
+        facts.set_user(|| caller.name());
+    }
     let requested = Scope::parse_all(
         pairs
             .iter()

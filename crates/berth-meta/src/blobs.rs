@@ -34,6 +34,7 @@ pub(crate) use link_blob_script;
 impl MetaStore {
     /// The committed blob with this digest, in any repository.
     pub async fn find_blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, MetaError> {
+        let _timer = crate::metrics::Timer::start("find_blob");
         let row: Option<(i64, String)> = sqlx::query_as("SELECT size, storage_key FROM blobs WHERE digest = $1")
             .bind(digest.as_str())
             .fetch_optional(&self.reader)
@@ -57,6 +58,7 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<(BlobRecord, i64)>, MetaError> {
+        let _timer = crate::metrics::Timer::start("blob_link");
         let row: Option<(i64, String, i64)> = sqlx::query_as(
             "SELECT b.size, b.storage_key, l.created_at FROM repositories r \
              JOIN repository_blobs l ON l.repository_id = r.id \
@@ -204,6 +206,7 @@ impl MetaStore {
 
     /// The bytes of a blob kept in the database ([`INLINE_STORAGE_KEY`]), if recorded.
     pub async fn inline_blob_content(&self, digest: &Digest) -> Result<Option<Vec<u8>>, MetaError> {
+        let _timer = crate::metrics::Timer::start("inline_blob_content");
         let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT content FROM blob_contents WHERE digest = $1")
             .bind(digest.as_str())
             .fetch_optional(&self.reader)

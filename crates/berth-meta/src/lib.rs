@@ -32,6 +32,7 @@ mod gc;
 mod immutability;
 mod leases;
 mod manifests;
+pub mod metrics;
 mod pool;
 mod projects;
 mod pulls;

@@ -128,6 +128,7 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<ManifestRecord>, MetaError> {
+        let _timer = crate::metrics::Timer::start("get_manifest");
         let row: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT m.media_type, m.content FROM repositories r \
              JOIN manifests m ON m.repository_id = r.id \
@@ -149,6 +150,7 @@ impl MetaStore {
         repository: &RepositoryName,
         tag: &Tag,
     ) -> Result<Option<ManifestRecord>, MetaError> {
+        let _timer = crate::metrics::Timer::start("get_tagged_manifest");
         let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT m.digest, m.media_type, m.content FROM repositories r \
              JOIN tags t ON t.repository_id = r.id \
@@ -268,6 +270,7 @@ impl MetaStore {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<ReferrerRecord>, MetaError> {
+        let _timer = crate::metrics::Timer::start("list_referrers");
         let rows: Vec<ReferrerRow> = match artifact_type {
             Some(artifact_type) => {
                 sqlx::query_as(

@@ -185,6 +185,7 @@ impl MetaStore {
     /// The storage a project uses (see the module documentation): bytes of distinct blobs and
     /// number of repositories. A project without repositories (or without a row) uses nothing.
     pub async fn project_usage(&self, project: &ProjectName) -> Result<ProjectUsage, MetaError> {
+        let _timer = crate::metrics::Timer::start("project_usage");
         let scope = ProjectScope::of_project(project);
         let bytes = usage_bytes(&self.reader, &scope).await?;
         let sql = if scope.library == 1 {

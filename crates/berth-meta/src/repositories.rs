@@ -40,6 +40,7 @@ impl MetaStore {
         after: Option<&RepositoryName>,
         limit: u32,
     ) -> Result<Vec<RepositoryName>, MetaError> {
+        let _timer = crate::metrics::Timer::start("list_repositories");
         let rows: Vec<(String,)> = match after {
             Some(after) => {
                 sqlx::query_as("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")

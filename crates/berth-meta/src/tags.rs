@@ -176,6 +176,7 @@ impl MetaStore {
         after: Option<&Tag>,
         limit: u32,
     ) -> Result<Option<Vec<Tag>>, MetaError> {
+        let _timer = crate::metrics::Timer::start("list_tags");
         // One connection for both statements.
         let mut conn = self.reader.acquire().await?;
         let Some(repository_id) = repository_id(&mut conn, repository).await? else {

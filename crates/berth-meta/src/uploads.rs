@@ -61,6 +61,7 @@ impl MetaStore {
         repository: &RepositoryName,
         id: &UploadId,
     ) -> Result<Option<UploadSession>, MetaError> {
+        let _timer = crate::metrics::Timer::start("get_upload");
         let row: Option<UploadRow> = sqlx::query_as(
             "SELECT byte_offset, hash_state, hash_state_version, storage_state, created_at, updated_at \
              FROM uploads WHERE id = $1 AND repository = $2",
@@ -277,6 +278,15 @@ impl MetaStore {
             self.repository_changed(repository);
         }
         Ok(wrote)
+    }
+
+    /// How many upload sessions are open, in the whole registry (every replica's).
+    pub async fn count_uploads(&self) -> Result<u64, MetaError> {
+        let _timer = crate::metrics::Timer::start("count_uploads");
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM uploads")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Ids of the sessions last updated strictly before `cutoff_ms` (unix milliseconds), oldest

@@ -144,6 +144,7 @@ impl MetaStore {
 
     /// The user called `name` with their password hash, for checking a login.
     pub async fn user_with_password_hash(&self, name: &AccountName) -> Result<Option<(UserRecord, String)>, MetaError> {
+        let _timer = crate::metrics::Timer::start("user_with_password_hash");
         let row: Option<(i64, String, i64, i64, i64, String)> = sqlx::query_as(concat!(
             "SELECT ",
             user_columns!(),

@@ -176,6 +176,7 @@ impl WriteQueue {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, MetaError>> + Clone + Send + 'static,
     {
+        let _timer = crate::metrics::Timer::start(crate::metrics::write_operation_name::<F>());
         let sender = match self {
             WriteQueue::Batched { sender } => sender,
             WriteQueue::Direct { pool, stopped } => {

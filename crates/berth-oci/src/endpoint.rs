@@ -384,6 +384,99 @@ impl Endpoint {
     }
 }
 
+/// Route templates of the `/v2` endpoints: bounded labels for metrics and access logs, never
+/// naming a repository, tag, digest or session.
+pub mod route {
+    /// end-1 `/v2/`.
+    pub const API_VERSION: &str = "/v2/";
+    /// `/v2/_catalog`.
+    pub const CATALOG: &str = "/v2/_catalog";
+    /// end-8a `/v2/<name>/tags/list`.
+    pub const TAGS: &str = "/v2/{name}/tags/list";
+    /// end-3, end-7, end-9 `/v2/<name>/manifests/<reference>`.
+    pub const MANIFEST: &str = "/v2/{name}/manifests/{reference}";
+    /// end-2, end-10 `/v2/<name>/blobs/<digest>`.
+    pub const BLOB: &str = "/v2/{name}/blobs/{digest}";
+    /// end-4a/4b/11 `/v2/<name>/blobs/uploads/`.
+    pub const UPLOADS: &str = "/v2/{name}/blobs/uploads/";
+    /// end-5, end-6, end-13 `/v2/<name>/blobs/uploads/<session>`.
+    pub const UPLOAD: &str = "/v2/{name}/blobs/uploads/{session}";
+    /// end-12 `/v2/<name>/referrers/<digest>`.
+    pub const REFERRERS: &str = "/v2/{name}/referrers/{digest}";
+}
+
+impl Endpoint {
+    /// The endpoint's route template (one of the [`route`] constants), e.g.
+    /// `"/v2/{name}/manifests/{reference}"`: a label that names the kind of request and never
+    /// its repository, reference, digest or session.
+    pub fn route_template(&self) -> &'static str {
+        match self {
+            Endpoint::ApiVersion => route::API_VERSION,
+            Endpoint::ListRepositories { .. } => route::CATALOG,
+            Endpoint::ListTags { .. } => route::TAGS,
+            Endpoint::GetManifest { .. } | Endpoint::PutManifest { .. } | Endpoint::DeleteManifest { .. } => {
+                route::MANIFEST
+            }
+            Endpoint::GetBlob { .. } | Endpoint::DeleteBlob { .. } => route::BLOB,
+            Endpoint::StartUpload { .. } => route::UPLOADS,
+            Endpoint::GetUpload { .. }
+            | Endpoint::PatchUpload { .. }
+            | Endpoint::PutUpload { .. }
+            | Endpoint::DeleteUpload { .. } => route::UPLOAD,
+            Endpoint::ListReferrers { .. } => route::REFERRERS,
+        }
+    }
+
+    /// The repository the endpoint addresses (`None` for `/v2/` and the catalog).
+    pub fn repository(&self) -> Option<&RepositoryName> {
+        match self {
+            Endpoint::ApiVersion | Endpoint::ListRepositories { .. } => None,
+            Endpoint::ListTags { repository, .. }
+            | Endpoint::GetManifest { repository, .. }
+            | Endpoint::PutManifest { repository, .. }
+            | Endpoint::DeleteManifest { repository, .. }
+            | Endpoint::GetBlob { repository, .. }
+            | Endpoint::DeleteBlob { repository, .. }
+            | Endpoint::StartUpload { repository, .. }
+            | Endpoint::GetUpload { repository, .. }
+            | Endpoint::PatchUpload { repository, .. }
+            | Endpoint::PutUpload { repository, .. }
+            | Endpoint::DeleteUpload { repository, .. }
+            | Endpoint::ListReferrers { repository, .. } => Some(repository),
+        }
+    }
+
+    /// The route template a `/v2` request path has the shape of, by the same suffix rules as
+    /// [`Endpoint::parse`] but without validating the name, reference or digest: the label of a
+    /// request that [`Endpoint::parse`] refused (a bad name, a wrong method). `None` when the
+    /// path has the shape of no endpoint.
+    pub fn route_template_of_path(path: &str) -> Option<&'static str> {
+        let rest = path.strip_prefix("/v2")?;
+        if rest.is_empty() || rest == "/" {
+            return Some(route::API_VERSION);
+        }
+        let rest = rest.strip_prefix('/')?;
+        if rest == "_catalog" {
+            return Some(route::CATALOG);
+        }
+        let mut segments = rest.rsplit('/');
+        let last = segments.next()?;
+        let second = segments.next()?;
+        let third = segments.next();
+        let named = segments.next().is_some();
+        match (third, second, last) {
+            (Some("blobs"), "uploads", "") if named => Some(route::UPLOADS),
+            (Some("blobs"), "uploads", _) if named => Some(route::UPLOAD),
+            (Some(_), "blobs", "uploads") => Some(route::UPLOADS),
+            (Some(_), "tags", "list") => Some(route::TAGS),
+            (Some(_), "manifests", _) => Some(route::MANIFEST),
+            (Some(_), "blobs", _) => Some(route::BLOB),
+            (Some(_), "referrers", _) => Some(route::REFERRERS),
+            _ => None,
+        }
+    }
+}
+
 fn start_upload(repository: RepositoryName, query: &Query<'_>) -> Result<Endpoint, EndpointError> {
     let mount = match query.get("mount") {
         None => None,
@@ -413,6 +506,50 @@ mod tests {
 
     fn name(text: &str) -> RepositoryName {
         RepositoryName::parse(text).expect("valid name")
+    }
+
+    #[test]
+    fn route_templates_name_no_repository() {
+        let cases = [
+            (Method::Get, "/v2/", route::API_VERSION),
+            (Method::Get, "/v2", route::API_VERSION),
+            (Method::Get, "/v2/_catalog", route::CATALOG),
+            (Method::Get, "/v2/a/b/c/tags/list", route::TAGS),
+            (Method::Get, "/v2/a/manifests/latest", route::MANIFEST),
+            (Method::Put, "/v2/org/team/app/manifests/v1", route::MANIFEST),
+            (Method::Delete, &format!("/v2/a/manifests/{D}"), route::MANIFEST),
+            (Method::Head, &format!("/v2/a/b/blobs/{D}"), route::BLOB),
+            (Method::Post, "/v2/a/blobs/uploads/", route::UPLOADS),
+            (Method::Post, "/v2/a/blobs/uploads", route::UPLOADS),
+            (
+                Method::Patch,
+                "/v2/a/blobs/uploads/0190d5a0-0000-7000-8000-000000000000",
+                route::UPLOAD,
+            ),
+            (Method::Get, &format!("/v2/a/referrers/{D}"), route::REFERRERS),
+        ];
+        for (method, path, template) in cases {
+            let endpoint = parse(method, path, Some(&format!("digest={D}"))).expect(path);
+            assert_eq!(endpoint.route_template(), template, "{path}");
+            let named = !matches!(template, route::API_VERSION | route::CATALOG);
+            assert_eq!(endpoint.repository().is_some(), named, "{path}");
+            assert_eq!(Endpoint::route_template_of_path(path), Some(template), "{path}");
+        }
+        let nested = parse(Method::Put, "/v2/org/team/app/manifests/v1", None).expect("valid");
+        assert_eq!(nested.repository(), Some(&name("org/team/app")));
+        // Refused requests still get the template of their shape.
+        for (path, template) in [
+            ("/v2/UPPER/manifests/latest", Some(route::MANIFEST)),
+            ("/v2/a/blobs/sha256:nothex", Some(route::BLOB)),
+            ("/v2/a/blobs/uploads/not-a-session", Some(route::UPLOAD)),
+            ("/v2/manifests/latest", None),
+            ("/v2/blobs/uploads/", None),
+            ("/v2/a/b", None),
+            ("/v3/a/manifests/x", None),
+            ("/v2/a/tags/lists", None),
+        ] {
+            assert_eq!(Endpoint::route_template_of_path(path), template, "{path}");
+        }
     }
 
     #[test]

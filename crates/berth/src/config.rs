@@ -22,8 +22,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The metadata database.
     pub database: DatabaseConfig,
-    /// Log format: `text` (default) or `json`. The level comes from `RUST_LOG` (default `info`).
-    pub log_format: LogFormat,
+    /// Logging.
+    pub log: LogConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
     /// How upload data is written.
     pub uploads: UploadsConfig,
     /// Garbage collection.
@@ -370,6 +372,52 @@ pub enum AuthMode {
     Token,
 }
 
+/// Logging (`[log]`). The level comes from `RUST_LOG` (default `info`; the access log is the
+/// target `berth::access` at `info`, so `RUST_LOG=info,berth::access=off` silences it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default: human-readable lines) or `json` (one JSON object per line, an event's
+    /// fields at the top level).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Prometheus metrics (`[metrics]`; docs/metrics.md lists them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Record metrics and serve them at `GET /metrics` (Prometheus text format). Default
+    /// `true`; `false`: nothing is recorded and `/metrics` answers 404.
+    pub enabled: bool,
+    /// Serve `/metrics` only on this address (plain HTTP, e.g. `127.0.0.1:9090`, port 0 picks
+    /// a free one) instead of on the main listener, where it then answers 404. Default: on the
+    /// main listener, with its TLS and without authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// How long the per-project storage gauge (`berth_storage_project_bytes`, one usage query
+    /// per project) is reused between scrapes. Default `30s`; `0s` measures on every scrape.
+    #[serde(with = "humantime_serde")]
+    pub storage_refresh: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+            storage_refresh: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -457,7 +505,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./berth-data"),
             database: DatabaseConfig::default(),
-            log_format: LogFormat::Text,
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             uploads: UploadsConfig { direct_io: true },
             gc: GcConfig {
                 interval: Duration::from_secs(3600),
@@ -537,11 +586,14 @@ pub struct Overrides {
 
 /// Top-level keys that may come from `BERTH_*` variables (others, like `BERTH_REQUIRE_ALL`
 /// used by the test suite, are not configuration).
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 16] = [
     "listen",
     "data_dir",
     "database",
+    // Refused with a message naming `[log] format` (see `Config::load`).
     "log_format",
+    "log",
+    "metrics",
     "uploads",
     "gc",
     "cluster",
@@ -574,6 +626,13 @@ impl Config {
                 ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
             }))
             .merge(Serialized::defaults(overrides));
+        // The former top-level key, from the file or BERTH_LOG_FORMAT: refused by name rather
+        // than as an unknown field, so that the message says what replaced it.
+        if figment.find_value("log_format").is_ok() {
+            return Err(Box::new(figment::Error::from(
+                "`log_format` is no longer read: set `[log] format` (BERTH_LOG__FORMAT) instead".to_owned(),
+            )));
+        }
         figment.extract().map_err(Box::new)
     }
 
@@ -764,6 +823,52 @@ mod tests {
             jail.set_env("BERTH_RATE_LIMIT__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]");
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.rate_limit.trusted_proxies, ["127.0.0.1/32"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn log_and_metrics_tables_load_and_the_former_log_key_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log.format, LogFormat::Text);
+            assert!(config.metrics.enabled);
+            assert_eq!(config.metrics.listen, None);
+            assert_eq!(config.metrics.storage_refresh, Duration::from_secs(30));
+            jail.create_file(
+                "berth.toml",
+                "[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9090\"\nstorage_refresh = \"5m\"\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.metrics.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9090))));
+            assert_eq!(config.metrics.storage_refresh, Duration::from_secs(300));
+            jail.set_env("BERTH_METRICS__ENABLED", "false");
+            jail.set_env("BERTH_LOG__FORMAT", "text");
+            let config =
+                Config::load(Some(Path::new("berth.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.metrics.enabled);
+            assert_eq!(config.log.format, LogFormat::Text);
+            jail.create_file("bad.toml", "[metrics]\nlisten = \"not an address\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
+
+            jail.create_file("old.toml", "log_format = \"json\"\n")?;
+            let refused = Config::load(Some(Path::new("old.toml")), &Overrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(refused.contains("[log] format"), "{refused}");
+            jail.set_env("BERTH_LOG_FORMAT", "json");
+            let refused = Config::load(None, &Overrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(refused.contains("BERTH_LOG__FORMAT"), "{refused}");
             Ok(())
         });
     }

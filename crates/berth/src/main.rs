@@ -9,6 +9,7 @@ mod admin;
 mod background;
 mod config;
 mod import;
+mod metrics;
 mod migrate;
 mod stores;
 mod tls;
@@ -66,7 +67,7 @@ enum Command {
     ///
     /// Configuration layers, later ones winning: defaults, the TOML file of --config,
     /// BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, BERTH_DATABASE__URL,
-    /// BERTH_LOG_FORMAT, BERTH_GC__GRACE_PERIOD, …), then these flags.
+    /// BERTH_LOG__FORMAT, BERTH_GC__GRACE_PERIOD, …), then these flags.
     Serve(ServeArgs),
     /// Configuration commands.
     #[command(subcommand)]
@@ -222,7 +223,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = cli.global.load(args.listen)?;
-            init_tracing(config.log_format);
+            init_tracing(config.log.format);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -235,7 +236,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Db(DbCommand::Migrate) => {
             let config = cli.global.load(None)?;
-            init_tracing(config.log_format);
+            init_tracing(config.log.format);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -293,7 +294,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("import-distribution works on the data directory only; drop --server (and BERTH_SERVER)");
             }
             let config = cli.global.load(None)?;
-            init_tracing(config.log_format);
+            init_tracing(config.log.format);
             let options = import::ImportOptions {
                 dry_run: args.dry_run,
                 verify: args.verify,
@@ -347,13 +348,19 @@ fn init_tracing(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // One JSON object per line, an event's fields at its top level (`method`, `status`, …).
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _data_dir_lock = stores::DataDirLock::for_server(&config)?;
     let (blobs, meta) = stores::open(&config).await?;
+    let metrics_handle = config.metrics.enabled.then(metrics::install).transpose()?;
+    let blobs: std::sync::Arc<dyn berth_blob::BlobStore> = match metrics_handle {
+        Some(_) => std::sync::Arc::new(berth_blob::MeteredBlobStore::new(blobs)),
+        None => blobs,
+    };
     let access = match config.auth.mode {
         AuthMode::None => berth_core::AccessMode::Open,
         AuthMode::Basic | AuthMode::Token => berth_core::AccessMode::Enforced,
@@ -390,6 +397,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    let metrics_listener = match (&metrics_handle, config.metrics.listen) {
+        (Some(_), Some(metrics_address)) => Some(
+            tokio::net::TcpListener::bind(metrics_address)
+                .await
+                .with_context(|| format!("binding the metrics listener {metrics_address}"))?,
+        ),
+        _ => None,
+    };
     if !address.ip().is_loopback() && config.auth.mode == AuthMode::None {
         tracing::warn!(
             %address,
@@ -412,6 +427,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let scheme = if tls_config.is_some() { "https" } else { "http" };
         writeln!(stdout, "berth listening on {scheme}://{address}")?;
         stdout.flush()?;
+        if let Some(metrics_listener) = &metrics_listener {
+            let metrics_address = metrics_listener.local_addr()?;
+            tracing::info!(address = %metrics_address, "metrics served at /metrics on their own listener");
+            // Whoever read the first line may have closed stdout since: not an error.
+            let _ = writeln!(stdout, "berth metrics on http://{metrics_address}");
+            let _ = stdout.flush();
+        }
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -426,6 +448,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     let audit = registry.clone();
+    let mut app = berth_http::router(registry.clone(), auth);
+    if let Some(handle) = metrics_handle {
+        let endpoint =
+            berth_http::MetricsEndpoint::new(registry, config.metrics.storage_refresh, move || handle.render());
+        match metrics_listener {
+            // In this order: a merge keeps the fallback (observed) of the router merged in.
+            None => app = berth_http::metrics_router(endpoint).merge(app),
+            Some(metrics_listener) => {
+                let mut stopped = stop_rx.clone();
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let metrics_app = berth_http::metrics_router(endpoint);
+                tokio::spawn(async move {
+                    if let Err(error) = berth_http::serve(metrics_listener, metrics_app, stop).await {
+                        tracing::error!(%error, "the metrics listener failed");
+                    }
+                });
+            }
+        }
+    }
     let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
         match (tls_files, tls_config) {
             (Some(files), Some(tls_config)) => {
@@ -437,11 +480,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     shutdown.await;
                     stopper.graceful_shutdown(None);
                 });
-                let app = berth_http::router(registry, auth).into_make_service_with_connect_info::<SocketAddr>();
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let server = axum_server::from_tcp_rustls(listener.into_std()?, rustls_config)?.handle(handle);
                 Box::pin(server.serve(app))
             }
-            _ => Box::pin(berth_http::serve(listener, registry, auth, shutdown)),
+            _ => Box::pin(berth_http::serve(listener, app, shutdown)),
         };
     let mut stopped = stop_rx;
     let grace_expired = async move {

@@ -211,7 +211,9 @@ impl Management {
             Vec::new()
         } else {
             let deleted_by = format!("retention:{}", operator.actor());
-            let failures = self.carry_out(&plan, &rules, &deleted_by).await?;
+            let carried_out = self.carry_out(&plan, &rules, &deleted_by).await;
+            crate::metrics::record_retention_run(&plan, carried_out.as_deref().ok());
+            let failures = carried_out?;
             self.meta.mark_retention_run(project, at_ms).await?;
             failures
         };

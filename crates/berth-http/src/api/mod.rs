@@ -263,10 +263,16 @@ impl FromRequestParts<ManagementState> for Authenticated {
             return Err(challenge("sign in with a user name and password (HTTP Basic)"));
         };
         let Some((name, password)) = value.to_str().ok().and_then(crate::auth::basic_credentials) else {
+            crate::metrics::auth_failure(crate::metrics::AuthFailure::Malformed);
             return Err(challenge("sign in with a user name and password (HTTP Basic)"));
         };
         match crate::auth::login(app, address, &name, &password).await? {
-            Some(Caller::User(user)) => Ok(Authenticated(Operator::user(user, address))),
+            Some(Caller::User(user)) => {
+                if let Some(facts) = crate::access_log::RequestFacts::of(&parts.extensions) {
+                    facts.set_user(|| Some(user.name.to_string()));
+                }
+                Ok(Authenticated(Operator::user(user, address)))
+            }
             Some(_) => Err(Failure(failure(
                 StatusCode::FORBIDDEN,
                 "DENIED",

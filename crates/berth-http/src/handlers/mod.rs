@@ -14,10 +14,12 @@ use berth_oci::{Endpoint, Method};
 use futures::TryStreamExt;
 
 use crate::AppState;
+use crate::access_log::RequestFacts;
 use crate::auth::{self, Authorized};
 use crate::drain;
 use crate::error::ApiError;
 use crate::headers;
+use crate::metrics::UNMATCHED;
 
 /// The result of a handler.
 type ApiResult = Result<Response, ApiError>;
@@ -26,6 +28,17 @@ type ApiResult = Result<Response, ApiError>;
 pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let method = Method::from_name(request.method().as_str());
     let endpoint = Endpoint::parse(method, request.uri().path(), request.uri().query());
+    if let Some(facts) = RequestFacts::of(request.extensions()) {
+        match &endpoint {
+            Ok(endpoint) => {
+                facts.set_route(endpoint.route_template());
+                if let Some(repository) = endpoint.repository() {
+                    facts.set_repository(repository);
+                }
+            }
+            Err(_) => facts.set_route(Endpoint::route_template_of_path(request.uri().path()).unwrap_or(UNMATCHED)),
+        }
+    }
     let (request, leftover) = drain::track(request);
     let result = match endpoint {
         Err(error) => {
@@ -50,6 +63,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> ApiResult {
     let address = client_address(&request);
     let caller = auth::authenticate(state, request.headers(), address).await?;
+    if let Some(facts) = RequestFacts::of(request.extensions()) {
+        facts.set_user(|| caller.name());
+    }
     // Built only when recorded: manifest GETs are the hottest path with open access.
     let audited = if state.registry.audit_enabled() {
         audited_action(&endpoint)

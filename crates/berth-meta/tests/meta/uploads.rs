@@ -274,3 +274,17 @@ engine_tests! {
         Ok(())
     }
 }
+
+engine_tests! {
+    async fn open_sessions_are_counted(t) {
+        assert_eq!(t.store.count_uploads().await?, 0);
+        let (app, other) = (repo("app"), repo("other"));
+        let first = session(&app, 0, 1000);
+        t.store.create_upload(&first).await?;
+        t.store.create_upload(&session(&other, 0, 1000)).await?;
+        assert_eq!(t.store.count_uploads().await?, 2);
+        t.store.delete_upload(&first.id).await?;
+        assert_eq!(t.store.count_uploads().await?, 1);
+        Ok(())
+    }
+}
