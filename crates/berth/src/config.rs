@@ -49,7 +49,6 @@ pub struct Config {
     pub statistics: StatisticsConfig,
 }
 
-
 /// Pull rate limits (`[rate_limit]`; docs/rate-limits.md). A pull is a manifest `GET`; limits
 /// are `COUNT/DURATION` per fixed window (`100/6h`, `5000/1d`, `10/30s`) or `unlimited`.
 /// Overrides per project and per account are set with `berth rate-limit` or the management
@@ -92,7 +91,6 @@ impl RateLimitConfig {
             authenticated: self.authenticated_pulls,
             trusted_proxies,
         })
-
     }
 }
 

@@ -27,8 +27,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::admin::{
     AdminCommand, AuditCommand, OutputFormat, PolicyCommand, ProjectCommand, RateLimitCommand, RepoCommand,
-    RetentionCommand,
-    RobotCommand, TagCommand, TokenCommand, UserCommand, WebhookCommand,
+    RetentionCommand, RobotCommand, TagCommand, TokenCommand, UserCommand, WebhookCommand,
 };
 use crate::config::{AuthMode, Config, LogFormat, Overrides};
 
