@@ -215,10 +215,8 @@ async fn prometheus_tools_accept_the_shipped_configuration_and_a_real_server_scr
     assert_eq!(targets, 3, "docs/observing/prometheus.yml lists three replicas");
     std::fs::write(dir.path().join("prometheus.yml"), &config).expect("write config");
     std::fs::write(dir.path().join("berth-alerts.yml"), &alerts).expect("write rules");
-    run_ok(&mut cmd("promtool", ["check", "rules"]).arg(dir.path().join("berth-alerts.yml")))
-        .expect("promtool check rules");
-    run_ok(&mut cmd("promtool", ["check", "config"]).arg(dir.path().join("prometheus.yml")))
-        .expect("promtool check config");
+    run_ok(cmd("promtool", ["check", "rules"]).arg(dir.path().join("berth-alerts.yml"))).expect("promtool check rules");
+    run_ok(cmd("promtool", ["check", "config"]).arg(dir.path().join("prometheus.yml"))).expect("promtool check config");
 
     // 4. A real Prometheus scrapes Berth: the pull counter arrives exactly.
     let port = free_port();
