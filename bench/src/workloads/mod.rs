@@ -50,7 +50,8 @@ pub const WORKLOADS: &[&str] = &[
 /// populates 10,000 images and 100,000 blobs per server (several minutes, a few GiB of disk);
 /// the scale-out ones start servers of their own: `catalog_100k_pg` (Berth on PostgreSQL,
 /// 100,000 repositories), `push_1g_s3` (both on an S3 server; about 13 GiB of disk) and
-/// `pull_path_features` (two more Berth servers: pull statistics and rate limiting off and on).
+/// `pull_path_features` (four more Berth servers: pull statistics and rate limiting off and on,
+/// on SQLite and on PostgreSQL).
 pub const OPT_IN: &[&str] = &["gc", "catalog_100k_pg", "push_1g_s3", "pull_path_features"];
 
 /// Sizes, counts and durations: the full run, or scaled down by `--quick`.

@@ -1,23 +1,28 @@
 //! pull_path_features (opt-in): what pull statistics and rate limiting cost on the pull path.
 //!
-//! A pull is a manifest `GET` by tag (the request Docker Hub counts and limits). Two extra Berth
-//! servers are started beside the run's registry:2, both on SQLite, differing only in
+//! A pull is a manifest `GET` by tag (the request Docker Hub counts and limits). Extra Berth
+//! servers are started beside the run's registry:2, first two on SQLite, differing only in
 //! configuration:
 //! - **off**: `[statistics] enabled = false`, no `[rate_limit]`: nothing is counted;
 //! - **on**: `[statistics] enabled = true` (every pull counted, flushed in batches) and
 //!   `[rate_limit] anonymous_pulls = "1000000000/6h"` (every pull checked and counted against
 //!   the anonymous client's budget, never refused).
 //!
-//! Each gets the same base image; then R, off, on, three times: 64 connections `GET` the
-//! manifest by tag for 10 s after 1.5 s warm-up (the load of `manifest_get_tag`). Figures:
-//! `pull_path_off` and `pull_path_on` (each against registry:2 in the same rounds), and the
-//! on ÷ off ratio in their notes. Afterwards the run checks that the "on" server did count:
-//! `RateLimit-Remaining` is on its responses and its repository pull count (management API)
+//! The same pair runs again on PostgreSQL (`off_pg`, `on_pg`: a throwaway cluster, one database
+//! each), where a rate-limited pull is one counting statement in the database (so that the
+//! limit holds across replicas).
+//!
+//! Each gets the same base image; then R, off, on, off_pg, on_pg, three times: 64 connections
+//! `GET` the manifest by tag for 10 s after 1.5 s warm-up (the load of `manifest_get_tag`).
+//! Figures: `pull_path_<variant>` (each against registry:2 in the same rounds), with the on ÷ off
+//! ratio in their notes. Afterwards the run checks that the "on" servers did count:
+//! `RateLimit-Remaining` is on their responses and their repository pull count (management API)
 //! is at least the number of successful measured `GET`s.
 
 use anyhow::{Context, Result, ensure};
 use http::{HeaderValue, Method};
 
+use super::scale_catalog::Postgres;
 use super::{Ctx, idx};
 use crate::client::{self, MANIFEST_ACCEPT};
 use crate::content::{Blob, Rng};
@@ -38,7 +43,7 @@ struct Variant {
     env: Vec<(String, String)>,
 }
 
-fn variants() -> [Variant; 2] {
+fn variants(postgres: [&str; 2]) -> [Variant; 4] {
     let env = |pairs: &[(&str, &str)]| {
         pairs
             .iter()
@@ -55,6 +60,21 @@ fn variants() -> [Variant; 2] {
             env: env(&[
                 ("BERTH_STATISTICS__ENABLED", "true"),
                 ("BERTH_RATE_LIMIT__ANONYMOUS_PULLS", HUGE_LIMIT),
+            ]),
+        },
+        Variant {
+            label: "off_pg",
+            env: env(&[
+                ("BERTH_STATISTICS__ENABLED", "false"),
+                ("BERTH_DATABASE__URL", postgres[0]),
+            ]),
+        },
+        Variant {
+            label: "on_pg",
+            env: env(&[
+                ("BERTH_STATISTICS__ENABLED", "true"),
+                ("BERTH_RATE_LIMIT__ANONYMOUS_PULLS", HUGE_LIMIT),
+                ("BERTH_DATABASE__URL", postgres[1]),
             ]),
         },
     ]
@@ -137,8 +157,11 @@ async fn repository_pull_count(ctx: &Ctx, server: &Server) -> Result<u64> {
 /// The workload (see the module documentation).
 pub async fn pull_path_features(ctx: &mut Ctx) -> Result<Vec<Figure>> {
     let work = ctx.work_dir.join("pull-features");
+    let pg_dir = std::env::temp_dir().join(format!("berth-bench-pulls-pg-{}", std::process::id()));
+    let pg = tokio::task::spawn_blocking(move || Postgres::start(&pg_dir)).await??;
+    let urls = [pg.create_database("pulls_off")?, pg.create_database("pulls_on")?];
     let mut servers = Vec::new();
-    for variant in variants() {
+    for variant in variants([&urls[0], &urls[1]]) {
         let setup = Setup {
             berth_env: variant.env.clone(),
             registry_storage: None,
@@ -161,14 +184,15 @@ pub async fn pull_path_features(ctx: &mut Ctx) -> Result<Vec<Figure>> {
     for (_, server) in &servers {
         lens.push(push_image(ctx, server, &mut rng).await?.len());
     }
-    // The "on" server must really count and limit: its responses carry the budget.
-    let (_, on) = &servers[1];
-    let url = on.url(&format!("/v2/{REPO}/manifests/{TAG}"))?;
-    let (headers, _) = client::get_ok(&ctx.client, Method::GET, url, Some(MANIFEST_ACCEPT)).await?;
-    ensure!(
-        headers.contains_key("ratelimit-remaining"),
-        "the rate-limited server sent no RateLimit-Remaining header: {headers:?}"
-    );
+    // The "on" servers must really count and limit: their responses carry the budget.
+    for (label, server) in servers.iter().filter(|(l, _)| l.starts_with("on")) {
+        let url = server.url(&format!("/v2/{REPO}/manifests/{TAG}"))?;
+        let (headers, _) = client::get_ok(&ctx.client, Method::GET, url, Some(MANIFEST_ACCEPT)).await?;
+        ensure!(
+            headers.contains_key("ratelimit-remaining"),
+            "{label}: the rate-limited server sent no RateLimit-Remaining header: {headers:?}"
+        );
+    }
 
     let all: Vec<&Server> = std::iter::once(registry)
         .chain(servers.iter().map(|(_, s)| s))
@@ -188,13 +212,15 @@ pub async fn pull_path_features(ctx: &mut Ctx) -> Result<Vec<Figure>> {
     }
     // Counting is batched: wait for the last flush, then the count must cover every pull.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let counted = repository_pull_count(ctx, on).await?;
-    let measured_ok: u64 = results[2].iter().map(|r| r.ok).sum();
-    ensure!(
-        counted >= measured_ok,
-        "the statistics server counted {counted} pulls, fewer than the {measured_ok} measured GETs"
-    );
-    eprintln!("    on: {counted} pulls counted (≥ {measured_ok} measured GETs)");
+    for (i, (label, server)) in servers.iter().enumerate().filter(|(_, (l, _))| l.starts_with("on")) {
+        let counted = repository_pull_count(ctx, server).await?;
+        let measured_ok: u64 = results[i + 1].iter().map(|r| r.ok).sum();
+        ensure!(
+            counted >= measured_ok,
+            "{label}: the statistics server counted {counted} pulls, fewer than the {measured_ok} measured GETs"
+        );
+        eprintln!("    {label}: {counted} pulls counted (≥ {measured_ok} measured GETs)");
+    }
 
     let rate = |i: usize| results[i].iter().map(LoadResult::rate).collect::<Vec<_>>();
     let cpu = |i: usize| {
@@ -204,30 +230,37 @@ pub async fn pull_path_features(ctx: &mut Ctx) -> Result<Vec<Figure>> {
             .collect::<Vec<_>>()
     };
     let p99 = |i: usize| results[i].iter().map(|r| r.latency.p99_us / 1e3).collect::<Vec<_>>();
-    let on_off = match (median(&rate(2)), median(&rate(1))) {
+    // Berth variants are at results[1..]: off, on, off_pg, on_pg.
+    let on_off = |off: usize, on: usize| match (median(&rate(on)), median(&rate(off))) {
         (Some(on), Some(off)) if off > 0.0 => on / off,
         _ => f64::NAN,
     };
+    let ratios = [on_off(1, 2), on_off(3, 4)];
     let errors: u64 = results.iter().flatten().map(|r| r.errors).sum();
     let mut figures = Vec::new();
     for (i, (label, _)) in servers.iter().enumerate() {
         let berth = i + 1;
+        let database = if label.ends_with("_pg") { "PostgreSQL" } else { "SQLite" };
         let f = Figure::new(&format!("pull_path_{label}"), "req/s", Better::Higher, rate(0), rate(berth))
             .with_cpu("CPU-µs/request", &cpu(0), &cpu(berth))
             .condition("no failed requests", errors == 0)
             .note(format!(
-                "manifest GET by tag, {} connections, {} s after {} s warm-up, R/off/on × {}; statistics and rate limiting {label}",
+                "manifest GET by tag, {} connections, {} s after {} s warm-up, R/off/on/off_pg/on_pg × {}; Berth on {database}, statistics and rate limiting {}",
                 ctx.scale.load_connections,
                 ctx.scale.load_duration.as_secs_f64(),
                 ctx.scale.load_warmup.as_secs_f64(),
-                ctx.scale.reps
+                ctx.scale.reps,
+                if label.starts_with("on") { "on" } else { "off" }
             ))
             .note(format!(
                 "p99 ms: registry:2 {}, Berth {}",
                 median(&p99(0)).map_or("n/a".into(), fmt_num),
                 median(&p99(berth)).map_or("n/a".into(), fmt_num)
             ))
-            .note(format!("Berth on ÷ off throughput: {}", fmt_num(on_off)));
+            .note(format!(
+                "Berth on ÷ off throughput ({database}): {}",
+                fmt_num(ratios[usize::from(database == "PostgreSQL")])
+            ));
         figures.push(f);
     }
     for (label, server) in servers {

@@ -85,6 +85,20 @@ impl Postgres {
         })
     }
 
+    /// Creates database `name` on this server and returns its URL.
+    pub fn create_database(&self, name: &str) -> Result<String> {
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            run(Command::new(format!("{PG_BIN}/psql"))
+                .args([&self.url, "-v", "ON_ERROR_STOP=1", "-qc"])
+                .arg(statement))?;
+        }
+        let base = self.url.rsplit_once('/').map_or(self.url.as_str(), |(base, _)| base);
+        Ok(format!("{base}/{name}"))
+    }
+
     /// The server's version string (`SHOW server_version`), if psql can tell.
     pub fn version(&self) -> String {
         let out = Command::new(format!("{PG_BIN}/psql"))
