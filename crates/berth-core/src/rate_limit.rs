@@ -83,9 +83,13 @@ pub struct PullLimitError {
     reason: &'static str,
 }
 
+/// The largest count of a limit: the database stores counts as signed 64-bit integers.
+pub const MAX_PULLS: u64 = i64::MAX as u64;
+
 impl PullLimit {
     /// Parses `COUNT/DURATION` or `unlimited` (surrounding spaces ignored). Errors: a count
-    /// that is not a whole number of at least 1, a duration that humantime does not read or
+    /// that is not a whole number from 1 to [`MAX_PULLS`] (the largest count the database
+    /// stores), a duration that humantime does not read or
     /// that is not a whole number of seconds from 1 s to 366 days.
     pub fn parse(text: &str) -> Result<PullLimit, PullLimitError> {
         let error = |reason| PullLimitError {
@@ -97,10 +101,14 @@ impl PullLimit {
             return Ok(PullLimit::Unlimited);
         }
         let (count, duration) = trimmed.split_once('/').ok_or_else(|| error("no '/'"))?;
-        let pulls: u64 = count
-            .trim()
-            .parse()
-            .map_err(|_| error("the count is not a whole number"))?;
+        let count = count.trim();
+        if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) && count.parse::<u64>().is_err() {
+            return Err(error("the count is too large (at most 9223372036854775807)"));
+        }
+        let pulls: u64 = count.parse().map_err(|_| error("the count is not a whole number"))?;
+        if pulls > MAX_PULLS {
+            return Err(error("the count is too large (at most 9223372036854775807)"));
+        }
         if pulls == 0 {
             return Err(error(
                 "the count must be at least 1 (refuse pulls with access rules instead)",
@@ -785,5 +793,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn counts_beyond_what_the_database_stores_are_refused() {
+        assert_eq!(
+            PullLimit::parse("9223372036854775807/1h")
+                .ok()
+                .and_then(PullLimit::as_pair),
+            Some((MAX_PULLS, 3600))
+        );
+        for text in [
+            "9223372036854775808/1h",
+            "18446744073709551615/1s",
+            "99999999999999999999/1h",
+        ] {
+            let refused = PullLimit::parse(text).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("too large"), "{text}: {refused}");
+        }
     }
 }

@@ -256,10 +256,16 @@ impl MetaStore {
             .write(Durability::Durable, move |conn| {
                 Box::pin(async move {
                     let deleted = sqlx::query("DELETE FROM robots WHERE name = $1")
-                        .bind(login)
+                        .bind(login.as_str())
                         .execute(&mut *conn)
                         .await?
                         .rows_affected();
+                    // An account's rate-limit override goes with it (a new account of the
+                    // same name starts from the class default).
+                    sqlx::query("DELETE FROM rate_limit_overrides WHERE scope = 'account' AND name = $1")
+                        .bind(login.as_str())
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(deleted == 1)
                 })
             })

@@ -207,6 +207,12 @@ impl MetaStore {
                         .execute(&mut *conn)
                         .await?
                         .rows_affected();
+                    // An account's rate-limit override goes with it (a new account of the
+                    // same name starts from the class default).
+                    sqlx::query("DELETE FROM rate_limit_overrides WHERE scope = 'account' AND name = $1")
+                        .bind(name.as_str())
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(deleted == 1)
                 })
             })

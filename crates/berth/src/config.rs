@@ -620,6 +620,11 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("BERTH_").split("__").filter(|key| {
                 // The key keeps the variable's case here (figment lowercases it later).
+                // `BERTH_SERVER` alone is the management commands' `--server URL`, not the
+                // `[server]` table (whose keys come as `BERTH_SERVER__…`).
+                if key.as_str().eq_ignore_ascii_case("server") {
+                    return false;
+                }
                 let top = key.as_str().split('.').next().unwrap_or("");
                 ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
             }))
@@ -867,6 +872,24 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(refused.contains("BERTH_LOG__FORMAT"), "{refused}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure signature is fixed by figment"
+    )]
+    fn the_management_commands_server_variable_is_not_the_server_table() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BERTH_SERVER", "http://127.0.0.1:5999");
+            jail.set_env("BERTH_SERVER__PUBLIC_URL", "https://registry.example.com");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.server.public_url.as_deref(),
+                Some("https://registry.example.com")
+            );
             Ok(())
         });
     }

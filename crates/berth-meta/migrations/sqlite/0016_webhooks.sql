@@ -1,7 +1,9 @@
+-- Ids are AUTOINCREMENT: ids are never reused (receivers deduplicate by X-Berth-Delivery,
+-- and a removed webhook's id must not name a new one), as PostgreSQL's identity columns.
 -- Webhooks: per project, URLs that Berth POSTs a JSON payload to on push, pull and delete
 -- events, signed with HMAC-SHA256 of `secret` (NULL: unsigned).
 CREATE TABLE webhooks (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id  BIGINT  NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     url         TEXT    NOT NULL,
     events      TEXT    NOT NULL,   -- the event types, comma-separated: 'push,pull,delete'
@@ -17,7 +19,7 @@ CREATE INDEX webhooks_project ON webhooks (project_id);
 -- exact body sent. A replica claims a due row by setting `claimed_until` (unix ms); a claim
 -- that was never resolved (the replica died) lapses then.
 CREATE TABLE webhook_deliveries (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     webhook_id        BIGINT  NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     event             TEXT    NOT NULL,   -- push, pull, delete
     payload           TEXT    NOT NULL,

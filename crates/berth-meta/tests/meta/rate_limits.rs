@@ -82,3 +82,30 @@ engine_tests! {
         Ok(())
     }
 }
+
+engine_tests! {
+    async fn an_accounts_override_goes_with_the_account(t) {
+        let bob = berth_auth::AccountName::parse("bob")?;
+        t.store
+            .create_user(&berth_meta::NewUser {
+                name: bob.clone(),
+                password_hash: "hash-of-bob".to_owned(),
+                admin: false,
+            })
+            .await?;
+        t.store.set_rate_limit_override(RateLimitScope::Account, "bob", None).await?;
+        t.store
+            .set_rate_limit_override(RateLimitScope::Project, "bob", Some((5, 60)))
+            .await?;
+        assert!(t.store.delete_user(&bob).await?);
+        let left: Vec<(RateLimitScope, String)> = t
+            .store
+            .rate_limit_overrides()
+            .await?
+            .into_iter()
+            .map(|o| (o.scope, o.name))
+            .collect();
+        assert_eq!(left, [(RateLimitScope::Project, "bob".to_owned())], "a project's override stays");
+        Ok(())
+    }
+}
