@@ -2,8 +2,9 @@
 //! `prometheus` package): `promtool check metrics` parses and lints a live `/metrics` scrape,
 //! `promtool check config` and `check rules` accept docs/observing/prometheus.yml and
 //! berth-alerts.yml, every metric the Grafana dashboard and the alert rules query is one Berth
-//! documents in docs/metrics.md (and the ones this scenario exercises are in the scrape), and a
-//! real Prometheus server scraping Berth answers a query with the exact pull count.
+//! documents in docs/metrics.md (and the ones this scenario exercises are in the scrape), a
+//! real Prometheus server scraping Berth answers a query with the exact pull count, and it
+//! accepts every query of the dashboard and of the alert rules.
 //!
 //! Needs promtool and prometheus; skips loudly without them, or fails under
 //! `BERTH_REQUIRE_ALL=1` (as CI runs).
@@ -259,5 +260,43 @@ async fn prometheus_tools_accept_the_shipped_configuration_and_a_real_server_scr
         "Prometheus never answered 3 pulls for {query}; last answer: {}",
         last.lock().expect("lock")
     );
+
+    // 5. Every query of the dashboard and the alert rules is valid PromQL for this server.
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let mut expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(expressions.len() >= 15, "the dashboard has its panels: {expressions:?}");
+    // (The multi-line rule is parsed by `promtool check rules` above.)
+    expressions.extend(
+        alerts
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("expr: "))
+            .filter(|expr| *expr != "|")
+            .map(str::to_owned),
+    );
+    for expression in expressions {
+        let expression = expression.replace("$__rate_interval", "1m").replace("$instance", ".*");
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/query?{}",
+            prometheus.port,
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("query", &expression)
+                .finish()
+        );
+        let body: serde_json::Value = client
+            .get(&url)
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(body["status"], "success", "Prometheus refused {expression}: {body}");
+    }
     drop(h);
 }
