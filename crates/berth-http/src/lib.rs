@@ -72,6 +72,7 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
         .merge(management)
         .layer(
             tower::ServiceBuilder::new()
+                .layer(tower::util::MapRequestLayer::new(drop_unusable_request_id))
                 .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
                 .layer(metrics::ObserveLayer)
                 .layer(
@@ -95,6 +96,34 @@ pub fn router(registry: Registry, auth: AuthSettings) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// The longest client-supplied `X-Request-Id` kept, in bytes.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// Removes a client's `X-Request-Id` that is empty, longer than [`MAX_CLIENT_REQUEST_ID`],
+/// repeated, or holds anything but ASCII letters, digits and `-_.:/+=@`, so that a generated id
+/// replaces it: request ids go into log lines (where spaces or quotes could forge fields), the
+/// response and webhook payloads.
+fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let headers = request.headers_mut();
+    let mut values = headers.get_all("x-request-id").iter();
+    let usable = match (values.next(), values.next()) {
+        (Some(value), None) => {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_CLIENT_REQUEST_ID
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
+        }
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// Makes request ids `<random 8 hex digits per process>-<counter>` (e.g. `5f3a9c1e-42`): unique

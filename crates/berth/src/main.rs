@@ -230,6 +230,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check(args)) => {
             let config = cli.global.load(args.listen)?;
+            // What `serve` refuses, `config check` refuses too.
+            config.rate_limit.settings()?;
             print!("{}", toml::to_string_pretty(&config.redacted())?);
             Ok(())
         }

@@ -31,6 +31,21 @@ async fn base_endpoint_is_200_with_the_api_version_header() {
     assert!(h.get("/v2/").await.header("x-request-id").is_some());
     let echoed = send(h.rb(Method::GET, "/v2/").header("x-request-id", "abc-123")).await;
     echoed.expect_header("x-request-id", "abc-123");
+    // A client's id that could forge log fields, or is too long, is replaced by a generated one.
+    let long = "a".repeat(129);
+    for unusable in ["x y \"quoted\" status=200", long.as_str(), ""] {
+        let resp = send(h.rb(Method::GET, "/v2/").header("x-request-id", unusable)).await;
+        let id = resp.require_header("x-request-id");
+        assert_ne!(id, unusable);
+        assert!(!id.is_empty() && id.len() <= 32, "a generated id: {id:?}");
+    }
+    let repeated = send(
+        h.rb(Method::GET, "/v2/")
+            .header("x-request-id", "one")
+            .header("x-request-id", "two"),
+    )
+    .await;
+    assert!(!["one", "two"].contains(&repeated.require_header("x-request-id")));
 }
 
 #[tokio::test]

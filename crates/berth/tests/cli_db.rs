@@ -96,3 +96,22 @@ fn config_check_shows_the_database_without_its_password() {
         "the error names the new variable"
     );
 }
+
+#[test]
+fn config_check_refuses_a_trusted_proxy_that_serve_would_refuse() {
+    let bad = berth(
+        &["config", "check"],
+        &[("BERTH_RATE_LIMIT__TRUSTED_PROXIES", "[\"10.0.0.0/33\"]")],
+    );
+    assert!(!bad.status.success(), "an impossible network must not pass the check");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("trusted_proxies"),
+        "the error names the key: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let good = stdout_of(
+        &["config", "check"],
+        &[("BERTH_RATE_LIMIT__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")],
+    );
+    assert!(good.contains("10.0.0.0/8"), "{good}");
+}
