@@ -199,6 +199,63 @@ fn bare_media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
+/// One entry of an image index (or Docker manifest list) that names a platform
+/// (image-spec `image-index.md`, `manifests[].platform`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPlatform {
+    /// `platform.os` (`linux`; empty when absent).
+    pub os: String,
+    /// `platform.architecture` (`amd64`, `arm64`; empty when absent).
+    pub architecture: String,
+    /// `platform.variant` (`v8`), if given.
+    pub variant: Option<String>,
+    /// The entry's manifest.
+    pub digest: Digest,
+}
+
+#[derive(Deserialize)]
+struct RawIndex {
+    #[serde(default)]
+    manifests: Vec<RawIndexEntry>,
+}
+
+#[derive(Deserialize)]
+struct RawIndexEntry {
+    digest: String,
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize)]
+struct RawPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+}
+
+/// The platforms an index lists, in its order, with their manifests' digests. Entries without a
+/// `platform` or whose digest does not parse are left out; a body that is not an index's JSON
+/// gives none (the manifest was checked when pushed).
+pub fn index_platforms(body: &[u8]) -> Vec<IndexPlatform> {
+    let Ok(index) = serde_json::from_slice::<RawIndex>(body) else {
+        return Vec::new();
+    };
+    index
+        .manifests
+        .into_iter()
+        .filter_map(|entry| {
+            let platform = entry.platform?;
+            Some(IndexPlatform {
+                os: platform.os,
+                architecture: platform.architecture,
+                variant: platform.variant,
+                digest: Digest::parse(&entry.digest).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// Inspects a manifest pushed with `content_type` (the PUT's `Content-Type`, if any).
 ///
 /// The media type is the `Content-Type` when it names a manifest type; when it is absent or
@@ -475,5 +532,33 @@ mod tests {
             let _ = inspect_manifest(None, &body);
             let _ = inspect_manifest(Some(OCI_IMAGE_INDEX), &body);
         }
+    }
+
+    #[test]
+    fn platforms_of_an_index_in_its_order() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+                {{"mediaType":"m","digest":"{a}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
+                {{"mediaType":"m","digest":"{b}","size":1}},
+                {{"mediaType":"m","digest":"not a digest","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
+                {{"mediaType":"m","digest":"{b}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
+        let platforms = index_platforms(index.as_bytes());
+        assert_eq!(platforms.len(), 2);
+        assert_eq!(
+            (
+                platforms[0].architecture.as_str(),
+                platforms[0].variant.as_deref(),
+                platforms[0].digest.as_str()
+            ),
+            ("arm64", Some("v8"), a.as_str())
+        );
+        assert_eq!(
+            (platforms[1].architecture.as_str(), platforms[1].digest.as_str()),
+            ("amd64", b.as_str())
+        );
+        assert!(index_platforms(b"not json").is_empty());
     }
 }

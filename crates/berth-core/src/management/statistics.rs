@@ -10,9 +10,8 @@ use std::collections::BTreeSet;
 
 use berth_auth::{ProjectName, project_of};
 use berth_meta::{MetaError, RepositoryScope, RepositoryStatisticsRecord, StatisticsOrder, TagStatisticsRecord};
-use berth_oci::manifest::{DOCKER_MANIFEST_LIST, OCI_IMAGE_INDEX};
+use berth_oci::manifest::{DOCKER_MANIFEST_LIST, IndexPlatform, OCI_IMAGE_INDEX, index_platforms};
 use berth_types::{Digest, RepositoryName};
-use serde::Deserialize;
 
 use super::{Management, ManagementError, Operator};
 use crate::Page;
@@ -44,45 +43,6 @@ pub struct PlatformImage {
     pub digest: Digest,
     /// Its image size in bytes (config and layers), if known.
     pub image_size: Option<u64>,
-}
-
-/// The parts of an image index (or Docker manifest list) read here.
-#[derive(Deserialize)]
-struct IndexDocument {
-    #[serde(default)]
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(Deserialize)]
-struct IndexEntry {
-    digest: String,
-    platform: Option<PlatformDocument>,
-}
-
-#[derive(Deserialize)]
-struct PlatformDocument {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    variant: Option<String>,
-}
-
-/// The platforms an index lists, with their manifests' digests (entries whose digest does not
-/// parse or that name no platform are skipped).
-fn index_platforms(content: &[u8]) -> Vec<(String, String, Option<String>, Digest)> {
-    let Ok(index) = serde_json::from_slice::<IndexDocument>(content) else {
-        return Vec::new();
-    };
-    index
-        .manifests
-        .into_iter()
-        .filter_map(|entry| {
-            let platform = entry.platform?;
-            let digest = Digest::parse(&entry.digest).ok()?;
-            Some((platform.os, platform.architecture, platform.variant, digest))
-        })
-        .collect()
 }
 
 /// Errors of a statistics read: a page marker that names nothing is bad input.
@@ -178,7 +138,13 @@ impl Management {
             if matches!(record.media_type.as_str(), OCI_IMAGE_INDEX | DOCKER_MANIFEST_LIST)
                 && let Some(index) = self.meta.get_manifest(repository, &record.digest).await?
             {
-                for (os, architecture, variant, digest) in index_platforms(&index.content) {
+                for IndexPlatform {
+                    os,
+                    architecture,
+                    variant,
+                    digest,
+                } in index_platforms(&index.content)
+                {
                     children.insert(digest.clone());
                     platforms.push(PlatformImage {
                         os,
@@ -202,38 +168,5 @@ impl Management {
             items: tags,
             more: records.more,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platforms_of_an_index_in_its_order() {
-        let a = format!("sha256:{}", "a".repeat(64));
-        let b = format!("sha256:{}", "b".repeat(64));
-        let index = format!(
-            r#"{{"schemaVersion":2,"manifests":[
-                {{"mediaType":"m","digest":"{a}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
-                {{"mediaType":"m","digest":"{b}","size":1}},
-                {{"mediaType":"m","digest":"not a digest","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
-                {{"mediaType":"m","digest":"{b}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
-        );
-        let platforms = index_platforms(index.as_bytes());
-        assert_eq!(platforms.len(), 2);
-        assert_eq!(
-            (
-                platforms[0].1.as_str(),
-                platforms[0].2.as_deref(),
-                platforms[0].3.as_str()
-            ),
-            ("arm64", Some("v8"), a.as_str())
-        );
-        assert_eq!(
-            (platforms[1].1.as_str(), platforms[1].3.as_str()),
-            ("amd64", b.as_str())
-        );
-        assert!(index_platforms(b"not json").is_empty());
     }
 }
