@@ -88,6 +88,12 @@ pub(crate) fn auth_failure(reason: AuthFailure) {
     metrics::counter!(AUTH_FAILURES_TOTAL, "reason" => reason.label()).increment(1);
 }
 
+/// Counts a pull refused by a rate limit of `class` (`anonymous`, `authenticated`, `project`,
+/// `account`).
+pub(crate) fn rate_limit_refusal(class: &'static str) {
+    metrics::counter!(RATE_LIMIT_REFUSALS_TOTAL, "class" => class).increment(1);
+}
+
 /// Registers the descriptions of this crate's metrics with the installed recorder, and the
 /// authentication failure counters at zero (call once, after installing the recorder).
 pub fn describe() {

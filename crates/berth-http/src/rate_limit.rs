@@ -88,7 +88,7 @@ pub(crate) async fn check_pull(
         PullDecision::Unlimited => Ok(None),
         PullDecision::Allowed(quota) => Ok(Some(quota)),
         PullDecision::Refused(quota) => {
-            metrics::counter!("berth_rate_limit_refusals_total", "class" => quota.class.as_str()).increment(1);
+            crate::metrics::rate_limit_refusal(quota.class.as_str());
             tracing::info!(
                 class = quota.class.as_str(),
                 client = address.map(|address| address.to_string()).unwrap_or_default(),
