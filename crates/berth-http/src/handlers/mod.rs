@@ -74,8 +74,17 @@ async fn authorized(state: &AppState, endpoint: Endpoint, request: Request) -> A
     };
     let (result, denied) = match auth::authorize(state, request.headers(), &caller, endpoint).await {
         Ok(Authorized::Proceed(endpoint)) => {
-            // Webhook payloads name the request that caused them.
-            let request_id = header(request.headers(), "x-request-id").map(std::sync::Arc::<str>::from);
+            // Webhook payloads name the request that caused them; only manifest requests cause
+            // events, so blob and upload requests skip this.
+            let causes_events = matches!(
+                endpoint,
+                Endpoint::GetManifest { head: false, .. }
+                    | Endpoint::PutManifest { .. }
+                    | Endpoint::DeleteManifest { .. }
+            );
+            let request_id = causes_events
+                .then(|| header(request.headers(), "x-request-id").map(std::sync::Arc::<str>::from))
+                .flatten();
             let handled = handle(state, &caller, endpoint, request);
             (berth_core::with_request_id(request_id, handled).await, false)
         }
